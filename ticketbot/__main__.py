@@ -1,0 +1,3 @@
+from ticketbot.cli import main
+
+raise SystemExit(main())

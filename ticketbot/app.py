@@ -1,0 +1,163 @@
+"""All wiring in one place: build_application() and serve().
+
+serve() is how production, the demo and the tests run the bot: initialize, post_init, long
+polling, then the reverse on stop. Nothing else starts the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    SimpleUpdateProcessor,
+    TypeHandler,
+    filters,
+)
+
+from ticketbot import handlers
+from ticketbot.config import Config
+from ticketbot.office import Clock, Office, now_utc
+from ticketbot.repository import Repository
+from ticketbot.texts import Texts
+
+log = logging.getLogger(__name__)
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+TICKET_CAPTION = r"^/tiket(@\w+)?(\s|$)"
+
+
+class TrackedUpdates(SimpleUpdateProcessor):
+    """Processes updates concurrently (taps on phones race for real) and lets a caller wait
+    until a given update has been handled: the demo and the tests use that instead of
+    sleeping."""
+
+    def __init__(self, max_concurrent_updates: int = 16) -> None:
+        super().__init__(max_concurrent_updates)
+        self.handled: set[int] = set()
+        self._changed: asyncio.Condition | None = None
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        try:
+            await coroutine
+        finally:
+            if isinstance(update, Update):
+                if self._changed is None:
+                    self._changed = asyncio.Condition()
+                async with self._changed:
+                    self.handled.add(update.update_id)
+                    self._changed.notify_all()
+
+    async def wait_handled(self, update_id: int, timeout: float = 10) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: update_id in self.handled)
+
+
+def build_application(config: Config, *, clock: Clock = now_utc) -> Application:  # type: ignore[type-arg]
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        repo = await Repository.open(config.database_path)
+        office = Office(config, repo, Texts(config.office.timezone), clock)
+        app.bot_data["office"] = office
+        await app.bot.set_my_commands(
+            [BotCommand(c.command, c.description) for c in handlers.COMMANDS]
+        )
+        # A crash between storing a ticket and posting its card leaves a ticket without
+        # one: post those now.
+        for ticket in await repo.tickets_without_card():
+            await handlers.show_card(app, office, ticket)
+
+    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        office: Office | None = app.bot_data.get("office")
+        if office is not None:
+            await office.repo.close()
+
+    tg = config.telegram
+    rate_limiter = AIORateLimiter(
+        overall_max_rate=tg.messages_per_second,
+        overall_time_period=1,
+        group_max_rate=tg.group_messages_per_minute,
+        group_time_period=60,
+        max_retries=10,
+    )
+    app = (
+        ApplicationBuilder()
+        .token(tg.token.reveal())
+        .base_url(tg.base_url)
+        .base_file_url(tg.base_url.replace("/bot", "/file/bot"))
+        .rate_limiter(rate_limiter)
+        .concurrent_updates(TrackedUpdates())
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    group = filters.Chat(chat_id=tg.group_id)
+    staff = filters.User(user_id=sorted({i for ids in config.roles.values() for i in ids}))
+    in_office = group & staff
+    # Remember staff names before anything else handles the update.
+    app.add_handler(TypeHandler(Update, handlers.remember_people), group=-1)
+    # /id answers anywhere: it is how the configuration gets filled in.
+    app.add_handler(CommandHandler("id", handlers.on_id))
+    # Opening a ticket: /tiket with the form, or a photo of the KK/KTP-el with it as caption.
+    app.add_handler(CommandHandler("tiket", handlers.on_tiket, filters=in_office))
+    app.add_handler(
+        MessageHandler(
+            in_office & filters.PHOTO & filters.CaptionRegex(TICKET_CAPTION), handlers.on_tiket
+        )
+    )
+    # Help in the group; a short explanation in a private chat.
+    app.add_handler(CommandHandler(["bantuan", "help", "start"], handlers.on_help, in_office))
+    app.add_handler(
+        CommandHandler("start", handlers.on_private_start, filters.ChatType.PRIVATE)
+    )
+    # Every inline button; the office re-checks chat, card, role and state.
+    app.add_handler(CallbackQueryHandler(handlers.on_button))
+    # A reply to a card: the free-text reason of a rejection.
+    app.add_handler(
+        MessageHandler(in_office & filters.REPLY & filters.TEXT & ~filters.COMMAND,
+                       handlers.on_reply)
+    )  # fmt: skip
+    app.add_error_handler(handlers.on_error)
+    return app
+
+
+async def serve(
+    app: Application,  # type: ignore[type-arg]
+    stop: asyncio.Event,
+    *,
+    poll_timeout: int = 10,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run until `stop` is set, in the order PTB's run_polling uses; `ready` is set once
+    updates are being fetched."""
+    await app.initialize()
+    try:
+        if app.post_init is not None:
+            await app.post_init(app)
+        assert app.updater is not None
+        await app.updater.start_polling(
+            timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
+        )
+        await app.start()
+        log.info("ticketbot is running")
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+        log.info("ticketbot stopped")

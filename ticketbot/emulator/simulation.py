@@ -1,0 +1,190 @@
+"""The office on one machine: the real application against the Bot API emulator.
+
+The tests and `ticketbot demo` both use this, so the demo cannot drift from what is tested.
+People post and tap through the emulator; every step waits until the bot has handled the
+update (no sleeping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram.ext import Application
+
+from ticketbot.app import TrackedUpdates, build_application, serve
+from ticketbot.config import Config, parse_config
+from ticketbot.emulator.botapi import FakeBotApi, StoredMessage
+from ticketbot.office import Office
+
+GROUP_ID = -1001234567890
+TZ = ZoneInfo("Asia/Jakarta")
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: int
+    first_name: str
+    last_name: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}" if self.last_name else self.first_name
+
+
+KASI = Person(111111111, "Rina", "Kasi")
+ADB = Person(222222222, "Budi", "ADB")
+STAF = Person(333333333, "Sari", "Staf")
+STAF2 = Person(444444444, "Tono", "Staf")
+STRANGER = Person(555555555, "Orang", "Lain")
+PEOPLE = (KASI, ADB, STAF, STAF2, STRANGER)
+
+
+class FakeClock:
+    """The bot's clock, moved by hand (the SLA and the recap schedule read it)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def office_settings(base_url: str, token: str, database: Path, **overrides: Any) -> dict[str, Any]:
+    """A complete configuration (as the TOML tree) for the simulated office."""
+    data: dict[str, Any] = {
+        "office": {"name": "Dinas Kependudukan dan Pencatatan Sipil Kota Sibolga",
+                   "timezone": "Asia/Jakarta"},
+        "telegram": {"token": token, "base_url": base_url, "group_id": GROUP_ID,
+                     "group_messages_per_minute": 600},
+        "roles": {"kasi": [KASI.user_id], "adb": [ADB.user_id],
+                  "staf": [STAF.user_id, STAF2.user_id]},
+        "database": {"path": str(database)},
+        "smtp": {"host": "127.0.0.1", "port": 2525, "security": "none",
+                 "from": "Disdukcapil Kota Sibolga <disdukcapil@example.go.id>"},
+        "recap": {"to": ["admin-dwh@example.go.id"], "time": "15:00"},
+    }  # fmt: skip
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        data.setdefault(section, {})[name] = value
+    return data
+
+
+@dataclass
+class Simulation:
+    """Start with `async with Simulation(tmp_dir) as sim:`; stops the bot on exit."""
+
+    directory: Path
+    clock: FakeClock = field(
+        default_factory=lambda: FakeClock(datetime(2026, 11, 24, 9, 0, tzinfo=TZ))
+    )
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    api: FakeBotApi = field(default_factory=FakeBotApi)
+
+    def __post_init__(self) -> None:
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.app: Application | None = None  # type: ignore[type-arg]
+        self.config: Config | None = None
+
+    async def __aenter__(self) -> Simulation:
+        await self.api.start()
+        self.api.add_group(GROUP_ID)
+        for p in PEOPLE:
+            self.api.add_user(p.user_id, p.first_name, p.last_name)
+        data = office_settings(
+            self.api.base_url, self.api.token, self.directory / "ticketbot.sqlite3",
+            **self.settings,
+        )  # fmt: skip
+        self.config = parse_config(data, {}, self.directory)
+        await self.start_bot()
+        return self
+
+    async def start_bot(self) -> None:
+        assert self.config is not None
+        self._stop = asyncio.Event()
+        ready = asyncio.Event()
+        self.app = build_application(self.config, clock=self.clock)
+        self._task = asyncio.create_task(serve(self.app, self._stop, poll_timeout=1, ready=ready))
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            waiter.cancel()
+            self._task.result()  # start-up failed: raise why
+
+    async def stop_bot(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.stop_bot()
+        finally:
+            await self.api.stop()
+
+    # -- what people do ------------------------------------------------------------------
+
+    @property
+    def office(self) -> Office:
+        assert self.app is not None
+        office: Office = self.app.bot_data["office"]
+        return office
+
+    async def _handled(self, update_id: int) -> None:
+        assert self.app is not None
+        processor = self.app.update_processor
+        assert isinstance(processor, TrackedUpdates)
+        await processor.wait_handled(update_id)
+
+    async def say(
+        self,
+        who: Person,
+        text: str,
+        *,
+        chat_id: int = GROUP_ID,
+        photo: bool = False,
+        reply_to: int | None = None,
+    ) -> int:
+        """`who` posts `text` (as a photo caption with photo=True); returns its message id."""
+        update_id, message_id = await self.api.post(
+            who.user_id, chat_id, text, photo=photo, reply_to=reply_to
+        )
+        await self._handled(update_id)
+        return message_id
+
+    async def tap(self, who: Person, message_id: int, label: str) -> str:
+        """`who` taps the button whose label contains `label`; returns the query id."""
+        data = self.api.button_data(GROUP_ID, message_id, label)
+        return await self.tap_data(who, message_id, data)
+
+    async def tap_data(
+        self, who: Person, message_id: int, data: str, *, forged: bool = False
+    ) -> str:
+        update_id, query_id = await self.api.press(
+            who.user_id, GROUP_ID, message_id, data, forged=forged
+        )
+        await self._handled(update_id)
+        return query_id
+
+    def answer_to(self, query_id: str) -> dict[str, Any]:
+        """The answerCallbackQuery call for a tap."""
+        for call in self.api.calls_of("answerCallbackQuery"):
+            if call.params.get("callback_query_id") == query_id:
+                return call.params
+        raise AssertionError(f"callback query {query_id} was not answered")
+
+    def message(self, message_id: int) -> StoredMessage:
+        return self.api.message(GROUP_ID, message_id)
+
+    def last_bot_message(self) -> StoredMessage:
+        return [m for m in self.api.visible(GROUP_ID) if m.from_id == self.api.bot_id][-1]

@@ -1,0 +1,188 @@
+"""Thin Telegram handlers: translate an update into an Office call and the result back."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from telegram import Message, Update, User
+from telegram.constants import MessageEntityType
+from telegram.ext import Application, ContextTypes
+
+from ticketbot import callback_data, telegram_io
+from ticketbot.office import CardView, Office
+from ticketbot.repository import Actor, Ticket
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Command:
+    command: str
+    description: str
+
+
+# Registered with setMyCommands; /help and /start are aliases of /bantuan.
+COMMANDS = (
+    Command("tiket", "Buka tiket sinkronisasi NIK (kirim tanpa isi untuk formulir)"),
+    Command("status", "Status dan riwayat tiket: /status #12 atau /status NIK"),
+    Command("antrian", "Tiket terbuka per langkah, yang terlambat di atas"),
+    Command("rekap", "Pratinjau rekap untuk admin DWH; /rekap kirim untuk mengirim"),
+    Command("bantuan", "Cara memakai bot ini"),
+    Command("id", "ID chat ini dan ID Telegram Anda"),
+)
+
+
+def office_of(context: ContextTypes.DEFAULT_TYPE) -> Office:
+    office: Office = context.application.bot_data["office"]
+    return office
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user.id, user.full_name or str(user.id))
+
+
+def command_arguments(message: Message) -> str:
+    """The text after the leading /command (text or photo caption), newlines kept."""
+    if message.text:
+        text, entities, parse = message.text, message.entities, message.parse_entity
+    else:
+        text, entities = message.caption or "", message.caption_entities
+        parse = message.parse_caption_entity
+    for entity in entities:
+        if entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
+            return text[len(parse(entity)) :]
+    return ""
+
+
+async def show_card(application: Application, office: Office, ticket: Ticket) -> None:  # type: ignore[type-arg]
+    """Post the card of a new ticket, or edit it in place; remember where it is."""
+    view = await office.card(ticket)
+    bot = application.bot
+    if ticket.card_message_id is None:
+        message = await telegram_io.send(bot, ticket.chat_id, view)
+        await office.repo.set_card_message(ticket.id, message.message_id)
+        return
+    message_id = await telegram_io.edit(bot, ticket.chat_id, ticket.card_message_id, view)
+    if message_id != ticket.card_message_id:
+        await office.repo.set_card_message(ticket.id, message_id)
+
+
+async def refresh_cards(application: Application, office: Office, ids: tuple[int, ...]) -> None:  # type: ignore[type-arg]
+    for ticket_id in ids:
+        ticket = await office.repo.get_ticket(ticket_id)
+        if ticket is not None:
+            await show_card(application, office, ticket)
+
+
+async def remember_people(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Keep staff names fresh so cards can mention people by name."""
+    user = update.effective_user
+    office = office_of(context)
+    if user and office.config.roles_of(user.id):
+        await office.remember(actor_of(user))
+
+
+async def on_tiket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or message.from_user is None:
+        return
+    office = office_of(context)
+    photo = message.photo[-1].file_id if message.photo else None
+    outcome = await office.intake(
+        command_arguments(message), actor_of(message.from_user), message.chat_id, photo
+    )
+    if outcome.reply is not None:
+        await telegram_io.reply(message, outcome.reply)
+        return
+    assert outcome.ticket is not None
+    await show_card(context.application, office, outcome.ticket)
+    if office.config.delete_intake and not await telegram_io.delete(
+        context.bot, message.chat_id, message.message_id
+    ):
+        text = office.texts.render("telegram/delete_failed.html", ticket_id=outcome.ticket.id)
+        await telegram_io.send(context.bot, message.chat_id, CardView(text, ()))
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    office = office_of(context)
+    message = query.message
+    chat_id = message.chat.id if message else 0
+    outcome = await office.press(
+        callback_data.parse(query.data),
+        actor_of(query.from_user),
+        chat_id,
+        message.message_id if message else None,
+    )
+    await telegram_io.answer(query, outcome.answer, alert=outcome.alert)
+    await refresh_cards(context.application, office, outcome.refresh)
+
+
+async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A reply to a card: the free-text reason of a rejection."""
+    message = update.effective_message
+    if message is None or message.reply_to_message is None or message.from_user is None:
+        return
+    replied_to = message.reply_to_message.from_user
+    if replied_to is None or replied_to.id != context.bot.id:
+        return
+    office = office_of(context)
+    result = await office.reply_to_card(
+        message.chat_id,
+        message.reply_to_message.message_id,
+        actor_of(message.from_user),
+        message.text or "",
+    )
+    if result is not None:
+        await refresh_cards(context.application, office, result.refresh)
+
+
+async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    office = office_of(context)
+    text = office.texts.render(
+        "telegram/help.html",
+        office=office.config.office.name,
+        commands=COMMANDS,
+        recap_time=f"{office.config.recap.time:%H:%M}",
+    )
+    await telegram_io.reply(message, text)
+
+
+async def on_private_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    office = office_of(context)
+    text = office.texts.render("telegram/private_start.html", office=office.config.office.name)
+    await telegram_io.reply(message, text)
+
+
+async def on_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or message.from_user is None:
+        return
+    text = office_of(context).texts.render(
+        "telegram/id.html", chat_id=message.chat_id, user_id=message.from_user.id
+    )
+    await telegram_io.reply(message, text)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log first; then, for a person in the group, say something went wrong."""
+    log.error("error while handling an update", exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    office = office_of(context)
+    if update.effective_chat.id != office.config.telegram.group_id or update.callback_query:
+        return
+    text = office.texts.render("telegram/error.html")
+    try:
+        await telegram_io.send(context.bot, update.effective_chat.id, CardView(text, ()))
+    except Exception:
+        log.exception("could not tell the group about the error")

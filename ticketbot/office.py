@@ -1,0 +1,341 @@
+"""The office's procedure as a service: intake, button presses, card views, queries.
+
+No Telegram import: handlers translate updates into these calls and the results back into
+Bot API calls. Buttons are described neutrally (label + callback data or URL).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from ticketbot import callback_data as cb
+from ticketbot.callback_data import ButtonPress, Press
+from ticketbot.config import Config
+from ticketbot.domain.calendar import deadline
+from ticketbot.domain.lifecycle import (
+    ACTION_LABELS,
+    STATE_LABELS,
+    TRANSITIONS,
+    Action,
+    Refusal,
+    Role,
+    State,
+    Transition,
+    may_perform,
+    may_view_nik,
+)
+from ticketbot.domain.validation import region_warnings, validate_form
+from ticketbot.repository import Actor, Event, Repository, Ticket
+from ticketbot.texts import Texts
+
+Clock = Callable[[], datetime]
+
+ROLE_TITLES = {Role.KASI: "Kasi", Role.ADB: "ADB SIAK", Role.STAF: "Staf Informasi"}
+# Not transitions, but recorded: the Kasi opened or closed the reason menu of "Tolak".
+REJECT_MENU, REJECT_BACK = "reject_menu", "reject_back"
+PRESS_ACTIONS = {
+    Press.VERIFY: Action.VERIFY,
+    Press.CANCEL: Action.CANCEL,
+    Press.SYNC: Action.SYNC_AT_KONSOLIDASI,
+    Press.CONFIRM_DWH: Action.CONFIRM_DWH,
+    Press.INFORM: Action.INFORM,
+}
+TURN_ROLES = {State.NEW: Role.KASI, State.VERIFIED: Role.ADB, State.SENT_TO_DWH: Role.ADB}
+STEP_NAMES = {
+    State.NEW: "verifikasi Kasi",
+    State.VERIFIED: "sinkronisasi ADB",
+    State.SYNCED: "sinkronisasi ADB",
+    State.READY_TO_INFORM: "informasi ke pemohon",
+    State.REJECTED: "informasi ke pemohon",
+}
+REASON_LIMIT = 200
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class CardView:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...]
+
+
+@dataclass(frozen=True)
+class IntakeOutcome:
+    """Exactly one of: `ticket` (created), `duplicate`, or `reply` text for the staff."""
+
+    reply: str | None = None
+    ticket: Ticket | None = None
+    duplicate: Ticket | None = None
+
+
+@dataclass(frozen=True)
+class PressOutcome:
+    answer: str
+    alert: bool = False
+    refresh: tuple[int, ...] = ()  # tickets whose cards must be re-rendered
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: int
+    name: str
+
+
+@dataclass
+class Office:
+    config: Config
+    repo: Repository
+    texts: Texts
+    clock: Clock = field(default=now_utc)
+    _names: dict[int, str] = field(default_factory=dict)
+
+    async def remember(self, actor: Actor) -> None:
+        """Store a staff member's display name once per change (cards mention by name)."""
+        if actor.user_id is None or self._names.get(actor.user_id) == actor.name:
+            return
+        await self.repo.remember_person(actor.user_id, actor.name, self.clock())
+        self._names[actor.user_id] = actor.name
+
+    # -- intake -------------------------------------------------------------------------
+
+    async def intake(
+        self, form_text: str, actor: Actor, chat_id: int, photo_file_id: str | None = None
+    ) -> IntakeOutcome:
+        if not form_text.strip():
+            return IntakeOutcome(reply=self.texts.render(
+                "telegram/intake_form.html", lembaga=list(self.config.lembaga.names)
+            ))  # fmt: skip
+        result = validate_form(form_text, self.config.lembaga)
+        if result.form is None:
+            return IntakeOutcome(reply=self.texts.render(
+                "telegram/intake_errors.html", errors=result.errors, warnings=result.warnings
+            ))  # fmt: skip
+        ticket, created = await self.repo.open_ticket(
+            result.form, actor, chat_id, self.clock(), photo_file_id
+        )
+        if not created:
+            return IntakeOutcome(
+                reply=self.texts.render(
+                    "telegram/intake_duplicate.html",
+                    t=ticket,
+                    state_label=STATE_LABELS[ticket.state],
+                ),
+                duplicate=ticket,
+            )
+        return IntakeOutcome(ticket=ticket)
+
+    # -- the card -----------------------------------------------------------------------
+
+    async def card(self, ticket: Ticket) -> CardView:
+        events = await self.repo.events_for(ticket.id)
+        choosing = ticket.state == State.NEW and _reject_menu_open(events)
+        due = deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
+        now = self.clock()
+        left = self.config.calendar.work_minutes_between(now, due) if due else 0.0
+        text = self.texts.render(
+            "telegram/card.html",
+            t=ticket,
+            state_label=STATE_LABELS[ticket.state],
+            warnings=region_warnings(ticket.nik, "NIK") + region_warnings(ticket.kk, "KK"),
+            history=[
+                {"at": e.at, "label": ACTION_LABELS[Action(e.action)], "actor_name": e.actor_name}
+                for e in events
+                if e.to_state is not None
+            ],
+            deadline=due,
+            step=STEP_NAMES.get(ticket.state, ""),
+            left_minutes=max(left, 0),
+            overdue_minutes=-left if due and left < 0 else 0,
+            waiting_dwh=ticket.state == State.SENT_TO_DWH,
+            turn=await self.turn(ticket),
+            choosing_reason=choosing,
+        )
+        return CardView(text, self._buttons(ticket, choosing))
+
+    async def turn(self, ticket: Ticket) -> list[Person]:
+        """Who the card mentions: the role whose step it is, or the opener to inform."""
+        role = TURN_ROLES.get(ticket.state)
+        if role is not None:
+            ids = sorted(self.config.roles[role])
+        elif ticket.state in (State.READY_TO_INFORM, State.REJECTED):
+            ids = [ticket.opened_by]
+        else:
+            return []
+        names = await self.repo.names_of(ids)
+        title = ROLE_TITLES[role] if role else "Petugas"
+        return [Person(i, names.get(i, title)) for i in ids]
+
+    def _buttons(self, t: Ticket, choosing: bool) -> tuple[tuple[Button, ...], ...]:
+        a = self.texts.answer
+        nik = Button(a("button_nik"), cb.encode(Press.VIEW_NIK, t.id))
+        if choosing:
+            reasons = tuple(
+                (Button(a("button_reason", n=i + 1, reason=r)[:60],
+                        cb.encode(Press.REJECT_REASON, t.id, i)),)
+                for i, r in enumerate(self.config.reject_reasons)
+            )  # fmt: skip
+            return (*reasons, (Button(a("button_back"), cb.encode(Press.REJECT_BACK, t.id)),))
+        if t.state == State.NEW:
+            return (
+                (Button(a("button_verify"), cb.encode(Press.VERIFY, t.id)),
+                 Button(a("button_reject"), cb.encode(Press.REJECT_MENU, t.id))),
+                (Button(a("button_cancel"), cb.encode(Press.CANCEL, t.id)), nik),
+            )  # fmt: skip
+        if t.state == State.VERIFIED:
+            return ((Button(a("button_sync"), cb.encode(Press.SYNC, t.id)),), (nik,))
+        if t.state == State.SYNCED:
+            return ((nik,),)
+        if t.state == State.SENT_TO_DWH:
+            return ((Button(a("button_dwh"), cb.encode(Press.CONFIRM_DWH, t.id)),), (nik,))
+        if t.state in (State.READY_TO_INFORM, State.REJECTED):
+            return (
+                (Button(a("button_whatsapp"), url=self.whatsapp_url(t)),
+                 Button(a("button_inform"), cb.encode(Press.INFORM, t.id))),
+                (nik,),
+            )  # fmt: skip
+        return ()
+
+    def whatsapp_url(self, t: Ticket) -> str:
+        """wa.me link with a prefilled message; it names the ticket, never the NIK or KK."""
+        if t.state == State.REJECTED:
+            message = self.texts.answer(
+                "whatsapp_rejected", ticket_id=t.id, office=self.config.office.name,
+                reason=t.reject_reason or "",
+            )  # fmt: skip
+        else:
+            message = self.texts.answer(
+                "whatsapp_done", ticket_id=t.id, office=self.config.office.name, lembaga=t.lembaga
+            )
+        return f"https://wa.me/{t.phone.lstrip('+')}?text={quote(message)}"
+
+    # -- button presses -----------------------------------------------------------------
+
+    async def press(
+        self, press: ButtonPress | None, actor: Actor, chat_id: int, message_id: int | None
+    ) -> PressOutcome:
+        """Everything a tap can do. Button data is untrusted: the ticket, the card it was
+        pressed on, the presser's role and the current state are all re-checked here."""
+        invalid = PressOutcome(self.texts.answer("invalid"))
+        if press is None or press.press == Press.CONFIRM_BATCH:
+            return invalid
+        ticket = await self.repo.get_ticket(press.target_id)
+        if ticket is None or (ticket.chat_id, ticket.card_message_id) != (chat_id, message_id):
+            return invalid
+        assert actor.user_id is not None
+        roles = self.config.roles_of(actor.user_id)
+        is_opener = actor.user_id == ticket.opened_by
+        if press.press == Press.VIEW_NIK:
+            return await self._view_nik(ticket, actor, roles)
+        action = PRESS_ACTIONS.get(press.press, Action.REJECT)
+        decision = may_perform(action, ticket.state, roles, is_opener=is_opener)
+        if not isinstance(decision, Transition):
+            return await self._refusal(ticket, action, decision)
+        if press.press in (Press.REJECT_MENU, Press.REJECT_BACK):
+            kind = REJECT_MENU if press.press == Press.REJECT_MENU else REJECT_BACK
+            await self.repo.record_event(ticket.id, actor, kind, self.clock())
+            name = "choose_reason" if kind == REJECT_MENU else "back"
+            return PressOutcome(self.texts.answer(name, ticket_id=ticket.id), refresh=(ticket.id,))
+        detail = None
+        if press.press == Press.REJECT_REASON:
+            assert press.index is not None
+            if press.index >= len(self.config.reject_reasons):
+                return invalid
+            detail = self.config.reject_reasons[press.index]
+        return await self._apply(ticket, decision, actor, detail)
+
+    async def _apply(
+        self, ticket: Ticket, transition: Transition, actor: Actor, detail: str | None
+    ) -> PressOutcome:
+        outcome = await self.repo.apply(ticket.id, transition, actor, self.clock(), detail)
+        if not outcome.applied:
+            return PressOutcome(self._already(outcome.ticket, outcome.last_event))
+        return PressOutcome(
+            self.texts.answer(
+                "done", ticket_id=ticket.id, action_label=ACTION_LABELS[transition.action].lower()
+            ),
+            refresh=(ticket.id,),
+        )
+
+    async def _view_nik(self, ticket: Ticket, actor: Actor, roles: frozenset[Role]) -> PressOutcome:
+        if not may_view_nik(ticket.state, roles):
+            if roles:
+                return PressOutcome(self.texts.answer(
+                    "closed", ticket_id=ticket.id, state_label=STATE_LABELS[ticket.state]
+                ))  # fmt: skip
+            return PressOutcome(self.texts.answer("not_allowed", who="petugas"))
+        await self.repo.record_event(ticket.id, actor, Action.VIEW_NIK, self.clock())
+        return PressOutcome(
+            self.texts.answer("nik", ticket_id=ticket.id, nik=ticket.nik, kk=ticket.kk),
+            alert=True,
+        )
+
+    async def _refusal(self, ticket: Ticket, action: Action, refusal: Refusal) -> PressOutcome:
+        if refusal == Refusal.NOT_ALLOWED:
+            return PressOutcome(self.texts.answer("not_allowed", who=_who_may(action)))
+        if refusal == Refusal.CLOSED:
+            return PressOutcome(self.texts.answer(
+                "closed", ticket_id=ticket.id, state_label=STATE_LABELS[ticket.state]
+            ))  # fmt: skip
+        return PressOutcome(self._already(ticket, await self.repo.last_transition(ticket.id)))
+
+    def _already(self, ticket: Ticket, last: Event | None) -> str:
+        return self.texts.answer(
+            "already",
+            ticket_id=ticket.id,
+            state_label=STATE_LABELS[ticket.state],
+            actor=last.actor_name if last else "-",
+            at=self.texts.when(last.at) if last else "-",
+        )
+
+    # -- a free-text rejection reason, by replying to the card ------------------------
+
+    async def reply_to_card(
+        self, chat_id: int, card_message_id: int, actor: Actor, text: str
+    ) -> PressOutcome | None:
+        """A reply to a card whose reason menu is open rejects the ticket with that text."""
+        ticket = await self.repo.ticket_by_card(chat_id, card_message_id)
+        if ticket is None or ticket.state != State.NEW:
+            return None
+        if not _reject_menu_open(await self.repo.events_for(ticket.id)):
+            return None
+        assert actor.user_id is not None
+        decision = may_perform(
+            Action.REJECT, ticket.state, self.config.roles_of(actor.user_id), is_opener=False
+        )
+        if not isinstance(decision, Transition):
+            return None
+        reason = " ".join(text.split())[:REASON_LIMIT]
+        if not reason or re.search(r"\d{16}", re.sub(r"[\s.\-]", "", reason)):
+            return None  # an empty reason, or one carrying a NIK, is not stored in the group
+        return await self._apply(ticket, decision, actor, reason)
+
+
+def _reject_menu_open(events: list[Event]) -> bool:
+    for e in reversed(events):
+        if e.action == REJECT_MENU:
+            return True
+        if e.action == REJECT_BACK or e.to_state is not None:
+            return False
+    return False
+
+
+def _who_may(action: Action) -> str:
+    transitions = [t for t in TRANSITIONS if t.action == action]
+    roles = sorted({r for t in transitions for r in t.roles}, key=list(Role).index)
+    names = [ROLE_TITLES[r] for r in roles]
+    if any(t.opener_may for t in transitions):
+        names.append("pembuka tiket")
+    return " atau ".join(names) if names else "sistem"

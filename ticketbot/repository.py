@@ -1,0 +1,438 @@
+"""All SQL lives here. SQLite through aiosqlite: WAL, synchronous=FULL, one writer.
+
+Writes run inside `BEGIN IMMEDIATE` under an asyncio lock, so a transition is one
+compare-and-set plus one event row, atomically; `kill -9` loses nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+
+from ticketbot.domain.lifecycle import OPEN_STATES, Action, State, Transition
+from ticketbot.domain.validation import TicketForm
+from ticketbot.paths import MIGRATIONS_DIR
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+OPEN_STATE_LIST = tuple(s.value for s in OPEN_STATES)
+
+
+def to_db_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_db_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person (or the bot, with user_id None) acting on a ticket."""
+
+    user_id: int | None
+    name: str
+
+
+BOT_ACTOR = Actor(None, "ticketbot")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: int
+    nik: str
+    kk: str
+    lembaga: str
+    lembaga_key: str
+    phone: str
+    nama: str | None
+    keterangan: str
+    photo_file_id: str | None
+    state: State
+    opened_by: int
+    opened_at: datetime
+    state_since: datetime
+    step_since: datetime | None
+    reject_reason: str | None
+    chat_id: int
+    card_message_id: int | None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    ticket_id: int | None
+    actor_id: int | None
+    actor_name: str
+    action: str
+    from_state: State | None
+    to_state: State | None
+    at: datetime
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class TransitionOutcome:
+    """`applied` False means the compare-and-set lost: `ticket` is the current state and
+    `last_event` tells who moved it."""
+
+    applied: bool
+    ticket: Ticket
+    last_event: Event | None
+
+
+TICKET_COLUMNS = (
+    "id, nik, kk, lembaga, lembaga_key, phone, nama, keterangan, photo_file_id, state, "
+    "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id"
+)
+EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
+
+
+def _ticket(row: sqlite3.Row | tuple[object, ...]) -> Ticket:
+    (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
+     state_since, step_since, reason, chat_id, card) = row  # fmt: skip
+    return Ticket(
+        id=int(id_),  # type: ignore[call-overload]
+        nik=str(nik),
+        kk=str(kk),
+        lembaga=str(lembaga),
+        lembaga_key=str(key),
+        phone=str(phone),
+        nama=nama if isinstance(nama, str) else None,
+        keterangan=str(ket),
+        photo_file_id=photo if isinstance(photo, str) else None,
+        state=State(str(state)),
+        opened_by=int(opened_by),  # type: ignore[call-overload]
+        opened_at=datetime.fromisoformat(str(opened_at)),
+        state_since=datetime.fromisoformat(str(state_since)),
+        step_since=from_db_time(step_since if isinstance(step_since, str) else None),
+        reject_reason=reason if isinstance(reason, str) else None,
+        chat_id=int(chat_id),  # type: ignore[call-overload]
+        card_message_id=card if isinstance(card, int) else None,
+    )
+
+
+def _event(row: sqlite3.Row | tuple[object, ...]) -> Event:
+    id_, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail = row
+    return Event(
+        id=int(id_),  # type: ignore[call-overload]
+        ticket_id=ticket_id if isinstance(ticket_id, int) else None,
+        actor_id=actor_id if isinstance(actor_id, int) else None,
+        actor_name=str(actor_name),
+        action=str(action),
+        from_state=State(from_state) if isinstance(from_state, str) else None,
+        to_state=State(to_state) if isinstance(to_state, str) else None,
+        at=datetime.fromisoformat(str(at)),
+        detail=detail if isinstance(detail, str) else None,
+    )
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a SQL script into statements (triggers included) without executescript(),
+    which would COMMIT and break the one-transaction-per-migration rule."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip().strip(";").strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+        ln.strip().startswith("--") for ln in current.strip().splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at end of migration: {current.strip()[:60]}")
+    return statements
+
+
+def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = MIGRATION_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file {path.name} is not named NNNN_name.sql")
+        found.append((int(match[1]), path))
+    versions = [v for v, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migrations must be numbered 1..N without gaps, found {versions}")
+    return found
+
+
+class Repository:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, *, migrate: bool = True) -> Repository:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await conn.execute("PRAGMA busy_timeout = 10000")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = FULL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            repo = cls(conn)
+            if migrate:
+                await repo.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return repo
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    # -- migrations ---------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        await self._ensure_migrations_table()
+        async with self._conn.execute("SELECT max(version) FROM schema_migrations") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def _ensure_migrations_table(self) -> None:
+        await self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+
+    async def migrate(self, directory: Path = MIGRATIONS_DIR, *, upto: int | None = None) -> int:
+        """Apply pending migrations, one transaction each, recorded; return the version."""
+        current = await self.schema_version()
+        for version, path in migration_files(directory):
+            if version <= current or (upto is not None and version > upto):
+                continue
+            async with self._write() as conn:
+                for statement in split_statements(path.read_text(encoding="utf-8")):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, path.name, to_db_time(datetime.now(UTC))),
+                )
+            current = version
+        return current
+
+    async def table_names(self) -> list[str]:
+        async with self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ) as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    # -- tickets ------------------------------------------------------------------------
+
+    async def open_ticket(
+        self,
+        form: TicketForm,
+        opener: Actor,
+        chat_id: int,
+        now: datetime,
+        photo_file_id: str | None = None,
+    ) -> tuple[Ticket, bool]:
+        """Create the ticket and its `open` event; (existing, False) for a duplicate."""
+        assert opener.user_id is not None
+        async with self._write() as conn:
+            existing = await self._open_duplicate(form.nik, form.lembaga_key)
+            if existing is not None:
+                return existing, False
+            stamp = to_db_time(now)
+            cur = await conn.execute(
+                "INSERT INTO tickets (nik, kk, lembaga, lembaga_key, phone, nama, keterangan,"
+                " photo_file_id, state, opened_by, opened_at, state_since, step_since, chat_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?)",
+                (form.nik, form.kk, form.lembaga, form.lembaga_key, form.phone, form.nama,
+                 form.keterangan, photo_file_id, opener.user_id, stamp, stamp, stamp, chat_id),
+            )  # fmt: skip
+            ticket_id = cur.lastrowid
+            assert ticket_id is not None
+            await self._insert_event(ticket_id, opener, Action.OPEN, None, State.NEW, stamp, None)
+            ticket = await self.get_ticket(ticket_id)
+        assert ticket is not None
+        return ticket, True
+
+    async def _open_duplicate(self, nik: str, lembaga_key: str) -> Ticket | None:
+        marks = ",".join("?" * len(OPEN_STATE_LIST))
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? AND lembaga_key = ?"
+            f" AND state IN ({marks})",
+            (nik, lembaga_key, *OPEN_STATE_LIST),
+        ) as cur:
+            row = await cur.fetchone()
+        return _ticket(row) if row else None
+
+    async def get_ticket(self, ticket_id: int) -> Ticket | None:
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _ticket(row) if row else None
+
+    async def ticket_by_card(self, chat_id: int, message_id: int) -> Ticket | None:
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE chat_id = ? AND card_message_id = ?",
+            (chat_id, message_id),
+        ) as cur:
+            row = await cur.fetchone()
+        return _ticket(row) if row else None
+
+    async def tickets_by_nik(self, nik: str) -> list[Ticket]:
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? ORDER BY id DESC", (nik,)
+        ) as cur:
+            return [_ticket(r) for r in await cur.fetchall()]
+
+    async def open_tickets(self) -> list[Ticket]:
+        marks = ",".join("?" * len(OPEN_STATE_LIST))
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ({marks}) ORDER BY id",
+            OPEN_STATE_LIST,
+        ) as cur:
+            return [_ticket(r) for r in await cur.fetchall()]
+
+    async def tickets_without_card(self) -> list[Ticket]:
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE card_message_id IS NULL ORDER BY id"
+        ) as cur:
+            return [_ticket(r) for r in await cur.fetchall()]
+
+    async def set_card_message(self, ticket_id: int, message_id: int) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE tickets SET card_message_id = ? WHERE id = ?", (message_id, ticket_id)
+            )
+
+    async def count_tickets(self) -> int:
+        async with self._conn.execute("SELECT count(*) FROM tickets") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def apply(
+        self,
+        ticket_id: int,
+        transition: Transition,
+        actor: Actor,
+        now: datetime,
+        detail: str | None = None,
+    ) -> TransitionOutcome:
+        """Compare-and-set `transition.source` -> `transition.target`, plus its event."""
+        stamp = to_db_time(now)
+        async with self._write() as conn:
+            # The ADB's working day runs from verification until the recap leaves, so
+            # syncing does not restart the step clock; waiting on the DWH stops it.
+            step = {
+                State.SYNCED: "step_since",
+                State.SENT_TO_DWH: "NULL",
+            }.get(transition.target, ":stamp")
+            reason = ":detail" if transition.action == Action.REJECT else "reject_reason"
+            cur = await conn.execute(
+                f"UPDATE tickets SET state = :target, state_since = :stamp, step_since = {step},"
+                f" reject_reason = {reason} WHERE id = :id AND state = :source",
+                {"target": transition.target.value, "stamp": stamp, "id": ticket_id,
+                 "source": transition.source.value, "detail": detail},
+            )  # fmt: skip
+            applied = cur.rowcount == 1
+            if applied:
+                await self._insert_event(
+                    ticket_id, actor, transition.action, transition.source,
+                    transition.target, stamp, detail,
+                )  # fmt: skip
+        ticket = await self.get_ticket(ticket_id)
+        if ticket is None:
+            raise LookupError(f"ticket {ticket_id} does not exist")
+        last = None if applied else await self.last_transition(ticket_id)
+        return TransitionOutcome(applied, ticket, last)
+
+    # -- events -------------------------------------------------------------------------
+
+    async def _insert_event(
+        self,
+        ticket_id: int | None,
+        actor: Actor,
+        action: Action | str,
+        from_state: State | None,
+        to_state: State | None,
+        stamp: str,
+        detail: str | None,
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO events (ticket_id, actor_id, actor_name, action, from_state, to_state,"
+            " at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ticket_id, actor.user_id, actor.name, str(action),
+             from_state.value if from_state else None, to_state.value if to_state else None,
+             stamp, detail),
+        )  # fmt: skip
+
+    async def record_event(
+        self,
+        ticket_id: int | None,
+        actor: Actor,
+        action: Action | str,
+        now: datetime,
+        detail: str | None = None,
+    ) -> None:
+        """An event that changes no state (e.g. a view of the full NIK)."""
+        async with self._write():
+            await self._insert_event(ticket_id, actor, action, None, None, to_db_time(now), detail)
+
+    async def events_for(self, ticket_id: int) -> list[Event]:
+        async with self._conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id = ? ORDER BY id", (ticket_id,)
+        ) as cur:
+            return [_event(r) for r in await cur.fetchall()]
+
+    async def last_transition(self, ticket_id: int) -> Event | None:
+        async with self._conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id = ? AND to_state IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (ticket_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return _event(row) if row else None
+
+    # -- people -------------------------------------------------------------------------
+
+    async def remember_person(self, user_id: int, name: str, now: datetime) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO people (user_id, name, seen_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,"
+                " seen_at = excluded.seen_at WHERE name != excluded.name",
+                (user_id, name, to_db_time(now)),
+            )
+
+    async def names_of(self, user_ids: Iterable[int]) -> dict[int, str]:
+        ids: Sequence[int] = sorted(set(user_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        async with self._conn.execute(
+            f"SELECT user_id, name FROM people WHERE user_id IN ({marks})", ids
+        ) as cur:
+            return {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+    # -- backup -------------------------------------------------------------------------
+
+    async def backup_to(self, target: Path) -> None:
+        """A consistent copy through SQLite's online backup API, safe while the bot runs."""
+        dest = await aiosqlite.connect(target)
+        try:
+            await self._conn.backup(dest)
+        finally:
+            await dest.close()

@@ -1,0 +1,72 @@
+"""Jinja rendering of every text the bot sends (templates/telegram) and the email.
+
+Telegram texts use parse_mode HTML; `.html` templates are autoescaped, so whatever the
+staff typed (`<`, `&`, `*`, `_`) arrives literally. Short callback answers (plain text,
+no parse mode) are macros in `answers.txt`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from ticketbot.domain.masking import mask_number, mask_phone
+from ticketbot.paths import TEMPLATES_DIR
+
+DAYS = ("Sen", "Sel", "Rab", "Kam", "Jum", "Sab", "Min")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des")
+
+
+def minutes_text(minutes: float) -> str:
+    """'8 menit', '2 jam 5 menit', '1 hari 3 jam' (work days of 24 h are not used here)."""
+    total = max(round(minutes), 0)
+    hours, mins = divmod(total, 60)
+    if hours >= 24:
+        days, hours = divmod(hours, 24)
+        return f"{days} hari {hours} jam" if hours else f"{days} hari"
+    if hours:
+        return f"{hours} jam {mins} menit" if mins else f"{hours} jam"
+    return f"{mins} menit"
+
+
+class Texts:
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+            autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+        )
+        self.env.filters.update(
+            mask=mask_number, mask_phone=mask_phone, when=self.when, day=self.day,
+            minutes=minutes_text,
+        )  # fmt: skip
+        self._answers: Any = None
+
+    def when(self, moment: datetime) -> str:
+        local = moment.astimezone(self.tz)
+        return f"{DAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local:%H:%M}"
+
+    def day(self, moment: datetime) -> str:
+        local = moment.astimezone(self.tz)
+        return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
+
+    def render(self, name: str, **context: Any) -> str:
+        """A whole message; surrounding blank lines trimmed, inner blank runs kept to one."""
+        text = self.env.get_template(name).render(**context).strip()
+        while "\n\n\n" in text:
+            text = text.replace("\n\n\n", "\n\n")
+        return text
+
+    def answer(self, name: str, **context: Any) -> str:
+        """A short plain text (callback answers, button labels): a macro of answers.txt."""
+        if self._answers is None:
+            self._answers = self.env.get_template("telegram/answers.txt").module
+        text = str(getattr(self._answers, name)(**context))
+        return "\n".join(" ".join(line.split()) for line in text.strip().splitlines())
