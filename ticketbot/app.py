@@ -63,8 +63,8 @@ class TrackedUpdates(SimpleUpdateProcessor):
             await self._changed.wait_for(lambda: update_id in self.handled)
 
 
-def build_application(config: Config, *, clock: Clock = now_utc) -> Application:  # type: ignore[type-arg]
-    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
+    async def post_init(app: Application) -> None:
         repo = await Repository.open(config.database_path)
         office = Office(config, repo, Texts(config.office.timezone), clock)
         app.bot_data["office"] = office
@@ -76,7 +76,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         for ticket in await repo.tickets_without_card():
             await handlers.show_card(app, office, ticket)
 
-    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    async def post_shutdown(app: Application) -> None:
         office: Office | None = app.bot_data.get("office")
         if office is not None:
             await office.repo.close()
@@ -95,6 +95,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         .base_url(tg.base_url)
         .base_file_url(tg.base_url.replace("/bot", "/file/bot"))
         .rate_limiter(rate_limiter)
+        # A second connection lets the final getUpdates on stop go out at once.
+        .get_updates_connection_pool_size(2)
         .concurrent_updates(TrackedUpdates())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
@@ -116,9 +118,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
     )
     # Help in the group; a short explanation in a private chat.
     app.add_handler(CommandHandler(["bantuan", "help", "start"], handlers.on_help, in_office))
-    app.add_handler(
-        CommandHandler("start", handlers.on_private_start, filters.ChatType.PRIVATE)
-    )
+    app.add_handler(CommandHandler("start", handlers.on_private_start, filters.ChatType.PRIVATE))
     # Every inline button; the office re-checks chat, card, role and state.
     app.add_handler(CallbackQueryHandler(handlers.on_button))
     # A reply to a card: the free-text reason of a rejection.
@@ -131,7 +131,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
 
 
 async def serve(
-    app: Application,  # type: ignore[type-arg]
+    app: Application,
     stop: asyncio.Event,
     *,
     poll_timeout: int = 10,

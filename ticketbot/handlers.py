@@ -55,7 +55,7 @@ def command_arguments(message: Message) -> str:
     return ""
 
 
-async def show_card(application: Application, office: Office, ticket: Ticket) -> None:  # type: ignore[type-arg]
+async def show_card(application: Application, office: Office, ticket: Ticket) -> None:
     """Post the card of a new ticket, or edit it in place; remember where it is."""
     view = await office.card(ticket)
     bot = application.bot
@@ -68,7 +68,7 @@ async def show_card(application: Application, office: Office, ticket: Ticket) ->
         await office.repo.set_card_message(ticket.id, message_id)
 
 
-async def refresh_cards(application: Application, office: Office, ids: tuple[int, ...]) -> None:  # type: ignore[type-arg]
+async def refresh_cards(application: Application, office: Office, ids: tuple[int, ...]) -> None:
     for ticket_id in ids:
         ticket = await office.repo.get_ticket(ticket_id)
         if ticket is not None:

@@ -269,7 +269,9 @@ class Office:
             refresh=(ticket.id,),
         )
 
-    async def _view_nik(self, ticket: Ticket, actor: Actor, roles: frozenset[Role]) -> PressOutcome:
+    async def _view_nik(
+        self, ticket: Ticket, actor: Actor, roles: frozenset[Role]
+    ) -> PressOutcome:
         if not may_view_nik(ticket.state, roles):
             if roles:
                 return PressOutcome(self.texts.answer(

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -95,11 +96,11 @@ TICKET_COLUMNS = (
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
 
 
-def _ticket(row: sqlite3.Row | tuple[object, ...]) -> Ticket:
+def _ticket(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
      state_since, step_since, reason, chat_id, card) = row  # fmt: skip
     return Ticket(
-        id=int(id_),  # type: ignore[call-overload]
+        id=int(id_),
         nik=str(nik),
         kk=str(kk),
         lembaga=str(lembaga),
@@ -109,20 +110,20 @@ def _ticket(row: sqlite3.Row | tuple[object, ...]) -> Ticket:
         keterangan=str(ket),
         photo_file_id=photo if isinstance(photo, str) else None,
         state=State(str(state)),
-        opened_by=int(opened_by),  # type: ignore[call-overload]
+        opened_by=int(opened_by),
         opened_at=datetime.fromisoformat(str(opened_at)),
         state_since=datetime.fromisoformat(str(state_since)),
         step_since=from_db_time(step_since if isinstance(step_since, str) else None),
         reject_reason=reason if isinstance(reason, str) else None,
-        chat_id=int(chat_id),  # type: ignore[call-overload]
+        chat_id=int(chat_id),
         card_message_id=card if isinstance(card, int) else None,
     )
 
 
-def _event(row: sqlite3.Row | tuple[object, ...]) -> Event:
+def _event(row: Any) -> Event:
     id_, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail = row
     return Event(
-        id=int(id_),  # type: ignore[call-overload]
+        id=int(id_),
         ticket_id=ticket_id if isinstance(ticket_id, int) else None,
         actor_id=actor_id if isinstance(actor_id, int) else None,
         actor_name=str(actor_name),

@@ -87,9 +87,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Action.VERIFY, State.NEW, State.VERIFIED, frozenset({Role.KASI})),
     Transition(Action.REJECT, State.NEW, State.REJECTED, frozenset({Role.KASI})),
     Transition(Action.CANCEL, State.NEW, State.CANCELLED, frozenset({Role.KASI}), opener_may=True),
-    Transition(
-        Action.SYNC_AT_KONSOLIDASI, State.VERIFIED, State.SYNCED, frozenset({Role.ADB})
-    ),
+    Transition(Action.SYNC_AT_KONSOLIDASI, State.VERIFIED, State.SYNCED, frozenset({Role.ADB})),
     Transition(Action.SEND_TO_DWH, State.SYNCED, State.SENT_TO_DWH, frozenset()),
     Transition(
         Action.CONFIRM_DWH, State.SENT_TO_DWH, State.READY_TO_INFORM, frozenset({Role.ADB})
@@ -120,8 +118,10 @@ def may_perform(
     """Decide whether somebody with `roles` may perform `action` on a ticket in `source`."""
     if action == Action.VIEW_NIK:
         raise ValueError("view_nik is not a transition; use may_view_nik()")
-    if not any(t.action == action and (roles & t.roles or (t.opener_may and is_opener))
-               for t in TRANSITIONS):
+    if not any(
+        t.action == action and (roles & t.roles or (t.opener_may and is_opener))
+        for t in TRANSITIONS
+    ):
         return Refusal.NOT_ALLOWED
     t = transition_for(action, source)
     if t is None:

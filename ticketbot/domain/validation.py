@@ -116,8 +116,7 @@ def lembaga_key(text: str) -> str:
 def normalise_key(key: str) -> str:
     k = unicodedata.normalize("NFKC", key).casefold().replace(".", " ")
     k = " ".join(k.split())
-    k = re.sub(r"^(no|nomor|nomer|nmr)\s+", "", k)
-    return k
+    return re.sub(r"^(no|nomor|nomer|nmr)\s+", "", k)
 
 
 def _digits(raw: str) -> str:
@@ -166,7 +165,7 @@ def region_warnings(digits: str, label: str) -> list[str]:
     if province not in PROVINCES:
         return [f"{label}: kode provinsi {province} tidak dikenal; periksa kembali."]
     if not known_regency(province, regency):
-        return [f"{label}: kode kabupaten/kota {province}.{regency} tidak dikenal; periksa kembali."]
+        return [f"{label}: kode kabupaten/kota {province}.{regency} tidak dikenal; periksa."]
     if district == "00":
         return [f"{label}: kode kecamatan 00 tidak lazim; periksa kembali."]
     return []
@@ -236,9 +235,9 @@ def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
             errors.append(f"{LABELS[name]} terlalu panjang (maksimal {LIMITS[name]} karakter).")
     checked: dict[str, str] = {}
     for name in ("nik", "kk"):
-        value = fields.get(name)
-        if value and len(value) <= LIMITS[name]:
-            result = check_number(value, kind=name)
+        number = fields.get(name)
+        if number and len(number) <= LIMITS[name]:
+            result = check_number(number, kind=name)
             errors.extend(result.errors)
             warnings.extend(result.warnings)
             if result.value:
@@ -255,7 +254,8 @@ def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
         return FormResult(None, tuple(errors), tuple(warnings))
     lembaga, key = catalog.normalise(fields["lembaga"])
     if not key:
-        return FormResult(None, ("Lembaga tidak terbaca; tulis nama lembaganya.",), tuple(warnings))
+        problem = "Lembaga tidak terbaca; tulis nama lembaganya."
+        return FormResult(None, (problem,), tuple(warnings))
     assert phone is not None
     form = TicketForm(
         nik=checked["nik"],

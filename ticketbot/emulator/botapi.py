@@ -11,6 +11,7 @@ retry_after and 5xx on demand, and enforce a per-group rate limit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -116,6 +117,7 @@ class FakeBotApi:
         self._runner: web.AppRunner | None = None
         self._photo_ids = itertools.count(1)
         self.base_url = ""
+        self._releasing = False
 
     # -- server lifecycle --------------------------------------------------------------
 
@@ -123,12 +125,12 @@ class FakeBotApi:
         self._changed = asyncio.Condition()
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        bound = sockets[0].getsockname()[1]
+        server: Any = site._server
+        bound = server.sockets[0].getsockname()[1]
         self.base_url = f"http://{host}:{bound}/bot"
         return self.base_url
 
@@ -136,6 +138,14 @@ class FakeBotApi:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def release_polls(self, releasing: bool = True) -> None:
+        """While releasing, getUpdates answers at once: a stopping bot need not wait out
+        its long poll."""
+        assert self._changed is not None
+        async with self._changed:
+            self._releasing = releasing
+            self._changed.notify_all()
 
     # -- the world: chats and people ---------------------------------------------------
 
@@ -398,12 +408,13 @@ class FakeBotApi:
             if offset:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
             if not self._updates and timeout > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
-                        await self._changed.wait_for(lambda: bool(self._updates))
-                except TimeoutError:
-                    pass
+                        await self._changed.wait_for(self._poll_answerable)
             return self._updates[:limit]
+
+    def _poll_answerable(self) -> bool:
+        return bool(self._updates) or self._releasing
 
     def _check_markup(self, params: dict[str, Any]) -> dict[str, Any] | None:
         markup = params.get("reply_markup")
@@ -420,10 +431,11 @@ class FakeBotApi:
                     raise bad_request("text buttons are unallowed in the inline keyboard")
                 kinds = [k for k in ("callback_data", "url") if k in b]
                 if len(kinds) != 1:
-                    raise bad_request("can't find field \"callback_data\" or \"url\"")
-                if "callback_data" in b and not 1 <= len(
-                    str(b["callback_data"]).encode()
-                ) <= MAX_CALLBACK_DATA:
+                    raise bad_request('can\'t find field "callback_data" or "url"')
+                if (
+                    "callback_data" in b
+                    and not 1 <= len(str(b["callback_data"]).encode()) <= MAX_CALLBACK_DATA
+                ):
                     raise bad_request("BUTTON_DATA_INVALID")
                 if "url" in b:
                     url = urlparse(str(b["url"]))
@@ -434,8 +446,10 @@ class FakeBotApi:
     def _check_reply(self, params: dict[str, Any], chat_id: int) -> int | None:
         reply = params.get("reply_parameters")
         if reply is None and params.get("reply_to_message_id") is not None:
-            reply = {"message_id": params["reply_to_message_id"],
-                     "allow_sending_without_reply": params.get("allow_sending_without_reply")}  # fmt: skip
+            reply = {
+                "message_id": params["reply_to_message_id"],
+                "allow_sending_without_reply": params.get("allow_sending_without_reply"),
+            }
         if not reply:
             return None
         target = self.messages.get((chat_id, int(reply["message_id"])))
@@ -469,7 +483,10 @@ class FakeBotApi:
                 "exactly the same as a current content and reply markup of the message"
             )
         m.text, m.plain, m.parse_mode, m.reply_markup = (
-            params["text"], plain, params.get("parse_mode"), markup
+            params["text"],
+            plain,
+            params.get("parse_mode"),
+            markup,
         )
         m.edits += 1
         return self._message_dict(m)

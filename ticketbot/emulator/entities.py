@@ -14,7 +14,8 @@ HTML_TAGS = {
 }  # fmt: skip
 NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 ENTITY = re.compile(r"&(#\d{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]+);")
-TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)((?:\s+[\w-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*)\s*>")
+ATTR_TEXT = r"""(?:\s+[\w-]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+))?)*"""
+TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)(" + ATTR_TEXT + r")\s*>")
 ATTR = re.compile(r"([\w-]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+)))?")
 MD_RESERVED = set("_*[]()~`>#+-=|{}.!")
 
@@ -67,8 +68,8 @@ def parse_html(text: str) -> str:
             if closing:
                 if not stack or stack[-1] != name:
                     raise EntityError(
-                        f'can\'t parse entities: Unmatched end tag at byte offset '
-                        f"{_offset(text, i)}, expected \"</{stack[-1] if stack else ''}>\", "
+                        f"can't parse entities: Unmatched end tag at byte offset "
+                        f'{_offset(text, i)}, expected "</{stack[-1] if stack else ""}>", '
                         f'found "</{name}>"'
                     )
                 stack.pop()
@@ -95,7 +96,7 @@ def parse_html(text: str) -> str:
             i += 1
     if stack:
         raise EntityError(
-            f'can\'t parse entities: Can\'t find end tag corresponding to start tag "{stack[-1]}"'
+            f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1]}\""
         )
     return "".join(plain)
 

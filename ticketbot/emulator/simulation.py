@@ -92,7 +92,7 @@ class Simulation:
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.app: Application | None = None  # type: ignore[type-arg]
+        self.app: Application | None = None
         self.config: Config | None = None
 
     async def __aenter__(self) -> Simulation:
@@ -111,6 +111,7 @@ class Simulation:
     async def start_bot(self) -> None:
         assert self.config is not None
         self._stop = asyncio.Event()
+        await self.api.release_polls(False)
         ready = asyncio.Event()
         self.app = build_application(self.config, clock=self.clock)
         self._task = asyncio.create_task(serve(self.app, self._stop, poll_timeout=1, ready=ready))
@@ -121,6 +122,9 @@ class Simulation:
             self._task.result()  # start-up failed: raise why
 
     async def stop_bot(self) -> None:
+        # Answer the pending long poll first: cancelling it mid-request makes PTB's final
+        # getUpdates wait a second for its one pooled connection.
+        await self.api.release_polls()
         self._stop.set()
         if self._task is not None:
             await self._task
