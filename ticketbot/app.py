@@ -75,6 +75,9 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         # one: post those now.
         for ticket in await repo.tickets_without_card():
             await handlers.show_card(app, office, ticket)
+        if app.job_queue is not None:
+            # Cards say TERLAMBAT once their step's deadline passes.
+            app.job_queue.run_repeating(handlers.on_overdue_job, interval=60, first=5)
 
     async def post_shutdown(app: Application) -> None:
         office: Office | None = app.bot_data.get("office")
@@ -119,6 +122,9 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
     # Help in the group; a short explanation in a private chat.
     app.add_handler(CommandHandler(["bantuan", "help", "start"], handlers.on_help, in_office))
     app.add_handler(CommandHandler("start", handlers.on_private_start, filters.ChatType.PRIVATE))
+    # /status <#N | NIK> and /antrian, for staff in the group.
+    app.add_handler(CommandHandler("status", handlers.on_status, in_office))
+    app.add_handler(CommandHandler("antrian", handlers.on_queue, in_office))
     # Every inline button; the office re-checks chat, card, role and state.
     app.add_handler(CallbackQueryHandler(handlers.on_button))
     # A reply to a card: the free-text reason of a rejection.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from telegram import Message, Update, User
 from telegram.constants import MessageEntityType
 from telegram.ext import Application, ContextTypes
 
 from ticketbot import callback_data, telegram_io
+from ticketbot.domain.masking import carries_full_number
 from ticketbot.office import CardView, Office
 from ticketbot.repository import Actor, Ticket
 
@@ -136,8 +138,42 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         actor_of(message.from_user),
         message.text or "",
     )
-    if result is not None:
-        await refresh_cards(context.application, office, result.refresh)
+    if result is None:
+        return
+    if result.delete_source:
+        await telegram_io.delete(context.bot, message.chat_id, message.message_id)
+        await telegram_io.send(context.bot, message.chat_id, CardView(result.answer, ()))
+    await refresh_cards(context.application, office, result.refresh)
+
+
+async def on_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    office = office_of(context)
+    query = " ".join(context.args or [])
+    await telegram_io.reply(message, await office.status(query))
+    if office.config.delete_intake and carries_full_number(query):
+        await telegram_io.delete(context.bot, message.chat_id, message.message_id)
+
+
+async def on_queue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    await telegram_io.reply(message, await office_of(context).queue())
+
+
+async def sweep_overdue(application: Application) -> None:
+    """Re-render cards once when their step's deadline passes, so they say TERLAMBAT."""
+    office: Office = application.bot_data["office"]
+    seen: set[tuple[int, datetime]] = application.bot_data.setdefault("overdue_seen", set())
+    for ticket in await office.newly_overdue(seen):
+        await show_card(application, office, ticket)
+
+
+async def on_overdue_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await sweep_overdue(context.application)
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from ticketbot import callback_data as cb
@@ -28,6 +29,7 @@ from ticketbot.domain.lifecycle import (
     may_perform,
     may_view_nik,
 )
+from ticketbot.domain.masking import carries_full_number, mask_number
 from ticketbot.domain.validation import region_warnings, validate_form
 from ticketbot.repository import Actor, Event, Repository, Ticket
 from ticketbot.texts import Texts
@@ -53,6 +55,21 @@ STEP_NAMES = {
     State.REJECTED: "informasi ke pemohon",
 }
 REASON_LIMIT = 200
+EVENT_LABELS: dict[str, str] = {
+    **{a.value: label for a, label in ACTION_LABELS.items()},
+    REJECT_MENU: "Membuka pilihan alasan penolakan",
+    REJECT_BACK: "Tidak jadi menolak",
+}
+QUEUE_TITLES = {
+    State.NEW: "Menunggu verifikasi Kasi",
+    State.VERIFIED: "Menunggu sinkronisasi ADB",
+    State.SYNCED: "Menunggu rekap ke admin DWH",
+    State.SENT_TO_DWH: "Menunggu konfirmasi admin DWH pusat",
+    State.READY_TO_INFORM: "Siap diinformasikan ke pemohon",
+    State.REJECTED: "Ditolak — informasikan ke pemohon",
+}
+MESSAGE_BUDGET = 3900  # under Telegram's 4096, with room for what the template adds
+TICKET_REF = re.compile(r"^#?\s*(\d{1,9})$")
 
 
 def now_utc() -> datetime:
@@ -86,6 +103,15 @@ class PressOutcome:
     answer: str
     alert: bool = False
     refresh: tuple[int, ...] = ()  # tickets whose cards must be re-rendered
+    delete_source: bool = False  # the person's message carried a full NIK/KK
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    t: Ticket
+    deadline: datetime | None
+    overdue: bool
+    overdue_minutes: float
 
 
 @dataclass(frozen=True)
@@ -142,7 +168,7 @@ class Office:
     async def card(self, ticket: Ticket) -> CardView:
         events = await self.repo.events_for(ticket.id)
         choosing = ticket.state == State.NEW and _reject_menu_open(events)
-        due = deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
+        due = self.due(ticket)
         now = self.clock()
         left = self.config.calendar.work_minutes_between(now, due) if due else 0.0
         text = self.texts.render(
@@ -320,9 +346,117 @@ class Office:
         if not isinstance(decision, Transition):
             return None
         reason = " ".join(text.split())[:REASON_LIMIT]
-        if not reason or re.search(r"\d{16}", re.sub(r"[\s.\-]", "", reason)):
-            return None  # an empty reason, or one carrying a NIK, is not stored in the group
+        if carries_full_number(reason):
+            # Never stored, and the message is removed from the group.
+            text = self.texts.render("telegram/reason_has_number.html")
+            return PressOutcome(text, delete_source=True)
+        if not reason:
+            return None
         return await self._apply(ticket, decision, actor, reason)
+
+    # -- /status and /antrian -------------------------------------------------------------
+
+    def fit(self, template: str, items: list[Any], **context: Any) -> str:
+        """Render with as many of the newest `items` as fit in one Telegram message."""
+
+        def render(shown: int) -> str:
+            return self.texts.render(
+                template, items=items[len(items) - shown :], hidden=len(items) - shown, **context
+            )
+
+        return fit_message(render, len(items))
+
+    async def status(self, query: str) -> str:
+        """`/status #N` or `/status <NIK>`: the ticket and its whole history, masked."""
+        query = query.strip()
+        ref = TICKET_REF.match(query)
+        digits = re.sub(r"[\s.\-]", "", query)
+        if ref:
+            ticket = await self.repo.get_ticket(int(ref[1]))
+            if ticket is None:
+                return self.texts.render("telegram/status_help.html", not_found=f"#{ref[1]}")
+            return await self._status_of(ticket)
+        if len(digits) == 16 and digits.isdigit():
+            tickets = await self.repo.tickets_by_nik(digits)
+            if not tickets:
+                return self.texts.render(
+                    "telegram/status_help.html", not_found="untuk NIK " + mask_number(digits)
+                )
+            if len(tickets) == 1:
+                return await self._status_of(tickets[0])
+            return self.fit(
+                "telegram/status_list.html", list(reversed(tickets)), nik=digits,
+                labels=STATE_LABELS,
+            )  # fmt: skip
+        return self.texts.render("telegram/status_help.html", not_found=None)
+
+    async def _status_of(self, ticket: Ticket) -> str:
+        events = await self.repo.events_for(ticket.id)
+        due = self.due(ticket)
+        items = [
+            {"at": e.at, "label": EVENT_LABELS.get(e.action, e.action),
+             "actor_name": e.actor_name, "detail": e.detail}
+            for e in events
+        ]  # fmt: skip
+        return self.fit(
+            "telegram/status.html", items, t=ticket, state_label=STATE_LABELS[ticket.state],
+            deadline=due, step=STEP_NAMES.get(ticket.state, ""),
+            overdue=due is not None and due < self.clock(),
+        )  # fmt: skip
+
+    def due(self, ticket: Ticket) -> datetime | None:
+        return deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
+
+    async def queue(self) -> str:
+        """`/antrian`: open tickets by step, overdue first, with deadlines."""
+        now = self.clock()
+        rows = []
+        for t in await self.repo.open_tickets():
+            due = self.due(t)
+            late = -self.config.calendar.work_minutes_between(now, due) if due else 0.0
+            rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0)))
+        groups: list[tuple[str, list[QueueRow]]] = []
+        for state, title in QUEUE_TITLES.items():
+            in_step = [r for r in rows if r.t.state == state]
+            in_step.sort(key=lambda r: (not r.overdue, r.deadline or now, r.t.id))
+            if in_step:
+                groups.append((title, in_step))
+        # Steps with overdue tickets first, then the order of the SOP.
+        groups.sort(key=lambda g: not any(r.overdue for r in g[1]))
+
+        def render(shown: int) -> str:
+            kept, left = [], shown
+            for title, in_step in groups:
+                if left > 0:
+                    kept.append({"title": title, "rows": in_step[:left]})
+                left -= len(in_step)
+            return self.texts.render(
+                "telegram/antrian.html", groups=kept, total=len(rows),
+                overdue_count=sum(r.overdue for r in rows), hidden=len(rows) - shown,
+            )  # fmt: skip
+
+        return fit_message(render, len(rows))
+
+    async def newly_overdue(self, already: set[tuple[int, datetime]]) -> list[Ticket]:
+        """Open tickets whose step deadline has passed and whose card has not yet said so."""
+        now = self.clock()
+        found = []
+        for t in await self.repo.open_tickets():
+            due = self.due(t)
+            if due is not None and due < now and (t.id, due) not in already:
+                already.add((t.id, due))
+                found.append(t)
+        return found
+
+
+def fit_message(render: Callable[[int], str], total: int) -> str:
+    """Render with as many items as fit under Telegram's 4096 characters (fewer each try)."""
+    shown = total
+    while True:
+        text = render(shown)
+        if len(text) <= MESSAGE_BUDGET or shown <= 1:
+            return text[:MESSAGE_BUDGET]
+        shown = max(1, shown * 3 // 4)
 
 
 def _reject_menu_open(events: list[Event]) -> bool:

@@ -19,3 +19,8 @@ def mask_phone(e164: str) -> str:
 def redact_numbers(text: str) -> str:
     """Mask every 16-digit run in free text (log lines, stray input)."""
     return SIXTEEN_DIGITS.sub(r"\1******\2", text)
+
+
+def carries_full_number(text: str) -> bool:
+    """True when the text holds a 16-digit run, however it is split by spaces, dots, dashes."""
+    return bool(re.search(r"\d{16}", re.sub(r"[\s.\-]", "", text)))
