@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.conftest import VALID_FORM, form
-from ticketbot.domain.lifecycle import Action, State, transition_for
+from ticketbot.domain.lifecycle import State
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STAF2, STRANGER, Simulation
-from ticketbot.handlers import show_card, sweep_overdue
+from ticketbot.handlers import sweep_overdue
 from ticketbot.repository import BOT_ACTOR
 
 
@@ -40,11 +40,10 @@ def labels(sim: Simulation, card: int) -> list[str]:
 
 
 async def to_sent_to_dwh(sim: Simulation) -> None:
-    """Stand-in for the recap email until it is exercised (tests/test_recap.py does)."""
-    send = transition_for(Action.SEND_TO_DWH, State.SYNCED)
-    assert send is not None
-    outcome = await sim.office.repo.apply(1, send, BOT_ACTOR, sim.clock())
-    assert outcome.applied
+    """Through the real recap: 15:00 comes, the email is accepted by the SMTP server."""
+    sim.clock.now = sim.clock.now.replace(hour=15, minute=0)
+    await sim.run_jobs()
+    assert len(sim.smtp.received) == 1
 
 
 async def test_happy_path_through_every_button(sim: Simulation) -> None:
@@ -65,11 +64,9 @@ async def test_happy_path_through_every_button(sim: Simulation) -> None:
     assert "Batas sinkronisasi ADB: Rab 25 Nov 09:03" in card_text(sim, card)
 
     await to_sent_to_dwh(sim)
-    ticket = await sim.office.repo.get_ticket(1)
-    assert ticket is not None
-    assert sim.app is not None
-    await show_card(sim.app, sim.office, ticket)
     assert "Menunggu admin DWH pusat" in card_text(sim, card)
+    body = sim.smtp.received[0].message.get_body(("plain",))
+    assert body is not None and "Tiket #1" in body.get_content()
     sim.clock.advance(days=1)
     await sim.tap(ADB, card, "DWH")
     assert await state_of(sim) == State.READY_TO_INFORM
@@ -90,8 +87,9 @@ async def test_happy_path_through_every_button(sim: Simulation) -> None:
     assert labels(sim, card) == []
     assert await actions(sim) == ["open", "verify", "sync_at_konsolidasi", "send_to_dwh",
                                   "confirm_dwh", "inform"]  # fmt: skip
-    # One card for the whole lifecycle: one sendMessage, edits after that.
-    assert len(sim.api.calls_of("sendMessage")) == 1
+    # One card for the whole lifecycle (plus the recap's summary): edits after that.
+    sends = sim.api.calls_of("sendMessage")
+    assert len(sends) == 2 and "Rekap" in sends[1].params["text"]
     assert {c.params["message_id"] for c in sim.api.calls_of("editMessageText")} == {str(card)}
 
 

@@ -27,6 +27,7 @@ from telegram.ext import (
 from ticketbot import handlers
 from ticketbot.config import Config
 from ticketbot.office import Clock, Office, now_utc
+from ticketbot.recap import RecapDesk
 from ticketbot.repository import Repository
 from ticketbot.texts import Texts
 
@@ -63,11 +64,39 @@ class TrackedUpdates(SimpleUpdateProcessor):
             await self._changed.wait_for(lambda: update_id in self.handled)
 
 
+def schedule_jobs(app: Application, config: Config) -> None:
+    """APScheduler jobs (PTB's JobQueue). The recap's state lives in the database, so a
+    missed run is caught up by the next tick rather than by APScheduler's memory."""
+    assert app.job_queue is not None
+    tz = config.office.timezone
+    # The recap at recap.time on working weekdays (holidays are skipped by the desk).
+    # PTB counts days from Sunday = 0; Python's weekday() from Monday = 0.
+    app.job_queue.run_daily(
+        handlers.on_recap_job,
+        time=config.recap.time.replace(tzinfo=tz),
+        days=tuple(sorted((d + 1) % 7 for d in config.calendar.workdays)),
+        name="recap-daily",
+        job_kwargs={"misfire_grace_time": 3600, "coalesce": True},
+    )
+    # Every minute: a recap missed while the bot was down, retries of the outbox, late
+    # notices. Runs right after start-up too.
+    app.job_queue.run_repeating(
+        handlers.on_recap_job, interval=60, first=1, name="recap-tick",
+        job_kwargs={"misfire_grace_time": 60, "coalesce": True},
+    )  # fmt: skip
+    # Cards say TERLAMBAT once their step's deadline passes.
+    app.job_queue.run_repeating(
+        handlers.on_overdue_job, interval=60, first=5, name="overdue",
+        job_kwargs={"coalesce": True},
+    )  # fmt: skip
+
+
 def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
     async def post_init(app: Application) -> None:
         repo = await Repository.open(config.database_path)
         office = Office(config, repo, Texts(config.office.timezone), clock)
         app.bot_data["office"] = office
+        app.bot_data["recap"] = RecapDesk(config, repo, office.texts, clock)
         await app.bot.set_my_commands(
             [BotCommand(c.command, c.description) for c in handlers.COMMANDS]
         )
@@ -76,8 +105,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         for ticket in await repo.tickets_without_card():
             await handlers.show_card(app, office, ticket)
         if app.job_queue is not None:
-            # Cards say TERLAMBAT once their step's deadline passes.
-            app.job_queue.run_repeating(handlers.on_overdue_job, interval=60, first=5)
+            schedule_jobs(app, config)
 
     async def post_shutdown(app: Application) -> None:
         office: Office | None = app.bot_data.get("office")
@@ -122,6 +150,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
     # Help in the group; a short explanation in a private chat.
     app.add_handler(CommandHandler(["bantuan", "help", "start"], handlers.on_help, in_office))
     app.add_handler(CommandHandler("start", handlers.on_private_start, filters.ChatType.PRIVATE))
+    # /rekap (preview) and /rekap kirim (send now; Kasi/ADB).
+    app.add_handler(CommandHandler("rekap", handlers.on_rekap, in_office))
     # /status <#N | NIK> and /antrian, for staff in the group.
     app.add_handler(CommandHandler("status", handlers.on_status, in_office))
     app.add_handler(CommandHandler("antrian", handlers.on_queue, in_office))

@@ -69,6 +69,40 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recap(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if not args.dry_run:
+        print("only --dry-run is supported here; send with /rekap kirim in the group",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    from ticketbot.office import now_utc
+    from ticketbot.recap import RecapDesk
+    from ticketbot.repository import Repository, migration_files
+    from ticketbot.texts import Texts
+
+    if not config.database_path.exists():
+        print(f"database.path: {config.database_path} does not exist", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def main() -> int:
+        # Read only: no migration, no batch frozen, nothing sent.
+        repo = await Repository.open(config.database_path, migrate=False)
+        try:
+            if await repo.schema_version() != len(migration_files()):
+                print("database.path: the database needs migrating; start the bot once",
+                      file=sys.stderr)  # fmt: skip
+                return EXIT_CONFIG
+            desk = RecapDesk(config, repo, Texts(config.office.timezone), now_utc)
+            content = await desk.preview_email()
+        finally:
+            await repo.close()
+        print(f"Subject: {content.subject}\nAttachment: {content.filename}\n")
+        print(content.text, end="")
+        return 0
+
+    return asyncio.run(main())
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ticketbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -81,6 +115,11 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("--config", type=Path, required=True)
     check.set_defaults(func=cmd_check_config)
+
+    recap = sub.add_parser("recap", help="render the pending recap to stdout")
+    recap.add_argument("--config", type=Path, required=True)
+    recap.add_argument("--dry-run", action="store_true", help="print it; change nothing")
+    recap.set_defaults(func=cmd_recap)
 
     backup = sub.add_parser("backup", help="consistent copy of the live database")
     backup.add_argument("--config", type=Path, required=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,8 +12,10 @@ from telegram.constants import MessageEntityType
 from telegram.ext import Application, ContextTypes
 
 from ticketbot import callback_data, telegram_io
+from ticketbot.domain.lifecycle import Role
 from ticketbot.domain.masking import carries_full_number
 from ticketbot.office import CardView, Office
+from ticketbot.recap import NewsKind, RecapDesk, RecapNews
 from ticketbot.repository import Actor, Ticket
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
     await telegram_io.answer(query, outcome.answer, alert=outcome.alert)
     await refresh_cards(context.application, office, outcome.refresh)
+    if outcome.refresh_batch is not None:
+        await show_summary(context.application, office, outcome.refresh_batch)
 
 
 async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -174,6 +179,88 @@ async def sweep_overdue(application: Application) -> None:
 
 async def on_overdue_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await sweep_overdue(context.application)
+
+
+def desk_of(application: Application) -> RecapDesk:
+    desk: RecapDesk = application.bot_data["recap"]
+    return desk
+
+
+async def show_summary(application: Application, office: Office, batch_id: int) -> None:
+    """Post a recap batch's summary message, or edit it in place."""
+    batch = await office.repo.get_batch(batch_id)
+    if batch is None:
+        return
+    view = await office.batch_summary(batch)
+    group = office.config.telegram.group_id
+    if batch.summary_message_id is None:
+        message = await telegram_io.send(application.bot, group, view)
+        await office.repo.set_batch_summary(batch.id, message.message_id)
+        return
+    message_id = await telegram_io.edit(application.bot, group, batch.summary_message_id, view)
+    if message_id != batch.summary_message_id:
+        await office.repo.set_batch_summary(batch.id, message_id)
+
+
+async def announce(application: Application, news: list[RecapNews]) -> None:
+    """Tell the group what the recap desk did: summaries, late and failed recaps."""
+    office: Office = application.bot_data["office"]
+    group = office.config.telegram.group_id
+    for item in news:
+        if item.kind == NewsKind.SENT:
+            tickets = item.moved or tuple(
+                t.id for t in await office.repo.batch_tickets(item.batch.id)
+            )
+            if tickets:
+                await refresh_cards(application, office, tickets)
+                await show_summary(application, office, item.batch.id)
+        else:
+            name = (
+                "telegram/recap_late.html"
+                if item.kind == NewsKind.LATE
+                else ("telegram/recap_failed.html")
+            )
+            text = office.texts.render(name, batch=item.batch)
+            await telegram_io.send(application.bot, group, CardView(text, ()))
+
+
+def recap_lock(application: Application) -> asyncio.Lock:
+    """Held from a recap action until the group has been told, so that a batch between
+    "sent" and "announced" is never taken for one whose summary was lost in a crash."""
+    lock: asyncio.Lock = application.bot_data.setdefault("recap_lock", asyncio.Lock())
+    return lock
+
+
+async def run_recap(application: Application) -> None:
+    """One pass of the recap desk (scheduled daily, and every minute for retries)."""
+    async with recap_lock(application):
+        await announce(application, await desk_of(application).tick())
+
+
+async def on_recap_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await run_recap(context.application)
+
+
+async def on_rekap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or message.from_user is None:
+        return
+    office, desk = office_of(context), desk_of(context.application)
+    args = [a.lower() for a in context.args or []]
+    if args[:1] != ["kirim"]:
+        await telegram_io.reply(message, await office.recap_preview(desk))
+        return
+    if not office.config.roles_of(message.from_user.id) & {Role.KASI, Role.ADB}:
+        await telegram_io.reply(message, office.texts.render("telegram/recap_not_allowed.html"))
+        return
+    async with recap_lock(context.application):
+        count, news, error = await desk.send_now()
+        text = office.texts.render(
+            "telegram/recap_sent_now.html", nothing=count == 0, count=count,
+            sent=error is None, error=error,
+        )  # fmt: skip
+        await telegram_io.reply(message, text)
+        await announce(context.application, news)
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

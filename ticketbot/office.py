@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ticketbot import callback_data as cb
@@ -31,8 +31,11 @@ from ticketbot.domain.lifecycle import (
 )
 from ticketbot.domain.masking import carries_full_number, mask_number
 from ticketbot.domain.validation import region_warnings, validate_form
-from ticketbot.repository import Actor, Event, Repository, Ticket
+from ticketbot.repository import Actor, Batch, Event, Repository, Ticket
 from ticketbot.texts import Texts
+
+if TYPE_CHECKING:
+    from ticketbot.recap import RecapDesk
 
 Clock = Callable[[], datetime]
 
@@ -104,6 +107,7 @@ class PressOutcome:
     alert: bool = False
     refresh: tuple[int, ...] = ()  # tickets whose cards must be re-rendered
     delete_source: bool = False  # the person's message carried a full NIK/KK
+    refresh_batch: int | None = None  # a recap summary to re-render
 
 
 @dataclass(frozen=True)
@@ -255,8 +259,10 @@ class Office:
         """Everything a tap can do. Button data is untrusted: the ticket, the card it was
         pressed on, the presser's role and the current state are all re-checked here."""
         invalid = PressOutcome(self.texts.answer("invalid"))
-        if press is None or press.press == Press.CONFIRM_BATCH:
+        if press is None:
             return invalid
+        if press.press == Press.CONFIRM_BATCH:
+            return await self._confirm_batch(press.target_id, actor, chat_id, message_id)
         ticket = await self.repo.get_ticket(press.target_id)
         if ticket is None or (ticket.chat_id, ticket.card_message_id) != (chat_id, message_id):
             return invalid
@@ -281,6 +287,53 @@ class Office:
                 return invalid
             detail = self.config.reject_reasons[press.index]
         return await self._apply(ticket, decision, actor, detail)
+
+    async def _confirm_batch(
+        self, batch_id: int, actor: Actor, chat_id: int, message_id: int | None
+    ) -> PressOutcome:
+        """The summary's "DWH" button: the central admin confirmed the whole batch."""
+        batch = await self.repo.get_batch(batch_id)
+        if (
+            batch is None
+            or chat_id != self.config.telegram.group_id
+            or batch.summary_message_id != message_id
+        ):
+            return PressOutcome(self.texts.answer("invalid"))
+        assert actor.user_id is not None
+        roles = self.config.roles_of(actor.user_id)
+        confirmed = []
+        for ticket in await self.repo.batch_tickets(batch.id):
+            decision = may_perform(Action.CONFIRM_DWH, ticket.state, roles, is_opener=False)
+            if decision == Refusal.NOT_ALLOWED:
+                who = _who_may(Action.CONFIRM_DWH)
+                return PressOutcome(self.texts.answer("not_allowed", who=who))
+            if isinstance(decision, Transition):
+                outcome = await self.repo.apply(ticket.id, decision, actor, self.clock(), None)
+                if outcome.applied:
+                    confirmed.append(ticket.id)
+        return PressOutcome(
+            self.texts.answer("batch_confirmed", count=len(confirmed)),
+            refresh=tuple(confirmed),
+            refresh_batch=batch.id,
+        )
+
+    async def batch_summary(self, batch: Batch) -> CardView:
+        tickets = await self.repo.batch_tickets(batch.id)
+        waiting = sum(t.state == State.SENT_TO_DWH for t in tickets)
+        adb = await self.repo.names_of(self.config.roles[Role.ADB])
+        text = self.fit(
+            "telegram/recap_summary.html", tickets, batch=batch, total=len(tickets),
+            waiting=waiting,
+            turn=[Person(i, adb.get(i, ROLE_TITLES[Role.ADB]))
+                  for i in sorted(self.config.roles[Role.ADB])],
+        )  # fmt: skip
+        if not waiting:
+            return CardView(text, ())
+        button = Button(
+            self.texts.answer("button_batch_dwh", count=waiting),
+            cb.encode(Press.CONFIRM_BATCH, batch.id),
+        )
+        return CardView(text, ((button,),))
 
     async def _apply(
         self, ticket: Ticket, transition: Transition, actor: Actor, detail: str | None
@@ -353,6 +406,20 @@ class Office:
         if not reason:
             return None
         return await self._apply(ticket, decision, actor, reason)
+
+    # -- /rekap ------------------------------------------------------------------------
+
+    async def recap_preview(self, desk: RecapDesk) -> str:
+        pending = [
+            {"due_date": b.due_date, "status": b.status, "attempts": b.attempts,
+             "last_error": b.last_error, "count": len(await self.repo.batch_tickets(b.id))}
+            for b in await self.repo.batches("pending") + await self.repo.batches("failed")
+        ]  # fmt: skip
+        waiting = await self.repo.unbatched_synced()
+        return self.fit(
+            "telegram/recap_preview.html", waiting, pending=pending, total=len(waiting),
+            next_run=desk.next_run(self.clock()),
+        )  # fmt: skip
 
     # -- /status and /antrian -------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,40 @@ class Ticket:
     reject_reason: str | None
     chat_id: int
     card_message_id: int | None
+    batch_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A recap batch: frozen when first built, then delivered exactly once."""
+
+    id: int
+    due_date: date
+    created_at: datetime
+    message_id: str
+    status: str  # pending | sent | failed
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None
+    late_notified: bool
+    summary_message_id: int | None
+
+
+def _batch(row: Any) -> Batch:
+    return Batch(
+        id=int(row[0]),
+        due_date=date.fromisoformat(row[1]),
+        created_at=datetime.fromisoformat(row[2]),
+        message_id=str(row[3]),
+        status=str(row[4]),
+        attempts=int(row[5]),
+        next_attempt_at=datetime.fromisoformat(row[6]),
+        last_error=row[7],
+        sent_at=from_db_time(row[8]),
+        late_notified=bool(row[9]),
+        summary_message_id=row[10],
+    )
 
 
 @dataclass(frozen=True)
@@ -91,14 +125,19 @@ class TransitionOutcome:
 
 TICKET_COLUMNS = (
     "id, nik, kk, lembaga, lembaga_key, phone, nama, keterangan, photo_file_id, state, "
-    "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id"
+    "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id, "
+    "batch_id"
+)
+BATCH_COLUMNS = (
+    "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
+    "sent_at, late_notified, summary_message_id"
 )
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
 
 
 def _ticket(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
-     state_since, step_since, reason, chat_id, card) = row  # fmt: skip
+     state_since, step_since, reason, chat_id, card, batch_id) = row  # fmt: skip
     return Ticket(
         id=int(id_),
         nik=str(nik),
@@ -117,6 +156,7 @@ def _ticket(row: Any) -> Ticket:
         reject_reason=reason if isinstance(reason, str) else None,
         chat_id=int(chat_id),
         card_message_id=card if isinstance(card, int) else None,
+        batch_id=batch_id if isinstance(batch_id, int) else None,
     )
 
 
@@ -427,6 +467,159 @@ class Repository:
             f"SELECT user_id, name FROM people WHERE user_id IN ({marks})", ids
         ) as cur:
             return {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+    # -- recap batches ----------------------------------------------------------------------
+
+    async def unbatched_synced(self) -> list[Ticket]:
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state = 'synced' AND batch_id IS NULL"
+            " ORDER BY id"
+        ) as cur:
+            return [_ticket(r) for r in await cur.fetchall()]
+
+    async def freeze_batch(
+        self, due_date: date, now: datetime, domain: str, *, allow_empty: bool, run: bool
+    ) -> Batch | None:
+        """Freeze every synced, unbatched ticket into a new batch (None when there is
+        nothing and empty recaps are off). With `run`, the scheduled recap of `due_date` is
+        recorded as done in the same transaction, so a crash neither repeats nor skips it."""
+        stamp = to_db_time(now)
+        async with self._write() as conn:
+            async with conn.execute(
+                "SELECT id FROM tickets WHERE state = 'synced' AND batch_id IS NULL ORDER BY id"
+            ) as cur:
+                ids = [int(r[0]) for r in await cur.fetchall()]
+            if not ids and not allow_empty:
+                if run:
+                    await self._record_run(due_date, None, stamp)
+                return None
+            cur = await conn.execute(
+                "INSERT INTO recap_batches (due_date, created_at, message_id, next_attempt_at)"
+                " VALUES (?, ?, '', ?)",
+                (due_date.isoformat(), stamp, stamp),
+            )
+            batch_id = cur.lastrowid
+            assert batch_id is not None
+            message_id = f"<rekap-{batch_id}-{due_date.isoformat()}@{domain}>"
+            await conn.execute(
+                "UPDATE recap_batches SET message_id = ? WHERE id = ?", (message_id, batch_id)
+            )
+            await conn.executemany(
+                "UPDATE tickets SET batch_id = ? WHERE id = ? AND batch_id IS NULL",
+                [(batch_id, i) for i in ids],
+            )
+            if run:
+                await self._record_run(due_date, batch_id, stamp)
+        batch = await self.get_batch(batch_id)
+        assert batch is not None
+        return batch
+
+    async def get_batch(self, batch_id: int) -> Batch | None:
+        async with self._conn.execute(
+            f"SELECT {BATCH_COLUMNS} FROM recap_batches WHERE id = ?", (batch_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _batch(row) if row else None
+
+    async def batches(self, status: str | None = None) -> list[Batch]:
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        async with self._conn.execute(
+            f"SELECT {BATCH_COLUMNS} FROM recap_batches {where} ORDER BY id", args
+        ) as cur:
+            return [_batch(r) for r in await cur.fetchall()]
+
+    async def batch_tickets(self, batch_id: int) -> list[Ticket]:
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE batch_id = ? ORDER BY id", (batch_id,)
+        ) as cur:
+            return [_ticket(r) for r in await cur.fetchall()]
+
+    async def batch_by_summary(self, chat_id: int, message_id: int) -> Batch | None:
+        del chat_id  # summaries are only ever posted to the one group
+        async with self._conn.execute(
+            f"SELECT {BATCH_COLUMNS} FROM recap_batches WHERE summary_message_id = ?",
+            (message_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return _batch(row) if row else None
+
+    async def mark_batch_sent(
+        self, batch_id: int, send: Transition, now: datetime, detail: str
+    ) -> list[int]:
+        """After the SMTP server accepted: the batch is sent and its tickets move to
+        sent_to_dwh, all in one transaction. Returns the tickets moved."""
+        stamp = to_db_time(now)
+        moved = []
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE recap_batches SET status = 'sent', sent_at = ?, last_error = NULL"
+                " WHERE id = ? AND status = 'pending'",
+                (stamp, batch_id),
+            )
+            if cur.rowcount != 1:
+                return []
+            async with conn.execute(
+                "SELECT id FROM tickets WHERE batch_id = ? AND state = ? ORDER BY id",
+                (batch_id, send.source.value),
+            ) as rows:
+                ids = [int(r[0]) for r in await rows.fetchall()]
+            for ticket_id in ids:
+                updated = await conn.execute(
+                    "UPDATE tickets SET state = ?, state_since = ?, step_since = NULL"
+                    " WHERE id = ? AND state = ?",
+                    (send.target.value, stamp, ticket_id, send.source.value),
+                )
+                if updated.rowcount == 1:
+                    await self._insert_event(
+                        ticket_id, BOT_ACTOR, send.action, send.source, send.target, stamp, detail
+                    )
+                    moved.append(ticket_id)
+        return moved
+
+    async def defer_batch(
+        self, batch_id: int, next_attempt_at: datetime, error: str, *, failed: bool
+    ) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE recap_batches SET attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ?, status = ? WHERE id = ? AND status = 'pending'",
+                (to_db_time(next_attempt_at), error, "failed" if failed else "pending",
+                 batch_id),
+            )  # fmt: skip
+
+    async def retry_failed_batch(self, batch_id: int, now: datetime) -> bool:
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE recap_batches SET status = 'pending', next_attempt_at = ?,"
+                " late_notified = 0 WHERE id = ? AND status = 'failed'",
+                (to_db_time(now), batch_id),
+            )
+            return cur.rowcount == 1
+
+    async def mark_batch_late_notified(self, batch_id: int) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE recap_batches SET late_notified = 1 WHERE id = ?", (batch_id,)
+            )
+
+    async def set_batch_summary(self, batch_id: int, message_id: int) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE recap_batches SET summary_message_id = ? WHERE id = ?",
+                (message_id, batch_id),
+            )
+
+    async def recap_ran(self, due_date: date) -> bool:
+        async with self._conn.execute(
+            "SELECT 1 FROM recap_runs WHERE due_date = ?", (due_date.isoformat(),)
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    async def _record_run(self, due_date: date, batch_id: int | None, stamp: str) -> None:
+        await self._conn.execute(
+            "INSERT OR IGNORE INTO recap_runs (due_date, batch_id, ran_at) VALUES (?, ?, ?)",
+            (due_date.isoformat(), batch_id, stamp),
+        )
 
     # -- backup -------------------------------------------------------------------------
 

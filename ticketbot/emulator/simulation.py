@@ -20,7 +20,10 @@ from telegram.ext import Application
 from ticketbot.app import TrackedUpdates, build_application, serve
 from ticketbot.config import Config, parse_config
 from ticketbot.emulator.botapi import FakeBotApi, StoredMessage
+from ticketbot.emulator.smtp import SmtpSink
+from ticketbot.handlers import run_recap, sweep_overdue
 from ticketbot.office import Office
+from ticketbot.recap import RecapDesk
 
 GROUP_ID = -1001234567890
 TZ = ZoneInfo("Asia/Jakarta")
@@ -58,7 +61,9 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
-def office_settings(base_url: str, token: str, database: Path, **overrides: Any) -> dict[str, Any]:
+def office_settings(
+    base_url: str, token: str, database: Path, smtp_port: int, **overrides: Any
+) -> dict[str, Any]:
     """A complete configuration (as the TOML tree) for the simulated office."""
     data: dict[str, Any] = {
         "office": {"name": "Dinas Kependudukan dan Pencatatan Sipil Kota Sibolga",
@@ -68,7 +73,8 @@ def office_settings(base_url: str, token: str, database: Path, **overrides: Any)
         "roles": {"kasi": [KASI.user_id], "adb": [ADB.user_id],
                   "staf": [STAF.user_id, STAF2.user_id]},
         "database": {"path": str(database)},
-        "smtp": {"host": "127.0.0.1", "port": 2525, "security": "none",
+        "smtp": {"host": "127.0.0.1", "port": smtp_port, "security": "none",
+                 "timeout_seconds": 10,
                  "from": "Disdukcapil Kota Sibolga <disdukcapil@example.go.id>"},
         "recap": {"to": ["admin-dwh@example.go.id"], "time": "15:00"},
     }  # fmt: skip
@@ -88,6 +94,7 @@ class Simulation:
     )
     settings: Mapping[str, Any] = field(default_factory=dict)
     api: FakeBotApi = field(default_factory=FakeBotApi)
+    smtp: SmtpSink = field(default_factory=SmtpSink)
 
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
@@ -97,12 +104,13 @@ class Simulation:
 
     async def __aenter__(self) -> Simulation:
         await self.api.start()
+        self.smtp.start()
         self.api.add_group(GROUP_ID)
         for p in PEOPLE:
             self.api.add_user(p.user_id, p.first_name, p.last_name)
         data = office_settings(
             self.api.base_url, self.api.token, self.directory / "ticketbot.sqlite3",
-            **self.settings,
+            self.smtp.port, **self.settings,
         )  # fmt: skip
         self.config = parse_config(data, {}, self.directory)
         await self.start_bot()
@@ -120,6 +128,15 @@ class Simulation:
         if self._task in done:
             waiter.cancel()
             self._task.result()  # start-up failed: raise why
+        # Jobs run on the simulated clock, by hand (run_jobs), never on the wall clock.
+        assert self.app.job_queue is not None
+        self.app.job_queue.scheduler.pause()
+
+    async def run_jobs(self) -> None:
+        """What the scheduled jobs do, now, on the simulated clock."""
+        assert self.app is not None
+        await run_recap(self.app)
+        await sweep_overdue(self.app)
 
     async def stop_bot(self) -> None:
         # Answer the pending long poll first: cancelling it mid-request makes PTB's final
@@ -135,8 +152,15 @@ class Simulation:
             await self.stop_bot()
         finally:
             await self.api.stop()
+            self.smtp.stop()
 
     # -- what people do ------------------------------------------------------------------
+
+    @property
+    def desk(self) -> RecapDesk:
+        assert self.app is not None
+        desk: RecapDesk = self.app.bot_data["recap"]
+        return desk
 
     @property
     def office(self) -> Office:

@@ -1,0 +1,246 @@
+"""The daily recap to the central DWH admin (SOP step 4, SPEC §4): exactly once.
+
+A batch is frozen in one transaction when first built; it is delivered with the same
+Message-ID on every attempt; its tickets move to sent_to_dwh only after the SMTP server
+accepted it (250). The outbox is the batch table, so a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from enum import StrEnum
+
+from ticketbot.config import Config, SmtpConfig
+from ticketbot.domain.lifecycle import Action, State, transition_for
+from ticketbot.mailer import DeliveryError, send_email
+from ticketbot.office import Clock
+from ticketbot.repository import Batch, Repository, Ticket
+from ticketbot.texts import Texts
+from ticketbot.xlsx import RecapRow, recap_workbook
+
+Sender = Callable[[SmtpConfig, EmailMessage], Awaitable[None]]
+XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+LATE_AFTER = timedelta(hours=1)
+FIRST_RETRY_SECONDS = 60
+MAX_RETRY_SECONDS = 3600
+SEND_TO_DWH = transition_for(Action.SEND_TO_DWH, State.SYNCED)
+
+
+class NewsKind(StrEnum):
+    SENT = "sent"  # accepted by the SMTP server; the group gets a summary
+    LATE = "late"  # still not accepted an hour after it was frozen
+    FAILED = "failed"  # refused for good (5xx)
+
+
+@dataclass(frozen=True)
+class RecapNews:
+    kind: NewsKind
+    batch: Batch
+    moved: tuple[int, ...] = ()  # tickets that just moved to sent_to_dwh
+
+
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    text: str
+    html: str
+    xlsx: bytes
+    filename: str
+
+
+def retry_delay(attempts: int, rng: random.Random) -> timedelta:
+    """Exponential back-off with ±20 % jitter: 1, 2, 4 … minutes, at most an hour."""
+    seconds = min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS)
+    return timedelta(seconds=seconds * rng.uniform(0.8, 1.2))
+
+
+@dataclass
+class RecapDesk:
+    config: Config
+    repo: Repository
+    texts: Texts
+    clock: Clock
+    send: Sender = send_email
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._lock = asyncio.Lock()  # one delivery at a time: /rekap kirim twice at once
+
+    # -- when --------------------------------------------------------------------------
+
+    def latest_due_date(self, now: datetime) -> date | None:
+        """The latest working day whose recap time has passed (catch-up after downtime)."""
+        cal, at = self.config.calendar, self.config.recap.time
+        day = now.astimezone(cal.tz).date()
+        for back in range(31):
+            candidate = day - timedelta(days=back)
+            if cal.is_workday(candidate) and datetime.combine(candidate, at, cal.tz) <= now:
+                return candidate
+        return None
+
+    def next_run(self, now: datetime) -> datetime:
+        cal, at = self.config.calendar, self.config.recap.time
+        today = now.astimezone(cal.tz).date()
+        moment = cal.next_work_moment(today, at)
+        if moment <= now:
+            moment = datetime.combine(cal.next_workday(today), at, cal.tz)
+        return moment
+
+    # -- the job -----------------------------------------------------------------------
+
+    async def tick(self) -> list[RecapNews]:
+        """Run whatever is due: today's batch, retries, late notices, lost summaries."""
+        async with self._lock:
+            now = self.clock()
+            due = self.latest_due_date(now)
+            if due is not None and not await self.repo.recap_ran(due):
+                await self.repo.freeze_batch(
+                    due, now, self._domain(), allow_empty=self.config.recap.send_empty, run=True
+                )
+            news: list[RecapNews] = []
+            for batch in await self.repo.batches("pending"):
+                if batch.next_attempt_at <= now:
+                    news += await self._deliver(batch)
+            news += await self._late_notices(now)
+            news += await self._lost_summaries(news)
+            return news
+
+    async def send_now(self) -> tuple[int, list[RecapNews], str | None]:
+        """`/rekap kirim`: freeze what is pending and deliver it now, retrying failed ones.
+        Returns (tickets in the attempted batches, news, last error)."""
+        async with self._lock:
+            now = self.clock()
+            for batch in await self.repo.batches("failed"):
+                await self.repo.retry_failed_batch(batch.id, now)
+            await self.repo.freeze_batch(
+                now.astimezone(self.config.calendar.tz).date(), now, self._domain(),
+                allow_empty=False, run=False,
+            )  # fmt: skip
+            count, news, error = 0, [], None
+            for batch in await self.repo.batches("pending"):
+                count += len(await self.repo.batch_tickets(batch.id))
+                news += await self._deliver(batch)
+                after = await self.repo.get_batch(batch.id)
+                if after is not None and after.status != "sent":
+                    error = after.last_error
+            return count, news, error
+
+    async def _deliver(self, batch: Batch) -> list[RecapNews]:
+        message = await self.build_message(batch)
+        try:
+            await self.send(self.config.smtp, message)
+        except DeliveryError as error:
+            now = self.clock()
+            attempts = batch.attempts + 1
+            await self.repo.defer_batch(
+                batch.id, now + retry_delay(attempts, self.rng), error.reason,
+                failed=error.permanent,
+            )  # fmt: skip
+            if error.permanent:
+                failed = await self.repo.get_batch(batch.id)
+                assert failed is not None
+                return [RecapNews(NewsKind.FAILED, failed)]
+            return []
+        assert SEND_TO_DWH is not None
+        moved = await self.repo.mark_batch_sent(
+            batch.id, SEND_TO_DWH, self.clock(), f"rekap {batch.due_date.isoformat()}"
+        )
+        sent = await self.repo.get_batch(batch.id)
+        assert sent is not None
+        return [RecapNews(NewsKind.SENT, sent, tuple(moved))]
+
+    async def _late_notices(self, now: datetime) -> list[RecapNews]:
+        news = []
+        for batch in await self.repo.batches("pending"):
+            if not batch.late_notified and now - batch.created_at > LATE_AFTER:
+                await self.repo.mark_batch_late_notified(batch.id)
+                news.append(RecapNews(NewsKind.LATE, batch))
+        return news
+
+    async def _lost_summaries(self, news: list[RecapNews]) -> list[RecapNews]:
+        """Sent batches whose group summary was never posted (a crash in between)."""
+        announced = {n.batch.id for n in news if n.kind == NewsKind.SENT}
+        return [
+            RecapNews(NewsKind.SENT, b)
+            for b in await self.repo.batches("sent")
+            if b.summary_message_id is None and b.id not in announced
+        ]
+
+    # -- the email -----------------------------------------------------------------------
+
+    def _domain(self) -> str:
+        _, address = email.utils.parseaddr(self.config.smtp.sender)
+        return address.rpartition("@")[2] or "ticketbot.invalid"
+
+    async def rows(self, tickets: list[Ticket]) -> list[RecapRow]:
+        rows = []
+        tz = self.config.calendar.tz
+        for t in tickets:
+            done = {e.action: e for e in await self.repo.events_for(t.id) if e.to_state}
+
+            def when(action: Action) -> datetime | None:
+                e = done.get(action.value)  # noqa: B023 - used inside this iteration only
+                return e.at.astimezone(tz) if e else None
+
+            def who(action: Action) -> str:
+                e = done.get(action.value)  # noqa: B023
+                return e.actor_name if e else ""
+
+            rows.append(RecapRow(
+                ticket_id=t.id, nik=t.nik, kk=t.kk, nama=t.nama or "", lembaga=t.lembaga,
+                keterangan=t.keterangan, opened_at=when(Action.OPEN), opened_by=who(Action.OPEN),
+                verified_at=when(Action.VERIFY), verified_by=who(Action.VERIFY),
+                synced_at=when(Action.SYNC_AT_KONSOLIDASI),
+                synced_by=who(Action.SYNC_AT_KONSOLIDASI),
+            ))  # fmt: skip
+        return rows
+
+    async def render(self, due: date, tickets: list[Ticket]) -> Email:
+        rows = await self.rows(tickets)
+        office = self.config.office.name
+        tz = self.config.calendar.tz
+        day = self.texts.day(datetime.combine(due, self.config.recap.time, tz))
+        context = {"office": office, "day": day, "rows": rows}
+        subject = self.texts.render("email/subject.txt", count=len(rows), **context)
+        return Email(
+            subject=" ".join(subject.split()),
+            text=self.texts.render("email/recap.txt", subject=subject, **context) + "\n",
+            html=self.texts.render("email/recap.html", subject=subject, **context) + "\n",
+            xlsx=recap_workbook(rows, subject),
+            filename=f"rekap-sinkronisasi-nik-{due.isoformat()}.xlsx",
+        )
+
+    async def build_message(self, batch: Batch) -> EmailMessage:
+        """The same bytes-to-be on every attempt: Message-ID and Date come from the batch."""
+        content = await self.render(batch.due_date, await self.repo.batch_tickets(batch.id))
+        recap = self.config.recap
+        message = EmailMessage()
+        message["Subject"] = content.subject
+        message["From"] = self.config.smtp.sender
+        message["To"] = ", ".join(recap.to)
+        if recap.cc:
+            message["Cc"] = ", ".join(recap.cc)
+        message["Date"] = email.utils.format_datetime(batch.created_at)
+        message["Message-ID"] = batch.message_id
+        message.set_content(content.text)
+        message.add_alternative(content.html, subtype="html")
+        message.add_attachment(
+            content.xlsx, maintype=XLSX_TYPE[0], subtype=XLSX_TYPE[1], filename=content.filename
+        )
+        return message
+
+    async def preview_email(self) -> Email:
+        """What the next recap would contain (the pending batch, else the unbatched)."""
+        now = self.clock()
+        pending = await self.repo.batches("pending")
+        if pending:
+            tickets = await self.repo.batch_tickets(pending[0].id)
+            return await self.render(pending[0].due_date, tickets)
+        due = self.next_run(now).date()
+        return await self.render(due, await self.repo.unbatched_synced())
