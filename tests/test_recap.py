@@ -58,7 +58,7 @@ async def test_scheduled_recap_at_the_configured_time_on_a_working_day(sim: Simu
     assert await states(sim) == [State.SENT_TO_DWH]
     assert "Menunggu admin DWH pusat" in (sim.message(card).plain or "")
     summary = sim.last_bot_message()
-    assert "Rekap 2026-11-24" in (summary.plain or "") and "#1 127301******0001" in (
+    assert "Rekap 24 Nov 2026" in (summary.plain or "") and "#1 127301******0001" in (
         summary.plain or ""
     )
     assert summary.reply_markup is not None

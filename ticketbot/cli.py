@@ -103,6 +103,14 @@ def cmd_recap(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ticketbot.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    run_demo(args.out, sys.stdout)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ticketbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,6 +128,13 @@ def parser() -> argparse.ArgumentParser:
     recap.add_argument("--config", type=Path, required=True)
     recap.add_argument("--dry-run", action="store_true", help="print it; change nothing")
     recap.set_defaults(func=cmd_recap)
+
+    demo = sub.add_parser("demo", help="the whole process on this machine, no token")
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-out"),
+        help="where the recap email, HTML and XLSX go (default ./demo-out)",
+    )  # fmt: skip
+    demo.set_defaults(func=cmd_demo)
 
     backup = sub.add_parser("backup", help="consistent copy of the live database")
     backup.add_argument("--config", type=Path, required=True)

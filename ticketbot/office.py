@@ -343,7 +343,9 @@ class Office:
             return PressOutcome(self._already(outcome.ticket, outcome.last_event))
         return PressOutcome(
             self.texts.answer(
-                "done", ticket_id=ticket.id, action_label=ACTION_LABELS[transition.action].lower()
+                "done",
+                ticket_id=ticket.id,
+                action_label=_sentence_case(ACTION_LABELS[transition.action]),
             ),
             refresh=(ticket.id,),
         )
@@ -533,6 +535,11 @@ def _reject_menu_open(events: list[Event]) -> bool:
         if e.action == REJECT_BACK or e.to_state is not None:
             return False
     return False
+
+
+def _sentence_case(label: str) -> str:
+    """'Diverifikasi' -> 'diverifikasi', keeping proper nouns like Konsolidasi and DWH."""
+    return label[:1].lower() + label[1:]
 
 
 def _who_may(action: Action) -> str:

@@ -7,7 +7,7 @@ no parse mode) are macros in `answers.txt`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,8 +53,8 @@ class Texts:
         local = moment.astimezone(self.tz)
         return f"{DAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local:%H:%M}"
 
-    def day(self, moment: datetime) -> str:
-        local = moment.astimezone(self.tz)
+    def day(self, moment: datetime | date) -> str:
+        local = moment.astimezone(self.tz) if isinstance(moment, datetime) else moment
         return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
 
     def render(self, name: str, **context: Any) -> str:
