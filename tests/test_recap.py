@@ -132,7 +132,7 @@ async def test_email_content(sim: Simulation) -> None:
 async def test_smtp_down_then_up_sends_exactly_once(sim: Simulation) -> None:
     await sim.run_jobs()
     await synced(sim)
-    sim.smtp.stop()
+    await sim.smtp.stop()
     sim.clock.now = at(2026, 11, 24, 15, 0)
     await sim.run_jobs()
     [batch] = await sim.office.repo.batches("pending")
@@ -152,7 +152,7 @@ async def test_smtp_down_then_up_sends_exactly_once(sim: Simulation) -> None:
     assert len(late) == 1 and "belum diterima server email" in (late[0].plain or "")
     await sim.run_jobs()
     assert len([m for m in sim.api.visible(GROUP_ID) if "terlambat" in (m.plain or "")]) == 1
-    sim.smtp.start()
+    await sim.smtp.start()
     sim.clock.now = at(2026, 11, 24, 18, 0)
     await sim.run_jobs()
     await sim.run_jobs()
@@ -194,11 +194,11 @@ async def test_550_fails_for_good_and_rekap_kirim_retries(sim: Simulation) -> No
 async def test_restart_between_freezing_and_sending(sim: Simulation) -> None:
     await sim.run_jobs()
     await synced(sim)
-    sim.smtp.stop()
+    await sim.smtp.stop()
     sim.clock.now = at(2026, 11, 24, 15, 0)
     await sim.run_jobs()  # frozen, not delivered
     await sim.stop_bot()
-    sim.smtp.start()
+    await sim.smtp.start()
     await sim.start_bot()
     sim.clock.now = at(2026, 11, 24, 15, 10)
     await sim.run_jobs()
@@ -240,11 +240,11 @@ async def test_missed_day_is_caught_up_at_start_up(sim: Simulation) -> None:
 async def test_tickets_synced_after_freezing_go_to_the_next_batch(sim: Simulation) -> None:
     await sim.run_jobs()
     await synced(sim)
-    sim.smtp.stop()
+    await sim.smtp.stop()
     sim.clock.now = at(2026, 11, 24, 15, 0)
     await sim.run_jobs()
     await synced(sim, form(lembaga="Bank"))
-    sim.smtp.start()
+    await sim.smtp.start()
     sim.clock.now = at(2026, 11, 24, 15, 30)
     await sim.run_jobs()
     assert len(sim.smtp.received) == 1

@@ -104,7 +104,7 @@ class Simulation:
 
     async def __aenter__(self) -> Simulation:
         await self.api.start()
-        self.smtp.start()
+        await self.smtp.start()
         self.api.add_group(GROUP_ID)
         for p in PEOPLE:
             self.api.add_user(p.user_id, p.first_name, p.last_name)
@@ -152,7 +152,7 @@ class Simulation:
             await self.stop_bot()
         finally:
             await self.api.stop()
-            self.smtp.stop()
+            await self.smtp.stop()
 
     # -- what people do ------------------------------------------------------------------
 

@@ -1,26 +1,20 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it accepted.
 
-It can refuse the next messages with a given reply (e.g. 451 or 550), or be stopped to play
-a mail server that is down.
+It runs in the caller's event loop and binds port 0 on first start, so the OS picks a free
+port atomically; a restart (after stop(), to play a mail server that is down) binds the same
+port again. It can refuse the next messages with a given reply (e.g. 451 or 550).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
-import socket
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from aiosmtpd.controller import Controller
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from aiosmtpd.smtp import SMTP
 
 
 @dataclass
@@ -32,10 +26,10 @@ class Received:
 
 @dataclass
 class SmtpSink:
-    port: int = field(default_factory=free_port)
+    port: int = 0
     received: list[Received] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # replies to DATA, used in order
-    _controller: Controller | None = None
+    _server: asyncio.Server | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refusals:
@@ -45,15 +39,19 @@ class SmtpSink:
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
         return "250 OK: queued"
 
-    def start(self) -> None:
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self, hostname="sink.localhost"), "127.0.0.1", self.port
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
 
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
 
     @property
     def running(self) -> bool:
-        return self._controller is not None
+        return self._server is not None
