@@ -273,6 +273,13 @@ class FakeBotApi:
                                502: "Bad Gateway"}.get(status, "Bad Request")  # fmt: skip
         self._faults.extend(Fault(method, status, text, retry_after) for _ in range(count))
 
+    async def wait_for_call(self, method: str, count: int = 1, timeout: float = 20) -> ApiCall:
+        """Wait until `method` has succeeded `count` times (for a bot in another process)."""
+        assert self._changed is not None
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.calls_of(method)) >= count)
+        return self.calls_of(method)[count - 1]
+
     # -- inspection ------------------------------------------------------------------------
 
     def calls_of(self, *methods: str) -> list[ApiCall]:
@@ -327,6 +334,9 @@ class FakeBotApi:
                 self.calls.append(call)
             return _error_response(error.status, error.description, error.retry_after)
         call.result = result
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
         return web.json_response({"ok": True, "result": result})
 
     def _check_rate(self, method: str, params: dict[str, Any]) -> None:
