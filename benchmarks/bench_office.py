@@ -56,9 +56,8 @@ async def main() -> None:
             message = await sim.desk.build_message(batch)
             build = time.perf_counter() - started
             size = len(bytes(message))
-            print(
-                f"recap email for {TICKETS} tickets        {build * 1000:6.1f} ms, {size / 1024:.0f} KiB"
-            )
+            label = f"recap email for {TICKETS} tickets"
+            print(f"{label:<36} {build * 1000:6.1f} ms, {size / 1024:.0f} KiB")
             db = sim.config.database_path if sim.config else Path()
             print(f"database after {TICKETS} tickets         {db.stat().st_size / 1024:.0f} KiB")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

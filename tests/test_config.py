@@ -16,7 +16,7 @@ from ticketbot.logs import setup_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
-TOKEN = "987654321:AAExampleExampleExampleExample_12345"
+TOKEN = "123456:TEST-example-not-a-real-token"
 
 
 @pytest.fixture

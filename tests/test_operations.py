@@ -79,7 +79,7 @@ async def test_backup_while_running_restores(sim: Simulation, tmp_path: Path) ->
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ticketbot", "backup", "--config", str(config), str(out),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "TICKETBOT_TELEGRAM_TOKEN": "123456:ABCdefGhIJKlmNoPQRsTUVwxyZ_1234567"},
+        env={**os.environ, "TICKETBOT_TELEGRAM_TOKEN": "123456:TEST-cli-not-a-real-token-000"},
     )  # fmt: skip
     _, stderr = await process.communicate()
     assert process.returncode == 0, stderr
@@ -98,7 +98,7 @@ async def test_backup_while_running_restores(sim: Simulation, tmp_path: Path) ->
     again = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ticketbot", "backup", "--config", str(config), str(out),
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "TICKETBOT_TELEGRAM_TOKEN": "123456:ABCdefGhIJKlmNoPQRsTUVwxyZ_1234567"},
+        env={**os.environ, "TICKETBOT_TELEGRAM_TOKEN": "123456:TEST-cli-not-a-real-token-000"},
     )  # fmt: skip
     _, err = await again.communicate()
     assert again.returncode == 2 and b"already exists" in err

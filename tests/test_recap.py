@@ -324,7 +324,7 @@ async def test_dry_run_prints_the_pending_recap_and_changes_nothing(
         stderr=asyncio.subprocess.PIPE,
         env={
             **os.environ,
-            "TICKETBOT_TELEGRAM_TOKEN": "123456:ABCdefGhIJKlmNoPQRsTUVwxyZ_1234567",
+            "TICKETBOT_TELEGRAM_TOKEN": "123456:TEST-cli-not-a-real-token-000",
         },
     )
     stdout, stderr = await process.communicate()

@@ -15,7 +15,7 @@ from tests.conftest import VALID_FORM
 from ticketbot.emulator.botapi import FakeBotApi
 from ticketbot.emulator.simulation import GROUP_ID, STAF
 
-TOKEN = "7000000001:AAFakeFakeFakeFakeFakeFakeFakeFake_x1"
+TOKEN = "654321:TEST-run-not-a-real-token-xyz"
 
 
 @pytest.fixture

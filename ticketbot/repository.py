@@ -534,15 +534,6 @@ class Repository:
         ) as cur:
             return [_ticket(r) for r in await cur.fetchall()]
 
-    async def batch_by_summary(self, chat_id: int, message_id: int) -> Batch | None:
-        del chat_id  # summaries are only ever posted to the one group
-        async with self._conn.execute(
-            f"SELECT {BATCH_COLUMNS} FROM recap_batches WHERE summary_message_id = ?",
-            (message_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        return _batch(row) if row else None
-
     async def mark_batch_sent(
         self, batch_id: int, send: Transition, now: datetime, detail: str
     ) -> list[int]:

@@ -92,7 +92,7 @@ class CallbackRecord:
 
 @dataclass
 class FakeBotApi:
-    token: str = "123456789:TEST-token-for-the-local-fake-bot-api_"
+    token: str = "123456:TEST-fake-bot-api-not-a-real-token"
     bot_id: int = 123456789
     bot_username: str = "sibolga_tiket_bot"
     clock: Callable[[], float] = time.monotonic
@@ -292,15 +292,6 @@ class FakeBotApi:
 
     def unanswered_callbacks(self) -> list[str]:
         return [q for q, r in self._callbacks.items() if not r.answered]
-
-    def sent_texts(self) -> list[str]:
-        """Every text and caption the bot sent or edited in, as people see it."""
-        out = []
-        for c in self.calls_of("sendMessage", "editMessageText", "answerCallbackQuery"):
-            value = c.params.get("text")
-            if value:
-                out.append(str(value))
-        return out
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -51,7 +51,3 @@ class SmtpSink:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
