@@ -60,17 +60,23 @@ def command_arguments(message: Message) -> str:
     return ""
 
 
+def _lock_for(application: Application, key: str) -> asyncio.Lock:
+    """One lock per card or summary: a render and its edit happen together, so an older
+    render can never land after a newer one (a tap racing the overdue sweep)."""
+    locks: dict[str, asyncio.Lock] = application.bot_data.setdefault("message_locks", {})
+    return locks.setdefault(key, asyncio.Lock())
+
+
 async def show_card(application: Application, office: Office, ticket: Ticket) -> None:
     """Post the card of a new ticket, or edit it in place; remember where it is."""
-    view = await office.card(ticket)
-    bot = application.bot
-    if ticket.card_message_id is None:
-        message = await telegram_io.send(bot, ticket.chat_id, view)
-        await office.repo.set_card_message(ticket.id, message.message_id)
-        return
-    message_id = await telegram_io.edit(bot, ticket.chat_id, ticket.card_message_id, view)
-    if message_id != ticket.card_message_id:
-        await office.repo.set_card_message(ticket.id, message_id)
+    async with _lock_for(application, f"ticket:{ticket.id}"):
+        fresh = await office.repo.get_ticket(ticket.id) or ticket
+        view = await office.card(fresh)
+        where = await telegram_io.place(
+            application.bot, fresh.chat_id, fresh.card_message_id, view
+        )
+        if where != fresh.card_message_id:
+            await office.repo.set_card_message(fresh.id, where)
 
 
 async def refresh_cards(application: Application, office: Office, ids: tuple[int, ...]) -> None:
@@ -188,18 +194,15 @@ def desk_of(application: Application) -> RecapDesk:
 
 async def show_summary(application: Application, office: Office, batch_id: int) -> None:
     """Post a recap batch's summary message, or edit it in place."""
-    batch = await office.repo.get_batch(batch_id)
-    if batch is None:
-        return
-    view = await office.batch_summary(batch)
-    group = office.config.telegram.group_id
-    if batch.summary_message_id is None:
-        message = await telegram_io.send(application.bot, group, view)
-        await office.repo.set_batch_summary(batch.id, message.message_id)
-        return
-    message_id = await telegram_io.edit(application.bot, group, batch.summary_message_id, view)
-    if message_id != batch.summary_message_id:
-        await office.repo.set_batch_summary(batch.id, message_id)
+    async with _lock_for(application, f"batch:{batch_id}"):
+        batch = await office.repo.get_batch(batch_id)
+        if batch is None:
+            return
+        view = await office.batch_summary(batch)
+        group = office.config.telegram.group_id
+        where = await telegram_io.place(application.bot, group, batch.summary_message_id, view)
+        if where != batch.summary_message_id:
+            await office.repo.set_batch_summary(batch.id, where)
 
 
 async def announce(application: Application, news: list[RecapNews]) -> None:

@@ -83,6 +83,13 @@ async def edit(bot: Bot, chat_id: int, message_id: int, view: CardView) -> int:
     return message_id
 
 
+async def place(bot: Bot, chat_id: int, message_id: int | None, view: CardView) -> int:
+    """Post `view`, or edit it into `message_id`; the id where it now stands."""
+    if message_id is None:
+        return (await send(bot, chat_id, view)).message_id
+    return await edit(bot, chat_id, message_id, view)
+
+
 async def answer(query: CallbackQuery, text: str, *, alert: bool = False) -> None:
     try:
         await query.answer(text[:200], show_alert=alert)
