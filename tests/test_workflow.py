@@ -316,3 +316,31 @@ async def test_deleted_card_is_posted_again(sim: Simulation) -> None:
     gone = [c for c in sim.api.calls if c.status != 200]
     assert [c.description for c in gone] == ["Bad Request: message to edit not found"]
     sim.api.calls.remove(gone[0])
+
+
+async def test_a_failing_tap_is_still_answered_and_the_bot_goes_on(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    card = await open_ticket(sim)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(sim.office, "press", broken)
+    q = await sim.tap(KASI, card, "Verifikasi")
+    assert sim.answer_to(q)["text"] == "Maaf, terjadi kesalahan. Periksa kartu lalu coba lagi."
+    assert await state_of(sim) == State.NEW
+    monkeypatch.undo()
+    await sim.tap(KASI, card, "Verifikasi")
+    assert await state_of(sim) == State.VERIFIED
+
+
+async def test_a_failing_command_is_reported_in_the_group(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(sim.office, "queue", broken)
+    await sim.say(KASI, "/antrian")
+    assert "terjadi kesalahan" in (sim.last_bot_message().plain or "")

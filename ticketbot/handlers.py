@@ -300,15 +300,17 @@ async def on_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log first; then, for a person in the group, say something went wrong."""
+    """Log first; then tell the person something went wrong (a tap is always answered)."""
     log.error("error while handling an update", exc_info=context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     office = office_of(context)
-    if update.effective_chat.id != office.config.telegram.group_id or update.callback_query:
-        return
-    text = office.texts.render("telegram/error.html")
     try:
-        await telegram_io.send(context.bot, update.effective_chat.id, CardView(text, ()))
+        if update.callback_query is not None:
+            # answer() ignores a query that was already answered before the failure.
+            await telegram_io.answer(update.callback_query, office.texts.answer("failed"))
+        elif update.effective_chat.id == office.config.telegram.group_id:
+            text = office.texts.render("telegram/error.html")
+            await telegram_io.send(context.bot, update.effective_chat.id, CardView(text, ()))
     except Exception:
-        log.exception("could not tell the group about the error")
+        log.exception("could not tell the person about the error")
