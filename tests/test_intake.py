@@ -172,3 +172,10 @@ async def test_help_and_id(sim: Simulation) -> None:
     assert f"{STRANGER.user_id}" in (reply.plain or "")
     await sim.say(STRANGER, "/start", chat_id=STRANGER.user_id)
     assert "hanya melayani grup" in (sim.api.visible(STRANGER.user_id)[-1].plain or "")
+
+
+async def test_command_addressed_to_the_bot_by_username(sim: Simulation) -> None:
+    await sim.say(STAF, VALID_FORM.replace("/tiket", f"/tiket@{sim.api.bot_username}", 1))
+    assert await sim.office.repo.count_tickets() == 1
+    await sim.say(STAF2, VALID_FORM.replace("/tiket", "/tiket@another_bot", 1))
+    assert len(sim.api.calls_of("sendMessage")) == 1  # meant for another bot: ignored

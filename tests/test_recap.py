@@ -353,3 +353,16 @@ async def test_a_large_batch_survives_telegram_rate_limits(sim: Simulation) -> N
     assert throttled  # the limit was hit, and nothing was lost to it
     for call in throttled:
         sim.api.calls.remove(call)
+
+
+@pytest.mark.parametrize("sim", [{"smtp__security": "starttls"}], indirect=True)
+async def test_starttls_is_required_not_opportunistic(sim: Simulation) -> None:
+    """A server that does not offer STARTTLS gets nothing in plain text."""
+    await sim.run_jobs()
+    await synced(sim)
+    sim.clock.now = at(2026, 11, 24, 15, 0)
+    await sim.run_jobs()
+    assert sim.smtp.received == []
+    [batch] = await sim.office.repo.batches("pending")
+    assert "STARTTLS" in (batch.last_error or "")
+    assert await states(sim) == [State.SYNCED]
