@@ -25,8 +25,9 @@ from telegram.ext import (
 )
 
 from ticketbot import handlers
+from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
-from ticketbot.office import Clock, Office, now_utc
+from ticketbot.office import Office
 from ticketbot.recap import RecapDesk
 from ticketbot.repository import Repository
 from ticketbot.texts import Texts
@@ -98,8 +99,9 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         app.bot_data["office"] = office
         app.bot_data["recap"] = RecapDesk(config, repo, office.texts, clock)
         await app.bot.set_my_commands(
-            [BotCommand(c.command, c.description) for c in handlers.COMMANDS]
-        )
+            [BotCommand(c.command, office.texts.label("commands", c.command))
+             for c in handlers.COMMANDS]
+        )  # fmt: skip
         # A crash between storing a ticket and posting its card leaves a ticket without
         # one: post those now.
         for ticket in await repo.tickets_without_card():

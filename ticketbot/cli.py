@@ -75,7 +75,7 @@ def cmd_recap(args: argparse.Namespace) -> int:
         print("only --dry-run is supported here; send with /rekap kirim in the group",
               file=sys.stderr)  # fmt: skip
         return EXIT_CONFIG
-    from ticketbot.office import now_utc
+    from ticketbot.clock import now_utc
     from ticketbot.recap import RecapDesk
     from ticketbot.repository import Repository, migration_files
     from ticketbot.texts import Texts

@@ -23,19 +23,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Command:
-    command: str
-    description: str
+    command: str  # its description is labels.txt's `commands`
 
 
 # Registered with setMyCommands; /help and /start are aliases of /bantuan.
-COMMANDS = (
-    Command("tiket", "Buka tiket sinkronisasi NIK (kirim tanpa isi untuk formulir)"),
-    Command("status", "Status dan riwayat tiket: /status #12 atau /status NIK"),
-    Command("antrian", "Tiket terbuka per langkah, yang terlambat di atas"),
-    Command("rekap", "Pratinjau rekap untuk admin DWH; /rekap kirim untuk mengirim"),
-    Command("bantuan", "Cara memakai bot ini"),
-    Command("id", "ID chat ini dan ID Telegram Anda"),
-)
+COMMANDS = tuple(Command(c) for c in ("tiket", "status", "antrian", "rekap", "bantuan", "id"))
 
 
 def office_of(context: ContextTypes.DEFAULT_TYPE) -> Office:
@@ -251,7 +243,7 @@ async def on_rekap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     office, desk = office_of(context), desk_of(context.application)
     args = [a.lower() for a in context.args or []]
     if args[:1] != ["kirim"]:
-        await telegram_io.reply(message, await office.recap_preview(desk))
+        await telegram_io.reply(message, await desk.preview())
         return
     if not office.config.roles_of(message.from_user.id) & {Role.KASI, Role.ADB}:
         await telegram_io.reply(message, office.texts.render("telegram/recap_not_allowed.html"))

@@ -7,19 +7,16 @@ Bot API calls. Buttons are described neutrally (label + callback data or URL).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
 from urllib.parse import quote
 
 from ticketbot import callback_data as cb
 from ticketbot.callback_data import ButtonPress, Press
+from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
 from ticketbot.domain.calendar import deadline
 from ticketbot.domain.lifecycle import (
-    ACTION_LABELS,
-    STATE_LABELS,
     TRANSITIONS,
     Action,
     Refusal,
@@ -29,54 +26,30 @@ from ticketbot.domain.lifecycle import (
     may_perform,
     may_view_nik,
 )
-from ticketbot.domain.masking import carries_full_number, mask_number
+from ticketbot.domain.masking import carries_full_number
 from ticketbot.domain.validation import region_warnings, validate_form
 from ticketbot.repository import Actor, Batch, Event, Repository, Ticket
-from ticketbot.texts import Texts
+from ticketbot.texts import Texts, fit_message
 
-if TYPE_CHECKING:
-    from ticketbot.recap import RecapDesk
-
-Clock = Callable[[], datetime]
-
-ROLE_TITLES = {Role.KASI: "Kasi", Role.ADB: "ADB SIAK", Role.STAF: "Staf Informasi"}
 # Not transitions, but recorded: the Kasi opened or closed the reason menu of "Tolak".
 REJECT_MENU, REJECT_BACK = "reject_menu", "reject_back"
+# Every ticket button and the action it asks for (VIEW_NIK and CONFIRM_BATCH are not
+# transitions of the pressed ticket and are handled before this table is read).
 PRESS_ACTIONS = {
     Press.VERIFY: Action.VERIFY,
+    Press.REJECT_MENU: Action.REJECT,
+    Press.REJECT_REASON: Action.REJECT,
+    Press.REJECT_BACK: Action.REJECT,
     Press.CANCEL: Action.CANCEL,
     Press.SYNC: Action.SYNC_AT_KONSOLIDASI,
     Press.CONFIRM_DWH: Action.CONFIRM_DWH,
     Press.INFORM: Action.INFORM,
 }
 TURN_ROLES = {State.NEW: Role.KASI, State.VERIFIED: Role.ADB, State.SENT_TO_DWH: Role.ADB}
-STEP_NAMES = {
-    State.NEW: "verifikasi Kasi",
-    State.VERIFIED: "sinkronisasi ADB",
-    State.SYNCED: "sinkronisasi ADB",
-    State.READY_TO_INFORM: "informasi ke pemohon",
-    State.REJECTED: "informasi ke pemohon",
-}
+QUEUE_ORDER = (State.NEW, State.VERIFIED, State.SYNCED, State.SENT_TO_DWH,
+               State.READY_TO_INFORM, State.REJECTED)  # fmt: skip
 REASON_LIMIT = 200
-EVENT_LABELS: dict[str, str] = {
-    **{a.value: label for a, label in ACTION_LABELS.items()},
-    REJECT_MENU: "Membuka pilihan alasan penolakan",
-    REJECT_BACK: "Tidak jadi menolak",
-}
-QUEUE_TITLES = {
-    State.NEW: "Menunggu verifikasi Kasi",
-    State.VERIFIED: "Menunggu sinkronisasi ADB",
-    State.SYNCED: "Menunggu rekap ke admin DWH",
-    State.SENT_TO_DWH: "Menunggu konfirmasi admin DWH pusat",
-    State.READY_TO_INFORM: "Siap diinformasikan ke pemohon",
-    State.REJECTED: "Ditolak — informasikan ke pemohon",
-}
-MESSAGE_BUDGET = 3900  # under Telegram's 4096, with room for what the template adds
 TICKET_REF = re.compile(r"^#?\s*(\d{1,9})$")
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -161,7 +134,7 @@ class Office:
                 reply=self.texts.render(
                     "telegram/intake_duplicate.html",
                     t=ticket,
-                    state_label=STATE_LABELS[ticket.state],
+                    state_label=self.texts.label("states", ticket.state),
                 ),
                 duplicate=ticket,
             )
@@ -178,15 +151,19 @@ class Office:
         text = self.texts.render(
             "telegram/card.html",
             t=ticket,
-            state_label=STATE_LABELS[ticket.state],
+            state_label=self.texts.label("states", ticket.state),
             warnings=region_warnings(ticket.nik, "NIK") + region_warnings(ticket.kk, "KK"),
             history=[
-                {"at": e.at, "label": ACTION_LABELS[Action(e.action)], "actor_name": e.actor_name}
+                {
+                    "at": e.at,
+                    "label": self.texts.label("actions", e.action),
+                    "actor_name": e.actor_name,
+                }
                 for e in events
                 if e.to_state is not None
             ],
             deadline=due,
-            step=STEP_NAMES.get(ticket.state, ""),
+            step=self.texts.label("steps", ticket.state),
             left_minutes=max(left, 0),
             overdue_minutes=-left if due and left < 0 else 0,
             waiting_dwh=ticket.state == State.SENT_TO_DWH,
@@ -205,7 +182,7 @@ class Office:
         else:
             return []
         names = await self.repo.names_of(ids)
-        title = ROLE_TITLES[role] if role else "Petugas"
+        title = self.texts.label("roles", role or "")
         return [Person(i, names.get(i, title)) for i in ids]
 
     def _buttons(self, t: Ticket, choosing: bool) -> tuple[tuple[Button, ...], ...]:
@@ -271,7 +248,7 @@ class Office:
         is_opener = actor.user_id == ticket.opened_by
         if press.press == Press.VIEW_NIK:
             return await self._view_nik(ticket, actor, roles)
-        action = PRESS_ACTIONS.get(press.press, Action.REJECT)
+        action = PRESS_ACTIONS[press.press]
         decision = may_perform(action, ticket.state, roles, is_opener=is_opener)
         if not isinstance(decision, Transition):
             return await self._refusal(ticket, action, decision)
@@ -305,8 +282,7 @@ class Office:
         for ticket in await self.repo.batch_tickets(batch.id):
             decision = may_perform(Action.CONFIRM_DWH, ticket.state, roles, is_opener=False)
             if decision == Refusal.NOT_ALLOWED:
-                who = _who_may(Action.CONFIRM_DWH)
-                return PressOutcome(self.texts.answer("not_allowed", who=who))
+                return PressOutcome(self._not_allowed(Action.CONFIRM_DWH))
             if isinstance(decision, Transition):
                 outcome = await self.repo.apply(ticket.id, decision, actor, self.clock(), None)
                 if outcome.applied:
@@ -321,10 +297,10 @@ class Office:
         tickets = await self.repo.batch_tickets(batch.id)
         waiting = sum(t.state == State.SENT_TO_DWH for t in tickets)
         adb = await self.repo.names_of(self.config.roles[Role.ADB])
-        text = self.fit(
+        text = self.texts.render_fitting(
             "telegram/recap_summary.html", tickets, batch=batch, total=len(tickets),
             waiting=waiting,
-            turn=[Person(i, adb.get(i, ROLE_TITLES[Role.ADB]))
+            turn=[Person(i, adb.get(i, self.texts.label("roles", Role.ADB)))
                   for i in sorted(self.config.roles[Role.ADB])],
         )  # fmt: skip
         if not waiting:
@@ -345,7 +321,7 @@ class Office:
             self.texts.answer(
                 "done",
                 ticket_id=ticket.id,
-                action_label=_sentence_case(ACTION_LABELS[transition.action]),
+                action_label=_sentence_case(self.texts.label("actions", transition.action)),
             ),
             refresh=(ticket.id,),
         )
@@ -356,9 +332,10 @@ class Office:
         if not may_view_nik(ticket.state, roles):
             if roles:
                 return PressOutcome(self.texts.answer(
-                    "closed", ticket_id=ticket.id, state_label=STATE_LABELS[ticket.state]
+                    "closed", ticket_id=ticket.id,
+                    state_label=self.texts.label("states", ticket.state),
                 ))  # fmt: skip
-            return PressOutcome(self.texts.answer("not_allowed", who="petugas"))
+            return PressOutcome(self.texts.answer("not_allowed", roles=[""], opener=False))
         await self.repo.record_event(ticket.id, actor, Action.VIEW_NIK, self.clock())
         return PressOutcome(
             self.texts.answer("nik", ticket_id=ticket.id, nik=ticket.nik, kk=ticket.kk),
@@ -367,18 +344,26 @@ class Office:
 
     async def _refusal(self, ticket: Ticket, action: Action, refusal: Refusal) -> PressOutcome:
         if refusal == Refusal.NOT_ALLOWED:
-            return PressOutcome(self.texts.answer("not_allowed", who=_who_may(action)))
+            return PressOutcome(self._not_allowed(action))
         if refusal == Refusal.CLOSED:
             return PressOutcome(self.texts.answer(
-                "closed", ticket_id=ticket.id, state_label=STATE_LABELS[ticket.state]
+                "closed", ticket_id=ticket.id,
+                state_label=self.texts.label("states", ticket.state),
             ))  # fmt: skip
         return PressOutcome(self._already(ticket, await self.repo.last_transition(ticket.id)))
+
+    def _not_allowed(self, action: Action) -> str:
+        """'Tombol ini hanya untuk …': the roles (and the opener) that may do `action`."""
+        transitions = [t for t in TRANSITIONS if t.action == action]
+        roles = sorted({r for t in transitions for r in t.roles}, key=list(Role).index)
+        opener = any(t.opener_may for t in transitions)
+        return self.texts.answer("not_allowed", roles=[r.value for r in roles], opener=opener)
 
     def _already(self, ticket: Ticket, last: Event | None) -> str:
         return self.texts.answer(
             "already",
             ticket_id=ticket.id,
-            state_label=STATE_LABELS[ticket.state],
+            state_label=self.texts.label("states", ticket.state),
             actor=last.actor_name if last else "-",
             at=self.texts.when(last.at) if last else "-",
         )
@@ -409,31 +394,7 @@ class Office:
             return None
         return await self._apply(ticket, decision, actor, reason)
 
-    # -- /rekap ------------------------------------------------------------------------
-
-    async def recap_preview(self, desk: RecapDesk) -> str:
-        pending = [
-            {"due_date": b.due_date, "status": b.status, "attempts": b.attempts,
-             "last_error": b.last_error, "count": len(await self.repo.batch_tickets(b.id))}
-            for b in await self.repo.batches("pending") + await self.repo.batches("failed")
-        ]  # fmt: skip
-        waiting = await self.repo.unbatched_synced()
-        return self.fit(
-            "telegram/recap_preview.html", waiting, pending=pending, total=len(waiting),
-            next_run=desk.next_run(self.clock()),
-        )  # fmt: skip
-
     # -- /status and /antrian -------------------------------------------------------------
-
-    def fit(self, template: str, items: list[Any], **context: Any) -> str:
-        """Render with as many of the newest `items` as fit in one Telegram message."""
-
-        def render(shown: int) -> str:
-            return self.texts.render(
-                template, items=items[len(items) - shown :], hidden=len(items) - shown, **context
-            )
-
-        return fit_message(render, len(items))
 
     async def status(self, query: str) -> str:
         """`/status #N` or `/status <NIK>`: the ticket and its whole history, masked."""
@@ -443,33 +404,31 @@ class Office:
         if ref:
             ticket = await self.repo.get_ticket(int(ref[1]))
             if ticket is None:
-                return self.texts.render("telegram/status_help.html", not_found=f"#{ref[1]}")
+                return self.texts.render("telegram/status_help.html", ticket_id=ref[1])
             return await self._status_of(ticket)
         if len(digits) == 16 and digits.isdigit():
             tickets = await self.repo.tickets_by_nik(digits)
             if not tickets:
-                return self.texts.render(
-                    "telegram/status_help.html", not_found="untuk NIK " + mask_number(digits)
-                )
+                return self.texts.render("telegram/status_help.html", nik=digits)
             if len(tickets) == 1:
                 return await self._status_of(tickets[0])
-            return self.fit(
-                "telegram/status_list.html", list(reversed(tickets)), nik=digits,
-                labels=STATE_LABELS,
-            )  # fmt: skip
-        return self.texts.render("telegram/status_help.html", not_found=None)
+            return self.texts.render_fitting(
+                "telegram/status_list.html", list(reversed(tickets)), nik=digits
+            )
+        return self.texts.render("telegram/status_help.html")
 
     async def _status_of(self, ticket: Ticket) -> str:
         events = await self.repo.events_for(ticket.id)
         due = self.due(ticket)
         items = [
-            {"at": e.at, "label": EVENT_LABELS.get(e.action, e.action),
+            {"at": e.at, "label": self.texts.label("actions", e.action),
              "actor_name": e.actor_name, "detail": e.detail}
             for e in events
         ]  # fmt: skip
-        return self.fit(
-            "telegram/status.html", items, t=ticket, state_label=STATE_LABELS[ticket.state],
-            deadline=due, step=STEP_NAMES.get(ticket.state, ""),
+        return self.texts.render_fitting(
+            "telegram/status.html", items, t=ticket,
+            state_label=self.texts.label("states", ticket.state),
+            deadline=due, step=self.texts.label("steps", ticket.state),
             overdue=due is not None and due < self.clock(),
         )  # fmt: skip
 
@@ -485,11 +444,11 @@ class Office:
             late = -self.config.calendar.work_minutes_between(now, due) if due else 0.0
             rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0)))
         groups: list[tuple[str, list[QueueRow]]] = []
-        for state, title in QUEUE_TITLES.items():
+        for state in QUEUE_ORDER:
             in_step = [r for r in rows if r.t.state == state]
             in_step.sort(key=lambda r: (not r.overdue, r.deadline or now, r.t.id))
             if in_step:
-                groups.append((title, in_step))
+                groups.append((self.texts.label("queue", state), in_step))
         # Steps with overdue tickets first, then the order of the SOP.
         groups.sort(key=lambda g: not any(r.overdue for r in g[1]))
 
@@ -518,16 +477,6 @@ class Office:
         return found
 
 
-def fit_message(render: Callable[[int], str], total: int) -> str:
-    """Render with as many items as fit under Telegram's 4096 characters (fewer each try)."""
-    shown = total
-    while True:
-        text = render(shown)
-        if len(text) <= MESSAGE_BUDGET or shown <= 1:
-            return text[:MESSAGE_BUDGET]
-        shown = max(1, shown * 3 // 4)
-
-
 def _reject_menu_open(events: list[Event]) -> bool:
     for e in reversed(events):
         if e.action == REJECT_MENU:
@@ -540,12 +489,3 @@ def _reject_menu_open(events: list[Event]) -> bool:
 def _sentence_case(label: str) -> str:
     """'Diverifikasi' -> 'diverifikasi', keeping proper nouns like Konsolidasi and DWH."""
     return label[:1].lower() + label[1:]
-
-
-def _who_may(action: Action) -> str:
-    transitions = [t for t in TRANSITIONS if t.action == action]
-    roles = sorted({r for t in transitions for r in t.roles}, key=list(Role).index)
-    names = [ROLE_TITLES[r] for r in roles]
-    if any(t.opener_may for t in transitions):
-        names.append("pembuka tiket")
-    return " atau ".join(names) if names else "sistem"

@@ -12,15 +12,15 @@ import email.utils
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from enum import StrEnum
 
+from ticketbot.clock import Clock
 from ticketbot.config import Config, SmtpConfig
 from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.mailer import DeliveryError, send_email
-from ticketbot.office import Clock
-from ticketbot.repository import Batch, Repository, Ticket
+from ticketbot.repository import Batch, Event, Repository, Ticket
 from ticketbot.texts import Texts
 from ticketbot.xlsx import RecapRow, recap_workbook
 
@@ -183,21 +183,15 @@ class RecapDesk:
         tz = self.config.calendar.tz
         for t in tickets:
             done = {e.action: e for e in await self.repo.events_for(t.id) if e.to_state}
-
-            def when(action: Action) -> datetime | None:
-                e = done.get(action.value)  # noqa: B023 - used inside this iteration only
-                return e.at.astimezone(tz) if e else None
-
-            def who(action: Action) -> str:
-                e = done.get(action.value)  # noqa: B023
-                return e.actor_name if e else ""
-
+            opened, verified, synced = (
+                done.get(a.value) for a in (Action.OPEN, Action.VERIFY, Action.SYNC_AT_KONSOLIDASI)
+            )
             rows.append(RecapRow(
                 ticket_id=t.id, nik=t.nik, kk=t.kk, nama=t.nama or "", lembaga=t.lembaga,
-                keterangan=t.keterangan, opened_at=when(Action.OPEN), opened_by=who(Action.OPEN),
-                verified_at=when(Action.VERIFY), verified_by=who(Action.VERIFY),
-                synced_at=when(Action.SYNC_AT_KONSOLIDASI),
-                synced_by=who(Action.SYNC_AT_KONSOLIDASI),
+                keterangan=t.keterangan,
+                opened_at=_at(opened, tz), opened_by=opened.actor_name if opened else "",
+                verified_at=_at(verified, tz), verified_by=verified.actor_name if verified else "",
+                synced_at=_at(synced, tz), synced_by=synced.actor_name if synced else "",
             ))  # fmt: skip
         return rows
 
@@ -235,6 +229,19 @@ class RecapDesk:
         )
         return message
 
+    async def preview(self) -> str:
+        """`/rekap`: batches still going out, and what the next recap would take (masked)."""
+        pending = [
+            {"due_date": b.due_date, "status": b.status, "attempts": b.attempts,
+             "last_error": b.last_error, "count": len(await self.repo.batch_tickets(b.id))}
+            for b in await self.repo.batches("pending") + await self.repo.batches("failed")
+        ]  # fmt: skip
+        waiting = await self.repo.unbatched_synced()
+        return self.texts.render_fitting(
+            "telegram/recap_preview.html", waiting, pending=pending, total=len(waiting),
+            next_run=self.next_run(self.clock()),
+        )  # fmt: skip
+
     async def preview_email(self) -> Email:
         """What the next recap would contain (the pending batch, else the unbatched)."""
         now = self.clock()
@@ -244,3 +251,7 @@ class RecapDesk:
             return await self.render(pending[0].due_date, tickets)
         due = self.next_run(now).date()
         return await self.render(due, await self.repo.unbatched_synced())
+
+
+def _at(event: Event | None, tz: tzinfo) -> datetime | None:
+    return event.at.astimezone(tz) if event else None

@@ -7,6 +7,7 @@ no parse mode) are macros in `answers.txt`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from ticketbot.domain.masking import mask_number, mask_phone
 from ticketbot.paths import TEMPLATES_DIR
 
 DAYS = ("Sen", "Sel", "Rab", "Kam", "Jum", "Sab", "Min")
+MESSAGE_BUDGET = 3900  # under Telegram's 4096 characters, with room to spare
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des")
 
 
@@ -45,9 +47,18 @@ class Texts:
         )
         self.env.filters.update(
             mask=mask_number, mask_phone=mask_phone, when=self.when, day=self.day,
-            minutes=minutes_text,
+            minutes=minutes_text, role=lambda r: self.label("roles", r),
         )  # fmt: skip
+        self.env.globals["label"] = self.label
         self._answers: Any = None
+        self._labels: Any = None
+
+    def label(self, kind: str, key: str) -> str:
+        """A word from labels.txt: kind is states, actions, steps, queue or roles."""
+        if self._labels is None:
+            self._labels = self.env.get_template("telegram/labels.txt").module
+        table: dict[str, str] = getattr(self._labels, kind)
+        return table.get(str(key), str(key))
 
     def when(self, moment: datetime) -> str:
         local = moment.astimezone(self.tz)
@@ -64,9 +75,31 @@ class Texts:
             text = text.replace("\n\n\n", "\n\n")
         return text
 
+    def render_fitting(self, name: str, items: list[Any], **context: Any) -> str:
+        """Render with as many of the newest `items` as fit in one Telegram message;
+        the template says how many were left out (`hidden`)."""
+
+        def render(shown: int) -> str:
+            return self.render(
+                name, items=items[len(items) - shown :], hidden=len(items) - shown, **context
+            )
+
+        return fit_message(render, len(items))
+
     def answer(self, name: str, **context: Any) -> str:
         """A short plain text (callback answers, button labels): a macro of answers.txt."""
         if self._answers is None:
             self._answers = self.env.get_template("telegram/answers.txt").module
         text = str(getattr(self._answers, name)(**context))
         return "\n".join(" ".join(line.split()) for line in text.strip().splitlines())
+
+
+def fit_message(render: Callable[[int], str], total: int) -> str:
+    """Render with fewer items each try until the text fits. Never cut the text itself:
+    a cut could split an HTML tag. Every single item is bounded by the field limits."""
+    shown = total
+    while True:
+        text = render(shown)
+        if len(text) <= MESSAGE_BUDGET or shown <= 1:
+            return text
+        shown = max(1, shown * 3 // 4)

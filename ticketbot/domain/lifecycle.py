@@ -36,18 +36,6 @@ OPEN_STATES: frozenset[State] = frozenset(
 )
 STAFF_ROLES: frozenset[Role] = frozenset(Role)
 
-STATE_LABELS: dict[State, str] = {
-    State.NEW: "Menunggu verifikasi Kasi",
-    State.VERIFIED: "Diverifikasi — menunggu sinkronisasi ADB di Konsolidasi",
-    State.SYNCED: "Sinkron di Konsolidasi — menunggu rekap ke admin DWH pusat",
-    State.SENT_TO_DWH: "Rekap terkirim — menunggu konfirmasi admin DWH pusat",
-    State.READY_TO_INFORM: "Sinkron di DWH — informasikan ke pemohon",
-    State.DONE: "Selesai — pemohon sudah diinformasikan",
-    State.REJECTED: "Ditolak — informasikan ke pemohon",
-    State.CLOSED_REJECTED: "Ditolak — pemohon sudah diinformasikan",
-    State.CANCELLED: "Dibatalkan",
-}
-
 
 class Action(StrEnum):
     OPEN = "open"
@@ -59,19 +47,6 @@ class Action(StrEnum):
     CONFIRM_DWH = "confirm_dwh"
     INFORM = "inform"
     VIEW_NIK = "view_nik"
-
-
-ACTION_LABELS: dict[Action, str] = {
-    Action.OPEN: "Dibuka",
-    Action.VERIFY: "Diverifikasi",
-    Action.REJECT: "Ditolak",
-    Action.CANCEL: "Dibatalkan",
-    Action.SYNC_AT_KONSOLIDASI: "Disinkronkan di Konsolidasi",
-    Action.SEND_TO_DWH: "Rekap dikirim ke admin DWH",
-    Action.CONFIRM_DWH: "Dikonfirmasi sinkron di DWH",
-    Action.INFORM: "Pemohon diinformasikan",
-    Action.VIEW_NIK: "Melihat NIK lengkap",
-}
 
 
 @dataclass(frozen=True)
@@ -98,7 +73,7 @@ TRANSITIONS: tuple[Transition, ...] = (
 
 
 class Refusal(StrEnum):
-    """Why an action cannot happen; the texts live in the templates."""
+    """Why an action cannot happen; the words live in the templates."""
 
     NOT_ALLOWED = "not_allowed"  # the person's role may not do this
     WRONG_STATE = "wrong_state"  # somebody already moved the ticket on
