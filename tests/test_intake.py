@@ -101,7 +101,9 @@ async def test_invalid_form_gets_one_reply_and_stores_nothing(
     assert reply.reply_to == intake_id
     assert "belum dibuat" in (reply.plain or "") and fragment in (reply.plain or "")
     assert await sim.office.repo.count_tickets() == 0
-    assert sim.api.calls_of("deleteMessage") == []
+    # SPEC §3: an invalid intake still carries a full NIK/KK, so it goes once answered.
+    assert [d.params["message_id"] for d in sim.api.calls_of("deleteMessage")] == [str(intake_id)]
+    assert sim.message(intake_id).deleted
 
 
 async def test_every_problem_is_listed_in_one_reply(sim: Simulation) -> None:

@@ -36,7 +36,7 @@ def test_demo_covers_every_sop_step_and_writes_the_email(tmp_path: Path) -> None
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == ["rekap-sinkronisasi-nik-2026-11-24.xlsx", "rekap.eml", "rekap.html"]
     sheet = load_workbook(tmp_path / "out" / files[0]).active
-    assert sheet.cell(row=3, column=2).value == "1273014506850001"
+    assert sheet.cell(row=2, column=2).value == "1273014506850001"  # headers in row 1
     assert "Telegram menolak" not in transcript
 
 

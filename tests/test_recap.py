@@ -118,12 +118,12 @@ async def test_email_content(sim: Simulation) -> None:
     )
     assert "1273016902000002" in html
     sheet = load_workbook(io.BytesIO(xlsx)).active
-    rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    rows = list(sheet.iter_rows(min_row=2, values_only=True))
     assert [(r[0], r[1], r[2], r[4]) for r in rows] == [
         (1, "1273014506850001", "1273010101090003", "BPJS Kesehatan"),
         (2, "1273016902000002", "1273010101090004", "Bank Sumut"),
     ]
-    for line in sheet.iter_rows(min_row=3):
+    for line in sheet.iter_rows(min_row=2):
         assert line[1].data_type == "s" and line[2].data_type == "s"
         assert line[1].number_format == "@"
     assert rows[0][7] == "Sari Staf" and rows[0][9] == "Rina Kasi" and rows[0][11] == "Budi ADB"

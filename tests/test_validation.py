@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticketbot.config import DEFAULT_LEMBAGA
-from ticketbot.domain.masking import mask_number, mask_phone, redact_numbers
+from ticketbot.domain.privacy import mask_number, mask_phone, redact_numbers
 from ticketbot.domain.validation import (
     LembagaCatalog,
     check_number,

@@ -33,7 +33,8 @@ from ticketbot.repository import Repository
 from ticketbot.texts import Texts
 
 log = logging.getLogger(__name__)
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# Edited messages too: an intake corrected by editing it must be seen (and deleted).
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 TICKET_CAPTION = r"^/tiket(@\w+)?(\s|$)"
 
 
@@ -138,10 +139,13 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
     group = filters.Chat(chat_id=tg.group_id)
     staff = filters.User(user_id=sorted({i for ids in config.roles.values() for i in ids}))
     in_office = group & staff
+    # Only /tiket (and its photo caption) is read again when edited; other commands are not
+    # answered twice.
+    new_in_office = in_office & filters.UpdateType.MESSAGE
     # Remember staff names before anything else handles the update.
     app.add_handler(TypeHandler(Update, handlers.remember_people), group=-1)
     # /id answers anywhere: it is how the configuration gets filled in.
-    app.add_handler(CommandHandler("id", handlers.on_id))
+    app.add_handler(CommandHandler("id", handlers.on_id, filters.UpdateType.MESSAGE))
     # Opening a ticket: /tiket with the form, or a photo of the KK/KTP-el with it as caption.
     app.add_handler(CommandHandler("tiket", handlers.on_tiket, filters=in_office))
     app.add_handler(
@@ -150,18 +154,24 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         )
     )
     # Help in the group; a short explanation in a private chat.
-    app.add_handler(CommandHandler(["bantuan", "help", "start"], handlers.on_help, in_office))
-    app.add_handler(CommandHandler("start", handlers.on_private_start, filters.ChatType.PRIVATE))
+    app.add_handler(CommandHandler(["bantuan", "help", "start"], handlers.on_help, new_in_office))
+    app.add_handler(
+        CommandHandler(
+            "start",
+            handlers.on_private_start,
+            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE,
+        )
+    )
     # /rekap (preview) and /rekap kirim (send now; Kasi/ADB).
-    app.add_handler(CommandHandler("rekap", handlers.on_rekap, in_office))
+    app.add_handler(CommandHandler("rekap", handlers.on_rekap, new_in_office))
     # /status <#N | NIK> and /antrian, for staff in the group.
-    app.add_handler(CommandHandler("status", handlers.on_status, in_office))
-    app.add_handler(CommandHandler("antrian", handlers.on_queue, in_office))
+    app.add_handler(CommandHandler("status", handlers.on_status, new_in_office))
+    app.add_handler(CommandHandler("antrian", handlers.on_queue, new_in_office))
     # Every inline button; the office re-checks chat, card, role and state.
     app.add_handler(CallbackQueryHandler(handlers.on_button))
     # A reply to a card: the free-text reason of a rejection.
     app.add_handler(
-        MessageHandler(in_office & filters.REPLY & filters.TEXT & ~filters.COMMAND,
+        MessageHandler(new_in_office & filters.REPLY & filters.TEXT & ~filters.COMMAND,
                        handlers.on_reply)
     )  # fmt: skip
     app.add_error_handler(handlers.on_error)

@@ -349,11 +349,17 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str], base: Path) ->
     sender = r.string("smtp.from")
     if sender and not re.search(r"[^@\s<>]+@[^@\s<>]+", sender):
         r.fail("smtp.from", "must contain an email address")
+    username = r.string("smtp.username", "", required=False)
+    if username and security == "none":
+        r.fail(
+            "smtp.username",
+            'would send the password unencrypted; use security = "starttls" or "tls"',
+        )
     smtp = SmtpConfig(
         host=r.string("smtp.host"),
         port=port,
         security=security,
-        username=r.string("smtp.username", "", required=False),
+        username=username,
         password=Secret(
             env.get(SMTP_PASSWORD_ENV) or r.string("smtp.password", "", required=False)
         ),

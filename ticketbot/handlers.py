@@ -13,7 +13,7 @@ from telegram.ext import Application, ContextTypes
 
 from ticketbot import callback_data, telegram_io
 from ticketbot.domain.lifecycle import Role
-from ticketbot.domain.masking import carries_full_number
+from ticketbot.domain.privacy import carries_full_number, clean_text, clip_utf16, redact_numbers
 from ticketbot.office import CardView, Office
 from ticketbot.recap import NewsKind, RecapDesk, RecapNews
 from ticketbot.repository import Actor, Ticket
@@ -35,8 +35,13 @@ def office_of(context: ContextTypes.DEFAULT_TYPE) -> Office:
     return office
 
 
+NAME_LIMIT = 64  # Telegram's own limit for first + last name
+
+
 def actor_of(user: User) -> Actor:
-    return Actor(user.id, user.full_name or str(user.id))
+    """The person as stored and shown: a display name is free text like any other."""
+    name = redact_numbers(clip_utf16(clean_text(user.full_name or ""), NAME_LIMIT))
+    return Actor(user.id, name or str(user.id))
 
 
 def command_arguments(message: Message) -> str:
@@ -97,14 +102,21 @@ async def on_tiket(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
     if outcome.reply is not None:
         await telegram_io.reply(message, outcome.reply)
+    else:
+        assert outcome.ticket is not None
+        await show_card(context.application, office, outcome.ticket)
+    # Valid, invalid or duplicate: the intake may hold a full NIK/KK; it goes once answered.
+    await remove_personal_message(office, message)
+
+
+async def remove_personal_message(office: Office, message: Message) -> None:
+    """Delete a person's message that carries a full NIK/KK (SPEC §3); if Telegram refuses,
+    ask the group to delete it by hand (the answer never quotes the number)."""
+    text = message.text or message.caption or ""
+    if not (office.config.delete_intake and carries_full_number(text)):
         return
-    assert outcome.ticket is not None
-    await show_card(context.application, office, outcome.ticket)
-    if office.config.delete_intake and not await telegram_io.delete(
-        context.bot, message.chat_id, message.message_id
-    ):
-        text = office.texts.render("telegram/delete_failed.html", ticket_id=outcome.ticket.id)
-        await telegram_io.send(context.bot, message.chat_id, CardView(text, ()))
+    if not await telegram_io.delete(message.get_bot(), message.chat_id, message.message_id):
+        await telegram_io.reply(message, office.texts.render("telegram/delete_failed.html"))
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -144,8 +156,8 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if result is None:
         return
     if result.delete_source:
-        await telegram_io.delete(context.bot, message.chat_id, message.message_id)
-        await telegram_io.send(context.bot, message.chat_id, CardView(result.answer, ()))
+        await telegram_io.reply(message, result.answer)
+        await remove_personal_message(office, message)
     await refresh_cards(context.application, office, result.refresh)
 
 
@@ -156,8 +168,7 @@ async def on_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     office = office_of(context)
     query = " ".join(context.args or [])
     await telegram_io.reply(message, await office.status(query))
-    if office.config.delete_intake and carries_full_number(query):
-        await telegram_io.delete(context.bot, message.chat_id, message.message_id)
+    await remove_personal_message(office, message)
 
 
 async def on_queue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

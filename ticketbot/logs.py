@@ -1,4 +1,8 @@
-"""Logging that never carries the bot token or a full NIK/KK."""
+"""Logging that never carries the bot token, a full NIK/KK or a mobile number.
+
+The filter sits on the one handler, so it sees every record of every library at every
+level (python-telegram-bot logs whole updates at DEBUG, aiosqlite its SQL parameters).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,29 @@ import re
 import sys
 from typing import TextIO
 
-from ticketbot.domain.masking import redact_numbers
+from ticketbot.domain.privacy import redact_log
 
 TOKEN_IN_TEXT = re.compile(r"\d{3,12}:[A-Za-z0-9_-]{20,}")
 
 
+def redact(text: str) -> str:
+    return redact_log(TOKEN_IN_TEXT.sub("<token>", text))
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact_numbers(TOKEN_IN_TEXT.sub("<token>", message))
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string must not hide the record
+            message = f"{record.msg!r} {record.args!r}"
+        cleaned = redact(message)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact_numbers(TOKEN_IN_TEXT.sub("<token>", record.exc_text))
-        if cleaned != message:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         return True
 

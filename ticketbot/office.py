@@ -26,7 +26,14 @@ from ticketbot.domain.lifecycle import (
     may_perform,
     may_view_nik,
 )
-from ticketbot.domain.masking import carries_full_number
+from ticketbot.domain.privacy import (
+    ascii_digits,
+    carries_full_number,
+    clean_text,
+    clip_utf16,
+    redact_numbers,
+    strip_separators,
+)
 from ticketbot.domain.validation import region_warnings, validate_form
 from ticketbot.repository import Actor, Batch, Event, Repository, Ticket
 from ticketbot.texts import Texts, fit_message
@@ -226,7 +233,8 @@ class Office:
             message = self.texts.answer(
                 "whatsapp_done", ticket_id=t.id, office=self.config.office.name, lembaga=t.lembaga
             )
-        return f"https://wa.me/{t.phone.lstrip('+')}?text={quote(message)}"
+        # Stored text is checked at the door; this guards records older than that check.
+        return f"https://wa.me/{t.phone.lstrip('+')}?text={quote(redact_numbers(message))}"
 
     # -- button presses -----------------------------------------------------------------
 
@@ -385,14 +393,14 @@ class Office:
         )
         if not isinstance(decision, Transition):
             return None
-        reason = " ".join(text.split())[:REASON_LIMIT]
+        reason = clean_text(text)
         if carries_full_number(reason):
             # Never stored, and the message is removed from the group.
             text = self.texts.render("telegram/reason_has_number.html")
             return PressOutcome(text, delete_source=True)
         if not reason:
             return None
-        return await self._apply(ticket, decision, actor, reason)
+        return await self._apply(ticket, decision, actor, clip_utf16(reason, REASON_LIMIT))
 
     # -- /status and /antrian -------------------------------------------------------------
 
@@ -400,13 +408,13 @@ class Office:
         """`/status #N` or `/status <NIK>`: the ticket and its whole history, masked."""
         query = query.strip()
         ref = TICKET_REF.match(query)
-        digits = re.sub(r"[\s.\-]", "", query)
+        digits = ascii_digits(strip_separators(query))
         if ref:
             ticket = await self.repo.get_ticket(int(ref[1]))
             if ticket is None:
                 return self.texts.render("telegram/status_help.html", ticket_id=ref[1])
             return await self._status_of(ticket)
-        if len(digits) == 16 and digits.isdigit():
+        if len(digits) == 16 and digits.isascii() and digits.isdigit():
             tickets = await self.repo.tickets_by_nik(digits)
             if not tickets:
                 return self.texts.render("telegram/status_help.html", nik=digits)

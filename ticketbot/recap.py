@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ LATE_AFTER = timedelta(hours=1)
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 3600
 SEND_TO_DWH = transition_for(Action.SEND_TO_DWH, State.SYNCED)
+BUILD_FAILED = "build"  # last_error of a batch whose email could not be built
+log = logging.getLogger(__name__)
 
 
 class NewsKind(StrEnum):
@@ -132,7 +135,17 @@ class RecapDesk:
             return count, news, error
 
     async def _deliver(self, batch: Batch) -> list[RecapNews]:
-        message = await self.build_message(batch)
+        try:
+            message = await self.build_message(batch)
+        except Exception:
+            # Content is cleaned at the door and the writers cannot raise on it; should
+            # anything still fail, the batch stops here (later batches go on) and the
+            # group is told once. /rekap kirim tries it again after the fix.
+            log.exception("recap batch %s could not be built", batch.id)
+            await self.repo.defer_batch(batch.id, self.clock(), BUILD_FAILED, failed=True)
+            failed = await self.repo.get_batch(batch.id)
+            assert failed is not None
+            return [RecapNews(NewsKind.FAILED, failed)]
         try:
             await self.send(self.config.smtp, message)
         except DeliveryError as error:

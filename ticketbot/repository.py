@@ -20,7 +20,7 @@ import aiosqlite
 
 from ticketbot.domain.lifecycle import OPEN_STATES, Action, State, Transition
 from ticketbot.domain.validation import TicketForm
-from ticketbot.paths import MIGRATIONS_DIR
+from ticketbot.paths import MIGRATIONS_DIR, private_file
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 OPEN_STATE_LIST = tuple(s.value for s in OPEN_STATES)
@@ -213,6 +213,8 @@ class Repository:
 
     @classmethod
     async def open(cls, path: Path, *, migrate: bool = True) -> Repository:
+        if migrate:  # the bot's own database: personal data, owner-only (SPEC §5)
+            private_file(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             await conn.execute("PRAGMA busy_timeout = 10000")
@@ -615,8 +617,9 @@ class Repository:
     # -- backup -------------------------------------------------------------------------
 
     async def backup_to(self, target: Path) -> None:
-        """A consistent copy through SQLite's online backup API, safe while the bot runs."""
-        dest = await aiosqlite.connect(target)
+        """A consistent copy through SQLite's online backup API, safe while the bot runs.
+        The copy is a new file, owner-only."""
+        dest = await aiosqlite.connect(private_file(target, new=True))
         try:
             await self._conn.backup(dest)
         finally:

@@ -1,5 +1,7 @@
 """Telegram's quirks, handled in one place.
 
+- nothing posted to the group ever carries a full NIK/KK: every text, label and URL is
+  redacted here, the last door (the door that refuses them is validation);
 - callback queries are answered first, once; a late or repeated answer is logged, not raised;
 - "message is not modified" is success;
 - a card that somebody deleted is posted again;
@@ -22,6 +24,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
+from ticketbot.domain.privacy import redact_numbers
 from ticketbot.office import CardView
 
 log = logging.getLogger(__name__)
@@ -33,10 +36,16 @@ def keyboard(view: CardView) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(b.label, callback_data=b.data, url=b.url) for b in row]
+            [
+                InlineKeyboardButton(
+                    redact_numbers(b.label), callback_data=b.data,
+                    url=redact_numbers(b.url) if b.url else None,
+                )
+                for b in row
+            ]
             for row in view.buttons
         ]
-    )
+    )  # fmt: skip
 
 
 def _is(error: BadRequest, *fragments: str) -> bool:
@@ -47,7 +56,7 @@ def _is(error: BadRequest, *fragments: str) -> bool:
 async def send(bot: Bot, chat_id: int, view: CardView, reply_to: int | None = None) -> Message:
     return await bot.send_message(
         chat_id,
-        view.text,
+        redact_numbers(view.text),
         parse_mode=ParseMode.HTML,
         reply_markup=keyboard(view),
         link_preview_options=NO_PREVIEW,
@@ -66,7 +75,7 @@ async def edit(bot: Bot, chat_id: int, message_id: int, view: CardView) -> int:
     """Edit a card in place and return its message id (a new one if the card was gone)."""
     try:
         await bot.edit_message_text(
-            view.text,
+            redact_numbers(view.text),
             chat_id=chat_id,
             message_id=message_id,
             parse_mode=ParseMode.HTML,

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from ticketbot.domain.masking import mask_number, mask_phone
+from ticketbot.domain.privacy import mask_number, mask_phone
 from ticketbot.paths import TEMPLATES_DIR
 
 DAYS = ("Sen", "Sel", "Rab", "Kam", "Jum", "Sab", "Min")

@@ -1,21 +1,136 @@
-"""The recap attachment: one row per ticket; NIK and KK are text cells of 16 digits."""
+"""Spreadsheets the office opens: plain tables, safe to open (SPEC §4).
+
+- headers in row 1 (pandas' and calamine's default), frozen, with a filter; long text
+  wrapped; landscape, one page wide;
+- no cell is ever a formula: every text cell is a string cell, whatever it starts with
+  (`=`, `+`, `-`, `@`), with Excel's quote prefix so an edit keeps it text;
+- NIK and KK are text of 16 digits (a number cell would round away the last digit);
+- nothing in a value can make the writer raise: characters XML cannot carry are dropped.
+
+Written in openpyxl's write-only mode: linear time and flat memory for large batches.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Font
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from openpyxl.worksheet.worksheet import Worksheet
 
-HEADERS = (
-    "No. Tiket", "NIK", "No. KK", "Nama", "Lembaga Pengguna", "Keterangan",
-    "Dibuka", "Dibuka oleh", "Diverifikasi", "Diverifikasi oleh",
-    "Sinkron di Konsolidasi", "Disinkronkan oleh",
-)  # fmt: skip
-TEXT_COLUMNS = (2, 3)  # NIK, KK: a number cell would round away the last digit in Excel
+# XML 1.0 cannot carry these (tab, new line and carriage return it can).
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+FORMULA_LEAD = ("=", "+", "-", "@")
+DATE_FORMAT = "yyyy-mm-dd hh:mm"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    width: float
+    kind: str = "text"  # text | number | date | digits (NIK/KK: text that looks numeric)
+    wrap: bool = False
+
+
+def sheet_text(value: str) -> str:
+    """What a text cell holds for `value`: the same text, less what XML cannot carry
+    (XML also reads a carriage return as a new line)."""
+    return XML_ILLEGAL.sub("", value).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _cell(ws: WriteOnlyWorksheet, column: Column, value: Any) -> WriteOnlyCell:
+    if value is None or value == "":
+        return WriteOnlyCell(ws, value=None)
+    if column.kind == "date" and isinstance(value, datetime):
+        cell = WriteOnlyCell(ws, value=value.replace(tzinfo=None))  # Excel has no zones
+        cell.number_format = DATE_FORMAT
+        return cell
+    if column.kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return WriteOnlyCell(ws, value=value)
+    text = sheet_text(str(value))
+    cell = WriteOnlyCell(ws, value=text)
+    cell.data_type = "s"  # a literal string, never a formula, whatever it starts with
+    if column.kind == "digits":
+        cell.number_format = "@"
+    if text.startswith(FORMULA_LEAD) or column.kind == "digits":
+        cell.quotePrefix = True
+    if column.wrap:
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    return cell
+
+
+def add_table(
+    wb: Workbook,
+    title: str,
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+    *,
+    print_header: str = "",
+) -> None:
+    """One sheet: a header row and one row per item, in a single pass over `rows`."""
+    ws = wb.create_sheet(title)
+    for index, column in enumerate(columns, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = column.width
+    ws.freeze_panes = "A2"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_title_rows = "1:1"
+    if print_header:
+        ws.oddHeader.center.text = sheet_text(print_header).replace("&", "&&")
+    bold = Font(bold=True)
+    header = []
+    for column in columns:
+        cell = WriteOnlyCell(ws, value=column.header)
+        cell.font = bold
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        header.append(cell)
+    ws.append(header)
+    count = 0
+    for row in rows:
+        ws.append([_cell(ws, c, v) for c, v in zip(columns, row, strict=True)])
+        count += 1
+    last = get_column_letter(len(columns))
+    ws.auto_filter.ref = f"A1:{last}{count + 1}"
+
+
+def workbook_bytes(wb: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+def new_workbook() -> Workbook:
+    return Workbook(write_only=True)
+
+
+# -- the recap attachment --------------------------------------------------------------
+
+RECAP_COLUMNS = (
+    Column("No. Tiket", 10, "number"),
+    Column("NIK", 19, "digits"),
+    Column("No. KK", 19, "digits"),
+    Column("Nama", 22, wrap=True),
+    Column("Lembaga Pengguna", 22, wrap=True),
+    Column("Keterangan", 40, wrap=True),
+    Column("Dibuka", 17, "date"),
+    Column("Dibuka oleh", 18, wrap=True),
+    Column("Diverifikasi", 17, "date"),
+    Column("Diverifikasi oleh", 18, wrap=True),
+    Column("Sinkron di Konsolidasi", 17, "date"),
+    Column("Disinkronkan oleh", 18, wrap=True),
+)
+HEADERS = tuple(c.header for c in RECAP_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -33,36 +148,15 @@ class RecapRow:
     synced_at: datetime | None
     synced_by: str
 
+    def cells(self) -> tuple[Any, ...]:
+        return (
+            self.ticket_id, self.nik, self.kk, self.nama, self.lembaga, self.keterangan,
+            self.opened_at, self.opened_by, self.verified_at, self.verified_by,
+            self.synced_at, self.synced_by,
+        )  # fmt: skip
+
 
 def recap_workbook(rows: Sequence[RecapRow], title: str) -> bytes:
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Rekap"
-    ws.append([title])
-    ws["A1"].font = Font(bold=True)
-    ws.append(list(HEADERS))
-    for cell in ws[2]:
-        cell.font = Font(bold=True)
-    for r in rows:
-        ws.append([
-            r.ticket_id, r.nik, r.kk, r.nama, r.lembaga, r.keterangan,
-            _naive(r.opened_at), r.opened_by, _naive(r.verified_at), r.verified_by,
-            _naive(r.synced_at), r.synced_by,
-        ])  # fmt: skip
-        line = ws.max_row
-        for column in TEXT_COLUMNS:
-            # The value is a str, so the cell is a string cell; "@" keeps it text on edit.
-            ws.cell(row=line, column=column).number_format = "@"
-        for column in (7, 9, 11):
-            ws.cell(row=line, column=column).number_format = "yyyy-mm-dd hh:mm"
-    widths = (10, 20, 20, 24, 24, 40, 17, 20, 17, 20, 17, 20)
-    for letter, width in zip("ABCDEFGHIJKL", widths, strict=True):
-        ws.column_dimensions[letter].width = width
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    return buffer.getvalue()
-
-
-def _naive(moment: datetime | None) -> datetime | None:
-    """Excel has no time zones: cells hold office-local time."""
-    return moment.replace(tzinfo=None) if moment else None
+    wb = new_workbook()
+    add_table(wb, "Rekap", RECAP_COLUMNS, (r.cells() for r in rows), print_header=title)
+    return workbook_bytes(wb)

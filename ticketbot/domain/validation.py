@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from ticketbot.domain.privacy import (
+    carries_full_number,
+    clean_text,
+    redact_numbers,
+    strip_separators,
+    utf16_len,
+)
 from ticketbot.domain.regions import PROVINCES, known_regency
 
-SEPARATORS = re.compile(r"[\s.\-]+")
+# In UTF-16 units, as Telegram counts them.
 LIMITS = {
     "nik": 40,  # raw, before separators are removed
     "kk": 40,
@@ -35,6 +42,7 @@ LABELS = {
     "keterangan": "Keterangan",
 }
 REQUIRED = ("nik", "kk", "lembaga", "hp")
+FREE_TEXT = ("nama", "lembaga", "keterangan")  # may never carry a full NIK/KK (SPEC §3)
 
 # Key variants staff actually type; matched after normalise_key().
 KEY_ALIASES: dict[str, str] = {
@@ -119,10 +127,6 @@ def normalise_key(key: str) -> str:
     return re.sub(r"^(no|nomor|nomer|nmr)\s+", "", k)
 
 
-def _digits(raw: str) -> str:
-    return SEPARATORS.sub("", raw)
-
-
 def _date_possible(day: int, month: int, yy: int) -> bool:
     """True when DD-MM is a real date in 19YY or 20YY (two-digit years are ambiguous)."""
     if not 1 <= month <= 12:
@@ -133,7 +137,7 @@ def _date_possible(day: int, month: int, yy: int) -> bool:
 def check_number(raw: str, *, kind: str) -> NumberCheck:
     """Check a NIK (kind="nik") or KK number (kind="kk"): `PP KK CC DDMMYY SSSS`."""
     label = LABELS[kind]
-    digits = _digits(raw)
+    digits = strip_separators(raw)
     if not digits:
         return NumberCheck(None, (f"{label} kosong.",))
     if not digits.isascii() or not digits.isdigit():
@@ -174,7 +178,11 @@ def region_warnings(digits: str, label: str) -> list[str]:
 def check_phone(raw: str) -> tuple[str | None, str | None]:
     """An Indonesian mobile number in E.164, or an Indonesian error."""
     text = raw.strip()
-    compact = re.sub(r"[\s.\-()]", "", text)
+    compact = re.sub(r"[()]", "", strip_separators(text))
+    if re.search(r"\d", compact) and not re.fullmatch(r"\+?[0-9]+", compact):
+        # phonenumbers reads letters as a keypad would (O is 6): a typo would become a
+        # wrong number, and the resident is never reached.
+        return None, "Nomor HP/WA hanya boleh berisi angka (dan + di depan); periksa huruf O/l."
     if compact.startswith("62"):
         compact = "+" + compact  # "62 812…" without the plus
     try:
@@ -217,7 +225,7 @@ def split_form(text: str) -> tuple[dict[str, str], list[str]]:
 
 
 def _clip(text: str, limit: int = 30) -> str:
-    text = " ".join(text.split())
+    text = redact_numbers(" ".join(text.split()))
     # Never echo a long digit run back: it may be a NIK typed on a bad line.
     text = re.sub(r"\d{7,}", lambda m: m.group()[:4] + "…", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -225,18 +233,23 @@ def _clip(text: str, limit: int = 30) -> str:
 
 def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
     """Validate the whole intake text; every problem is reported at once."""
-    fields, errors = split_form(text)
+    fields, errors = split_form(clean_text(text, multiline=True))
     warnings: list[str] = []
     for name in REQUIRED:
         if not fields.get(name):
             errors.append(f"{LABELS[name]} wajib diisi.")
     for name, value in fields.items():
-        if len(value) > LIMITS[name]:
+        if utf16_len(value) > LIMITS[name]:
             errors.append(f"{LABELS[name]} terlalu panjang (maksimal {LIMITS[name]} karakter).")
+        elif name in FREE_TEXT and carries_full_number(value):
+            errors.append(
+                f"{LABELS[name]} tidak boleh memuat NIK/KK lengkap (16 digit); "
+                "tulis NIK dan KK hanya di baris NIK dan KK."
+            )
     checked: dict[str, str] = {}
     for name in ("nik", "kk"):
         number = fields.get(name)
-        if number and len(number) <= LIMITS[name]:
+        if number and utf16_len(number) <= LIMITS[name]:
             result = check_number(number, kind=name)
             errors.extend(result.errors)
             warnings.extend(result.warnings)
@@ -244,7 +257,7 @@ def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
                 checked[name] = result.value
     phone_raw = fields.get("hp")
     phone: str | None = None
-    if phone_raw and len(phone_raw) <= LIMITS["hp"]:
+    if phone_raw and utf16_len(phone_raw) <= LIMITS["hp"]:
         phone, problem = check_phone(phone_raw)
         if problem:
             errors.append(problem)
@@ -263,7 +276,7 @@ def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
         lembaga=lembaga,
         lembaga_key=key,
         phone=phone,
-        nama=" ".join(fields.get("nama", "").split()) or None,
-        keterangan=fields.get("keterangan", "").strip(),
+        nama=clean_text(fields.get("nama", "")) or None,
+        keterangan=clean_text(fields.get("keterangan", ""), multiline=True),
     )
     return FormResult(form, (), tuple(warnings))

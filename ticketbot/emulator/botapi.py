@@ -118,6 +118,7 @@ class FakeBotApi:
         self._photo_ids = itertools.count(1)
         self.base_url = ""
         self._releasing = False
+        self._allowed: list[str] = []
 
     # -- server lifecycle --------------------------------------------------------------
 
@@ -229,6 +230,15 @@ class FakeBotApi:
         self.messages[(chat_id, m.message_id)] = m
         update_id = await self._push({"message": self._message_dict(m)})
         return update_id, m.message_id
+
+    async def edit_by_person(self, chat_id: int, message_id: int, text: str) -> int:
+        """The sender edits their message (text, or a photo's caption); returns update_id."""
+        m = self.messages[(chat_id, message_id)]
+        assert m.from_id != self.bot_id, "people edit their own messages"
+        assert not m.deleted, "a deleted message cannot be edited"
+        m.text = m.plain = text
+        m.edits += 1
+        return await self._push({"edited_message": self._message_dict(m)})
 
     async def press(
         self, user_id: int, chat_id: int, message_id: int, data: str, *, forged: bool = False
@@ -405,17 +415,28 @@ class FakeBotApi:
         limit = int(params.get("limit") or 100)
         timeout = float(params.get("timeout") or 0)
         assert self._changed is not None
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed = [str(a) for a in allowed]  # Telegram remembers the last list
         async with self._changed:
             if offset:
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
-            if not self._updates and timeout > 0:
+            if not self._deliverable() and timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
                         await self._changed.wait_for(self._poll_answerable)
-            return self._updates[:limit]
+            return self._deliverable()[:limit]
+
+    def _deliverable(self) -> list[dict[str, Any]]:
+        """Pending updates; Telegram never delivers kinds outside allowed_updates."""
+        if self._allowed:
+            self._updates = [
+                u for u in self._updates if any(k in self._allowed for k in u if k != "update_id")
+            ]
+        return self._updates
 
     def _poll_answerable(self) -> bool:
-        return bool(self._updates) or self._releasing
+        return bool(self._deliverable()) or self._releasing
 
     def _check_markup(self, params: dict[str, Any]) -> dict[str, Any] | None:
         markup = params.get("reply_markup")

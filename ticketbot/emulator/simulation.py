@@ -190,6 +190,10 @@ class Simulation:
         await self._handled(update_id)
         return message_id
 
+    async def edit(self, message_id: int, text: str, *, chat_id: int = GROUP_ID) -> None:
+        """The author of `message_id` edits it to `text` (a caption, for a photo)."""
+        await self._handled(await self.api.edit_by_person(chat_id, message_id, text))
+
     async def tap(self, who: Person, message_id: int, label: str) -> str:
         """`who` taps the button whose label contains `label`; returns the query id."""
         data = self.api.button_data(GROUP_ID, message_id, label)
