@@ -343,7 +343,7 @@ async def test_a_batch_that_cannot_be_built_is_reported_once_and_later_ones_go(
     await sim.run_jobs()
     sim.clock.advance(minutes=5)
     await sim.run_jobs()  # a second tick tells nobody again
-    notices = [m for m in sim.api.visible(GROUP_ID) if "gagal disusun" in (m.plain or "")]
+    notices = [m for m in sim.api.visible(GROUP_ID) if "tidak dapat disusun" in (m.plain or "")]
     assert len(notices) == 1
     assert "Error" not in (notices[0].plain or "") and "writer bug" not in (notices[0].plain or "")
     assert sim.smtp.received == []

@@ -1,3 +1,3 @@
 """ticketbot: SOP 09 Disdukcapil (sinkronisasi NIK pada Data Warehouse) as a Telegram ticket."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -99,6 +99,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         office = Office(config, repo, Texts(config.office.timezone), clock)
         app.bot_data["office"] = office
         app.bot_data["recap"] = RecapDesk(config, repo, office.texts, clock)
+        app.bot_data["group_filter"] = group
+        group.add_chat_ids(await office.find_group())
         await app.bot.set_my_commands(
             [BotCommand(c.command, office.texts.label("commands", c.command))
              for c in handlers.COMMANDS]
@@ -142,6 +144,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
     # Only /tiket (and its photo caption) is read again when edited; other commands are not
     # answered twice.
     new_in_office = in_office & filters.UpdateType.MESSAGE
+    # Telegram upgraded the group to a supergroup (its id changes): follow it first.
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.on_group_moved))
     # Remember staff names before anything else handles the update.
     app.add_handler(TypeHandler(Update, handlers.remember_people), group=-1)
     # /id answers anywhere: it is how the configuration gets filled in.

@@ -6,8 +6,11 @@ refuses to start on exactly the same messages. Secrets never show in reprs or lo
 
 from __future__ import annotations
 
+import difflib
+import email.policy
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ticketbot.domain.calendar import WEEKDAYS, Sla, WorkCalendar, parse_workdays
+from ticketbot.domain.calendar import WEEKDAYS, Sla, SpecialPeriod, WorkCalendar, parse_workdays
 from ticketbot.domain.lifecycle import Role
 from ticketbot.domain.validation import LembagaCatalog
 
@@ -25,6 +28,40 @@ SMTP_PASSWORD_ENV = "TICKETBOT_SMTP_PASSWORD"
 TOKEN_SHAPE = re.compile(r"^\d{3,12}:[A-Za-z0-9_-]{20,}$")
 EMAIL_SHAPE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+# Every key the configuration knows (SPEC §5); anything else is a typo and an error.
+DAY_HOURS = tuple(f"{d}_hours" for d in WEEKDAYS)
+SCHEMA: dict[str, frozenset[str]] = {
+    "office": frozenset({"name", "timezone"}),
+    "telegram": frozenset(
+        {"token", "base_url", "group_id", "messages_per_second", "group_messages_per_minute"}
+    ),
+    "roles": frozenset({"kasi", "adb", "staf", "kadis"}),
+    "database": frozenset({"path"}),
+    "smtp": frozenset(
+        {"host", "port", "security", "username", "password", "from", "timeout_seconds", "ca_file"}
+    ),
+    "recap": frozenset({"to", "cc", "time", "send_empty", "chase_workdays"}),
+    "reminders": frozenset({"repeat_minutes", "escalate_after", "morning_summary"}),
+    "report": frozenset({"to"}),
+    "calendar": frozenset(
+        {
+            "workdays",
+            "public_holidays",
+            "work_hours",
+            "extra_holidays",
+            "open_on",
+            "special",
+            *DAY_HOURS,
+        }
+    ),
+    "sla": frozenset({"kasi_minutes", "adb_workdays", "inform_minutes"}),
+    "privacy": frozenset({"delete_intake", "retention_days"}),
+    "reject": frozenset({"reasons"}),
+    "lembaga": frozenset({"known"}),
+}
+SPECIAL_KEYS = frozenset({"from", "to", "hours", "open_on"})
+REQUIRED_SECTIONS = ("office", "telegram", "roles", "smtp", "recap")
 
 DEFAULT_LEMBAGA: dict[str, list[str]] = {
     "BPJS Kesehatan": ["bpjs kes", "bpjs-kes", "jkn", "p-care", "pcare"],
@@ -92,7 +129,8 @@ class SmtpConfig:
     username: str
     password: Secret
     sender: str
-    timeout_seconds: float = 300  # RFC 5321 §4.5.3.2: up to 10 min after the final dot
+    timeout_seconds: float = 60
+    ca_file: Path | None = None  # an office CA to trust besides the system's
 
 
 @dataclass(frozen=True)
@@ -101,6 +139,14 @@ class RecapConfig:
     cc: tuple[str, ...]
     time: time
     send_empty: bool = False
+    chase_workdays: float = 3
+
+
+@dataclass(frozen=True)
+class RemindersConfig:
+    repeat_minutes: float = 30
+    escalate_after: int = 2
+    morning_summary: time | None = time(7, 45)
 
 
 @dataclass(frozen=True)
@@ -116,6 +162,10 @@ class Config:
     delete_intake: bool
     lembaga: LembagaCatalog
     reject_reasons: tuple[str, ...]
+    kadis: frozenset[int] = frozenset()
+    reminders: RemindersConfig = field(default_factory=RemindersConfig)
+    report_to: tuple[str, ...] = ()
+    retention_days: int = 730
     source: Path | None = field(default=None, compare=False)
 
     def roles_of(self, user_id: int) -> frozenset[Role]:
@@ -134,6 +184,7 @@ class _Reader:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.data = data
         self.problems: list[str] = []
+        self.misspelt: set[str] = set()  # sections typed wrong: already reported once
 
     def raw(self, key: str) -> Any:
         node: Any = self.data
@@ -144,7 +195,11 @@ class _Reader:
         return node
 
     def fail(self, key: str, message: str) -> None:
-        self.problems.append(f"{key}: {message}")
+        if key.partition(".")[0] in self.misspelt and message.startswith("is required"):
+            return  # one typo, one line: "[rekap]: unknown section (did you mean …)"
+        line = f"{key}: {message}"
+        if line not in self.problems:
+            self.problems.append(line)
 
     def string(self, key: str, default: str | None = None, *, required: bool = True) -> str:
         value = self.raw(key)
@@ -215,6 +270,89 @@ class _Reader:
         return time(int(match[1]), int(match[2]))
 
 
+def _hint(name: str, known: frozenset[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_keys(r: _Reader) -> None:
+    """A typo must not pass silently: every unknown section and key is an error."""
+    for name, value in r.data.items():
+        if name not in SCHEMA:
+            kind = "section" if isinstance(value, Mapping) else "key"
+            close = difflib.get_close_matches(name, sorted(SCHEMA), n=1, cutoff=0.6)
+            hint = f" (did you mean [{close[0]}]?)" if close and kind == "section" else ""
+            if close and kind == "section" and close[0] not in r.data:
+                r.misspelt.add(close[0])
+            r.fail(name, f"unknown {kind}{hint or _hint(name, tuple(SCHEMA))}")
+            continue
+        if not isinstance(value, Mapping):
+            r.fail(name, "must be a section ([" + name + "])")
+            continue
+        if name == "lembaga":
+            continue  # [lembaga.known] names are the office's own
+        for key in value:
+            if key not in SCHEMA[name]:
+                r.fail(f"{name}.{key}", f"unknown key{_hint(key, SCHEMA[name])}")
+    specials = r.raw("calendar.special")
+    for index, entry in enumerate(specials if isinstance(specials, list) else []):
+        for key in entry if isinstance(entry, Mapping) else ():
+            if key not in SPECIAL_KEYS:
+                r.fail(f"calendar.special[{index + 1}].{key}",
+                       f"unknown key{_hint(key, SPECIAL_KEYS)}")  # fmt: skip
+
+
+def _one_mailbox(text: str) -> bool:
+    """True when `text` is exactly one address, as the From header must be. A display name
+    with a comma must be quoted: "Disdukcapil, Kota Sibolga" <x@example.go.id>."""
+    try:
+        header = email.policy.default.header_factory("From", text)
+    except (ValueError, IndexError):
+        return False
+    addresses: tuple[Any, ...] = tuple(getattr(header, "addresses", ()))
+    if len(addresses) != 1 or header.defects:
+        return False
+    return bool(EMAIL_SHAPE.match(str(addresses[0].addr_spec)))
+
+
+def _date(r: _Reader, key: str, text: object) -> date | None:
+    if isinstance(text, date):
+        return text  # TOML has dates too: from = 2026-02-19
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError:
+        r.fail(key, f"{text!r} is not a date as YYYY-MM-DD")
+        return None
+
+
+def _dates(r: _Reader, key: str) -> frozenset[date]:
+    value = r.raw(key)
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list):
+        r.fail(key, "must be a list of dates as YYYY-MM-DD")
+        return frozenset()
+    return frozenset(d for d in (_date(r, key, v) for v in value) if d is not None)
+
+
+def _hours(
+    r: _Reader, key: str, text: object, *, closed_ok: bool = False
+) -> tuple[time, time] | None:
+    """ "07:30-16:00" as (start, end); None for "closed" where that is allowed."""
+    if closed_ok and text == "closed":
+        return None
+    parts = str(text).split("-") if isinstance(text, str) else []
+    if len(parts) != 2 or not all(HHMM.match(p.strip()) for p in parts):
+        allowed = ' or "closed"' if closed_ok else ""
+        r.fail(key, f"must look like 07:30-16:00{allowed}, got {text!r}")
+        return (time(7, 30), time(16, 0))
+    start, end = (time.fromisoformat(p.strip()) for p in parts)
+    if end <= start:
+        r.fail(key, "must end after it starts")
+        return (time(7, 30), time(16, 0))
+    return (start, end)
+
+
 def _emails(r: _Reader, key: str, *, required: bool) -> tuple[str, ...]:
     values = r.strings(key, None if required else [])
     if required and not values and f"{key}: is required" not in r.problems:
@@ -231,8 +369,6 @@ def _roles(r: _Reader) -> dict[Role, frozenset[int]]:
     if not isinstance(table, Mapping):
         r.fail("roles", "is required: kasi, adb and staf lists of Telegram user ids")
         return {role: frozenset() for role in Role}
-    for unknown in sorted(set(table) - {role.value for role in Role}):
-        r.fail(f"roles.{unknown}", "unknown role (known: kasi, adb, staf)")
     for role in Role:
         key = f"roles.{role.value}"
         value = table.get(role.value)
@@ -249,6 +385,18 @@ def _roles(r: _Reader) -> dict[Role, frozenset[int]]:
                 r.fail(key, "must name at least one user id")
         roles[role] = frozenset(ids)
     return roles
+
+
+def _user_ids(r: _Reader, key: str) -> frozenset[int]:
+    value = r.raw(key)
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        r.fail(key, "must be a list of Telegram user ids (positive integers, no quotes)")
+        return frozenset()
+    return frozenset(value)
 
 
 def _database_path(r: _Reader, base: Path) -> Path:
@@ -274,28 +422,50 @@ def _calendar(r: _Reader, tz: ZoneInfo) -> WorkCalendar:
     country = r.string("calendar.public_holidays", "ID", required=False)
     if country not in ("", "ID"):
         r.fail("calendar.public_holidays", 'must be "ID" or "" (off)')
-    hours = r.string("calendar.work_hours", "07:30-16:00")
-    start, end = time(7, 30), time(16, 0)
-    parts = hours.split("-")
-    if len(parts) != 2 or not all(HHMM.match(p.strip()) for p in parts):
-        r.fail("calendar.work_hours", f"must look like 07:30-16:00, got {hours!r}")
-    else:
-        start, end = (time.fromisoformat(p.strip()) for p in parts)
-        if end <= start:
-            r.fail("calendar.work_hours", "must end after it starts")
-    extra: set[date] = set()
-    for text in r.strings("calendar.extra_holidays", []):
-        try:
-            extra.add(date.fromisoformat(text))
-        except ValueError:
-            r.fail("calendar.extra_holidays", f"{text!r} is not a date as YYYY-MM-DD")
+    default = _hours(r, "calendar.work_hours", r.raw("calendar.work_hours") or "07:30-16:00")
+    assert default is not None
+    day_hours: dict[int, tuple[time, time]] = {}
+    for index, key in enumerate(DAY_HOURS):
+        if r.raw(f"calendar.{key}") is not None:
+            hours = _hours(r, f"calendar.{key}", r.raw(f"calendar.{key}"))
+            if hours is not None:
+                day_hours[index] = hours
+    open_on = set(_dates(r, "calendar.open_on"))
+    special: list[SpecialPeriod] = []
+    entries = r.raw("calendar.special")
+    if entries is not None and not isinstance(entries, list):
+        r.fail("calendar.special", "must be [[calendar.special]] tables")
+        entries = []
+    for index, entry in enumerate(entries or [], start=1):
+        key = f"calendar.special[{index}]"
+        if not isinstance(entry, Mapping):
+            r.fail(key, "must be a table with from, to and hours")
+            continue
+        first = _date(r, f"{key}.from", entry.get("from")) if "from" in entry else None
+        last = _date(r, f"{key}.to", entry.get("to", entry.get("from")))
+        if first is None and "from" not in entry:
+            r.fail(f"{key}.from", "is required (YYYY-MM-DD)")
+        if "hours" not in entry and "open_on" not in entry:
+            r.fail(f"{key}.hours", 'is required: "08:00-15:00" or "closed"')
+        if isinstance(entry.get("open_on"), list):
+            open_on |= _dates(r, f"{key}.open_on")
+        if first is None or last is None or "hours" not in entry:
+            continue
+        if last < first:
+            r.fail(f"{key}.to", "must not be before from")
+            continue
+        hours = _hours(r, f"{key}.hours", entry["hours"], closed_ok=True)
+        special.append(SpecialPeriod(first, last, hours))
     return WorkCalendar(
         tz=tz,
         workdays=parse_workdays(d for d in days if d in WEEKDAYS) or frozenset(range(5)),
-        start=start,
-        end=end if end > start else time(16, 0),
+        start=default[0],
+        end=default[1],
         country=country if country in ("", "ID") else "ID",
-        extra_holidays=frozenset(extra),
+        extra_holidays=_dates(r, "calendar.extra_holidays"),
+        day_hours=tuple(sorted(day_hours.items())),
+        special=tuple(special),
+        open_on=frozenset(open_on),
     )
 
 
@@ -311,8 +481,17 @@ def _lembaga(r: _Reader) -> LembagaCatalog:
     return LembagaCatalog({str(k): list(v) for k, v in table.items()})
 
 
-def parse_config(data: Mapping[str, Any], env: Mapping[str, str], base: Path) -> Config:
+def parse_config(
+    data: Mapping[str, Any], env: Mapping[str, str], base: Path, *, need_token: bool = True
+) -> Config:
+    """`need_token` False: for the verbs that never talk to Telegram (backup, recap
+    --dry-run, report, export, purge), which run as the service user without the secrets."""
     r = _Reader(data)
+    _unknown_keys(r)
+    for section in REQUIRED_SECTIONS:
+        if section not in data and section not in r.misspelt:
+            r.fail(f"[{section}]", "section is missing")
+            r.misspelt.add(section)  # one line for the section, not one per key
     name = r.string("office.name")
     tz_name = r.string("office.timezone", "Asia/Jakarta")
     try:
@@ -323,14 +502,15 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str], base: Path) ->
 
     token_text = env.get(TOKEN_ENV) or r.string("telegram.token", "", required=False)
     if not token_text:
-        r.fail("telegram.token", f"is required (or set {TOKEN_ENV})")
+        if need_token:
+            r.fail("telegram.token", f"is required (or set {TOKEN_ENV})")
     elif not TOKEN_SHAPE.match(token_text):
         r.fail("telegram.token", "does not look like a bot token from BotFather")
     base_url = r.string("telegram.base_url", "https://api.telegram.org/bot")
     if base_url and not re.match(r"^https?://", base_url):
         r.fail("telegram.base_url", "must start with http:// or https://")
     group_id = r.integer("telegram.group_id")
-    if group_id >= 0 and "telegram.group_id: must be an integer" not in r.problems:
+    if group_id >= 0 and not any(p.startswith("telegram.group_id:") for p in r.problems):
         r.fail("telegram.group_id", "must be a negative group chat id (see /id)")
     telegram = TelegramConfig(
         token=Secret(token_text),
@@ -347,8 +527,16 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str], base: Path) ->
     if not 0 < port < 65536:
         r.fail("smtp.port", "must be between 1 and 65535")
     sender = r.string("smtp.from")
-    if sender and not re.search(r"[^@\s<>]+@[^@\s<>]+", sender):
-        r.fail("smtp.from", "must contain an email address")
+    if sender.strip() and not _one_mailbox(sender):
+        r.fail(
+            "smtp.from",
+            "must be one mailbox like 'Disdukcapil Kota Sibolga <disdukcapil@example.go.id>'"
+            " (quote a name that has a comma: '\"Disdukcapil, Sibolga\" <…>')",
+        )
+    ca_text = r.string("smtp.ca_file", "", required=False)
+    ca_file = (base / ca_text).resolve() if ca_text else None
+    if ca_file is not None and not (ca_file.is_file() and os.access(ca_file, os.R_OK)):
+        r.fail("smtp.ca_file", f"{ca_file} is not a readable file")
     username = r.string("smtp.username", "", required=False)
     if username and security == "none":
         r.fail(
@@ -364,13 +552,21 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str], base: Path) ->
             env.get(SMTP_PASSWORD_ENV) or r.string("smtp.password", "", required=False)
         ),
         sender=sender,
-        timeout_seconds=r.number("smtp.timeout_seconds", 300),
+        timeout_seconds=r.number("smtp.timeout_seconds", 60),
+        ca_file=ca_file,
     )
     recap = RecapConfig(
         to=_emails(r, "recap.to", required=True),
         cc=_emails(r, "recap.cc", required=False),
         time=r.clock("recap.time", "15:00"),
         send_empty=r.boolean("recap.send_empty", False),
+        chase_workdays=r.number("recap.chase_workdays", 3),
+    )
+    summary = r.string("reminders.morning_summary", "07:45", required=False)
+    reminders = RemindersConfig(
+        repeat_minutes=r.number("reminders.repeat_minutes", 30),
+        escalate_after=max(r.integer("reminders.escalate_after", 2), 0),
+        morning_summary=r.clock("reminders.morning_summary", summary) if summary else None,
     )
     roles = _roles(r)
     config = Config(
@@ -389,7 +585,13 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str], base: Path) ->
         delete_intake=r.boolean("privacy.delete_intake", True),
         lembaga=_lembaga(r),
         reject_reasons=tuple(r.strings("reject.reasons", DEFAULT_REJECT_REASONS)),
+        kadis=_user_ids(r, "roles.kadis"),
+        reminders=reminders,
+        report_to=_emails(r, "report.to", required=False),
+        retention_days=r.integer("privacy.retention_days", 730),
     )
+    if config.retention_days < 1:
+        r.fail("privacy.retention_days", "must be at least 1")
     if not config.reject_reasons:
         r.fail("reject.reasons", "must name at least one reason")
     if r.problems:
@@ -397,7 +599,9 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str], base: Path) ->
     return config
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path, env: Mapping[str, str] | None = None, *, need_token: bool = True
+) -> Config:
     """Load and validate; raises ConfigError with one `key: message` line per problem."""
     env = os.environ if env is None else env
     try:
@@ -408,4 +612,39 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"config: cannot read {path}: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"config: {path} is not valid TOML: {exc}"]) from None
-    return replace(parse_config(data, env, path.resolve().parent), source=path)
+    config = parse_config(data, env, path.resolve().parent, need_token=need_token)
+    return replace(config, source=path)
+
+
+def config_warnings(config: Config, data_secret: bool, today: date) -> list[str]:
+    """Not errors, but an operator must know (check-config prints them, exit 0)."""
+    warnings = []
+    cal = config.calendar
+    if cal.country:
+        for year in (today.year, today.year + 1):
+            if not cal.has_cuti_bersama(year):
+                warnings.append(
+                    f"calendar.public_holidays: no cuti bersama known for {year} in the"
+                    " installed holidays package; upgrade it (pip install -U holidays) or list"
+                    " the days in calendar.extra_holidays"
+                )
+    if data_secret and config.source is not None:
+        mode = stat.S_IMODE(config.source.stat().st_mode)
+        if mode & 0o077:
+            warnings.append(
+                f"config: {config.source} holds a secret and is readable by others"
+                f" (mode {mode:04o}); chmod 600 it or move the secret to the environment"
+            )
+    return warnings
+
+
+def file_holds_secret(path: Path) -> bool:
+    """True when the TOML file itself carries the token or the SMTP password."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return any(
+        isinstance(data.get(section), Mapping) and str(data[section].get(key) or "").strip()
+        for section, key in (("telegram", "token"), ("smtp", "password"))
+    )

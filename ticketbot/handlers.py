@@ -9,7 +9,7 @@ from datetime import datetime
 
 from telegram import Message, Update, User
 from telegram.constants import MessageEntityType
-from telegram.ext import Application, ContextTypes
+from telegram.ext import Application, ContextTypes, filters
 
 from ticketbot import callback_data, telegram_io
 from ticketbot.domain.lifecycle import Role
@@ -202,7 +202,7 @@ async def show_summary(application: Application, office: Office, batch_id: int) 
         if batch is None:
             return
         view = await office.batch_summary(batch)
-        group = office.config.telegram.group_id
+        group = office.group_id
         where = await telegram_io.place(application.bot, group, batch.summary_message_id, view)
         if where != batch.summary_message_id:
             await office.repo.set_batch_summary(batch.id, where)
@@ -211,7 +211,7 @@ async def show_summary(application: Application, office: Office, batch_id: int) 
 async def announce(application: Application, news: list[RecapNews]) -> None:
     """Tell the group what the recap desk did: summaries, late and failed recaps."""
     office: Office = application.bot_data["office"]
-    group = office.config.telegram.group_id
+    group = office.group_id
     for item in news:
         if item.kind == NewsKind.SENT:
             tickets = item.moved or tuple(
@@ -260,13 +260,13 @@ async def on_rekap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await telegram_io.reply(message, office.texts.render("telegram/recap_not_allowed.html"))
         return
     async with recap_lock(context.application):
-        count, news, error = await desk.send_now()
+        count, news, problem = await desk.send_now()
         text = office.texts.render(
-            "telegram/recap_sent_now.html", nothing=count == 0, count=count,
-            sent=error is None, error=error,
-        )  # fmt: skip
+            "telegram/recap_sent_now.html", nothing=count == 0, count=count, problem=problem
+        )
         await telegram_io.reply(message, text)
-        await announce(context.application, news)
+        # The reply already says what failed: one message, not two that disagree.
+        await announce(context.application, [n for n in news if n.kind != NewsKind.FAILED])
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -302,6 +302,31 @@ async def on_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await telegram_io.reply(message, text)
 
 
+async def on_group_moved(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Telegram upgraded the group to a supergroup and its id changed: follow it, say so in
+    the group and the log, and name the group_id to put in the configuration."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old, new = message.chat_id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old, new = message.migrate_from_chat_id, message.chat_id
+    else:
+        return
+    office = office_of(context)
+    if not await office.move_group(old, new):
+        return
+    group_filter: filters.Chat = context.application.bot_data["group_filter"]
+    group_filter.add_chat_ids(new)
+    log.warning(
+        "Telegram moved the group %s to the supergroup %s; following it. Set group_id = %s"
+        " in [telegram] of the configuration.", old, new, new,
+    )  # fmt: skip
+    text = office.texts.render("telegram/group_moved.html", old=old, new=new)
+    await telegram_io.send(context.bot, new, CardView(text, ()))
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log first; then tell the person something went wrong (a tap is always answered)."""
     log.error("error while handling an update", exc_info=context.error)
@@ -312,7 +337,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if update.callback_query is not None:
             # answer() ignores a query that was already answered before the failure.
             await telegram_io.answer(update.callback_query, office.texts.answer("failed"))
-        elif update.effective_chat.id == office.config.telegram.group_id:
+        elif update.effective_chat.id == office.group_id:
             text = office.texts.render("telegram/error.html")
             await telegram_io.send(context.bot, update.effective_chat.id, CardView(text, ()))
     except Exception:

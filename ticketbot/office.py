@@ -111,6 +111,27 @@ class Office:
     texts: Texts
     clock: Clock = field(default=now_utc)
     _names: dict[int, str] = field(default_factory=dict)
+    group_id: int = 0  # the configured group, or the supergroup Telegram moved it to
+
+    def __post_init__(self) -> None:
+        self.group_id = self.group_id or self.config.telegram.group_id
+
+    async def find_group(self) -> int:
+        """At start-up: follow a supergroup upgrade recorded while the config still names
+        the old id."""
+        moved_from = await self.repo.setting("group_id_was")
+        moved_to = await self.repo.setting("group_id")
+        if moved_to and moved_from == str(self.config.telegram.group_id):
+            self.group_id = int(moved_to)
+        return self.group_id
+
+    async def move_group(self, old_id: int, new_id: int) -> bool:
+        """Telegram upgraded our group to a supergroup; False if it is not our group."""
+        if old_id != self.group_id or new_id == old_id:
+            return False
+        await self.repo.move_group(old_id, new_id)
+        self.group_id = new_id
+        return True
 
     async def remember(self, actor: Actor) -> None:
         """Store a staff member's display name once per change (cards mention by name)."""
@@ -278,11 +299,7 @@ class Office:
     ) -> PressOutcome:
         """The summary's "DWH" button: the central admin confirmed the whole batch."""
         batch = await self.repo.get_batch(batch_id)
-        if (
-            batch is None
-            or chat_id != self.config.telegram.group_id
-            or batch.summary_message_id != message_id
-        ):
+        if batch is None or chat_id != self.group_id or batch.summary_message_id != message_id:
             return PressOutcome(self.texts.answer("invalid"))
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)

@@ -20,9 +20,9 @@ from enum import StrEnum
 from ticketbot.clock import Clock
 from ticketbot.config import Config, SmtpConfig
 from ticketbot.domain.lifecycle import Action, State, transition_for
-from ticketbot.mailer import DeliveryError, send_email
+from ticketbot.mailer import DeliveryError, FailureKind, send_email
 from ticketbot.repository import Batch, Event, Repository, Ticket
-from ticketbot.texts import Texts
+from ticketbot.texts import Texts, wrap_plain
 from ticketbot.xlsx import RecapRow, recap_workbook
 
 Sender = Callable[[SmtpConfig, EmailMessage], Awaitable[None]]
@@ -31,7 +31,6 @@ LATE_AFTER = timedelta(hours=1)
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 3600
 SEND_TO_DWH = transition_for(Action.SEND_TO_DWH, State.SYNCED)
-BUILD_FAILED = "build"  # last_error of a batch whose email could not be built
 log = logging.getLogger(__name__)
 
 
@@ -114,9 +113,9 @@ class RecapDesk:
             news += await self._lost_summaries(news)
             return news
 
-    async def send_now(self) -> tuple[int, list[RecapNews], str | None]:
+    async def send_now(self) -> tuple[int, list[RecapNews], Batch | None]:
         """`/rekap kirim`: freeze what is pending and deliver it now, retrying failed ones.
-        Returns (tickets in the attempted batches, news, last error)."""
+        Returns (tickets in the attempted batches, news, a batch that did not go)."""
         async with self._lock:
             now = self.clock()
             for batch in await self.repo.batches("failed"):
@@ -125,14 +124,14 @@ class RecapDesk:
                 now.astimezone(self.config.calendar.tz).date(), now, self._domain(),
                 allow_empty=False, run=False,
             )  # fmt: skip
-            count, news, error = 0, [], None
+            count, news, problem = 0, [], None
             for batch in await self.repo.batches("pending"):
                 count += len(await self.repo.batch_tickets(batch.id))
                 news += await self._deliver(batch)
                 after = await self.repo.get_batch(batch.id)
                 if after is not None and after.status != "sent":
-                    error = after.last_error
-            return count, news, error
+                    problem = after
+            return count, news, problem
 
     async def _deliver(self, batch: Batch) -> list[RecapNews]:
         try:
@@ -142,17 +141,25 @@ class RecapDesk:
             # anything still fail, the batch stops here (later batches go on) and the
             # group is told once. /rekap kirim tries it again after the fix.
             log.exception("recap batch %s could not be built", batch.id)
-            await self.repo.defer_batch(batch.id, self.clock(), BUILD_FAILED, failed=True)
+            await self.repo.defer_batch(
+                batch.id, self.clock(), FailureKind.BUILD, "could not build", failed=True
+            )
             failed = await self.repo.get_batch(batch.id)
             assert failed is not None
             return [RecapNews(NewsKind.FAILED, failed)]
         try:
             await self.send(self.config.smtp, message)
-        except DeliveryError as error:
+        except Exception as caught:
+            error = caught if isinstance(caught, DeliveryError) else None
+            if error is None:  # not the server's answer: a bug or a bad header
+                log.exception("recap batch %s could not be handed to the mailer", batch.id)
+                error = DeliveryError(FailureKind.BUILD, f"{type(caught).__name__}: {caught}")
+            log.warning("recap batch %s not delivered (%s): %s", batch.id, error.kind,
+                        error.reason)  # fmt: skip
             now = self.clock()
             attempts = batch.attempts + 1
             await self.repo.defer_batch(
-                batch.id, now + retry_delay(attempts, self.rng), error.reason,
+                batch.id, now + retry_delay(attempts, self.rng), error.kind, error.reason,
                 failed=error.permanent,
             )  # fmt: skip
             if error.permanent:
@@ -188,8 +195,7 @@ class RecapDesk:
     # -- the email -----------------------------------------------------------------------
 
     def _domain(self) -> str:
-        _, address = email.utils.parseaddr(self.config.smtp.sender)
-        return address.rpartition("@")[2] or "ticketbot.invalid"
+        return _domain_of(self.config.smtp.sender)
 
     async def rows(self, tickets: list[Ticket]) -> list[RecapRow]:
         rows = []
@@ -217,7 +223,8 @@ class RecapDesk:
         subject = self.texts.render("email/subject.txt", count=len(rows), **context)
         return Email(
             subject=" ".join(subject.split()),
-            text=self.texts.render("email/recap.txt", subject=subject, **context) + "\n",
+            text=wrap_plain(self.texts.render("email/recap.txt", subject=subject, **context))
+            + "\n",
             html=self.texts.render("email/recap.html", subject=subject, **context) + "\n",
             xlsx=recap_workbook(rows, subject),
             filename=f"rekap-sinkronisasi-nik-{due.isoformat()}.xlsx",
@@ -246,7 +253,7 @@ class RecapDesk:
         """`/rekap`: batches still going out, and what the next recap would take (masked)."""
         pending = [
             {"due_date": b.due_date, "status": b.status, "attempts": b.attempts,
-             "last_error": b.last_error, "count": len(await self.repo.batch_tickets(b.id))}
+             "error_kind": b.error_kind, "count": len(await self.repo.batch_tickets(b.id))}
             for b in await self.repo.batches("pending") + await self.repo.batches("failed")
         ]  # fmt: skip
         waiting = await self.repo.unbatched_synced()
@@ -268,3 +275,23 @@ class RecapDesk:
 
 def _at(event: Event | None, tz: tzinfo) -> datetime | None:
     return event.at.astimezone(tz) if event else None
+
+
+def test_email(config: Config) -> EmailMessage:
+    """`ticketbot recap --test`: the recap's envelope and path, with no personal data."""
+    texts = Texts(config.office.timezone)
+    message = EmailMessage()
+    message["Subject"] = texts.render("email/test_subject.txt", office=config.office.name)
+    message["From"] = config.smtp.sender
+    message["To"] = ", ".join(config.recap.to)
+    if config.recap.cc:
+        message["Cc"] = ", ".join(config.recap.cc)
+    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Message-ID"] = email.utils.make_msgid(domain=_domain_of(config.smtp.sender))
+    message.set_content(texts.render("email/test.txt", office=config.office.name) + "\n")
+    return message
+
+
+def _domain_of(sender: str) -> str:
+    _, address = email.utils.parseaddr(sender)
+    return address.rpartition("@")[2] or "ticketbot.invalid"

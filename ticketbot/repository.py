@@ -82,6 +82,7 @@ class Batch:
     sent_at: datetime | None
     late_notified: bool
     summary_message_id: int | None
+    error_kind: str | None = None
 
 
 def _batch(row: Any) -> Batch:
@@ -97,6 +98,7 @@ def _batch(row: Any) -> Batch:
         sent_at=from_db_time(row[8]),
         late_notified=bool(row[9]),
         summary_message_id=row[10],
+        error_kind=row[11],
     )
 
 
@@ -130,7 +132,7 @@ TICKET_COLUMNS = (
 )
 BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
-    "sent_at, late_notified, summary_message_id"
+    "sent_at, late_notified, summary_message_id, error_kind"
 )
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
 
@@ -570,13 +572,13 @@ class Repository:
         return moved
 
     async def defer_batch(
-        self, batch_id: int, next_attempt_at: datetime, error: str, *, failed: bool
+        self, batch_id: int, next_attempt_at: datetime, kind: str, error: str, *, failed: bool
     ) -> None:
         async with self._write() as conn:
             await conn.execute(
                 "UPDATE recap_batches SET attempts = attempts + 1, next_attempt_at = ?,"
-                " last_error = ?, status = ? WHERE id = ? AND status = 'pending'",
-                (to_db_time(next_attempt_at), error, "failed" if failed else "pending",
+                " error_kind = ?, last_error = ?, status = ? WHERE id = ? AND status = 'pending'",
+                (to_db_time(next_attempt_at), kind, error, "failed" if failed else "pending",
                  batch_id),
             )  # fmt: skip
 
@@ -613,6 +615,30 @@ class Repository:
             "INSERT OR IGNORE INTO recap_runs (due_date, batch_id, ran_at) VALUES (?, ?, ?)",
             (due_date.isoformat(), batch_id, stamp),
         )
+
+    # -- settings -------------------------------------------------------------------------
+
+    async def setting(self, key: str) -> str | None:
+        async with self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def move_group(self, old_id: int, new_id: int) -> None:
+        """Telegram upgraded the group to a supergroup: the id changes, messages stay."""
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('group_id', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(new_id),),
+            )
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('group_id_was', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(old_id),),
+            )
+            await conn.execute(
+                "UPDATE tickets SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+            )
 
     # -- backup -------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ no parse mode) are macros in `answers.txt`.
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -47,6 +49,7 @@ class Texts:
         )
         self.env.filters.update(
             mask=mask_number, mask_phone=mask_phone, when=self.when, day=self.day,
+            stamp=self.stamp,
             minutes=minutes_text, role=lambda r: self.label("roles", r),
         )  # fmt: skip
         self.env.globals["label"] = self.label
@@ -63,6 +66,11 @@ class Texts:
     def when(self, moment: datetime) -> str:
         local = moment.astimezone(self.tz)
         return f"{DAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local:%H:%M}"
+
+    def stamp(self, moment: datetime) -> str:
+        """'24 Nov 2026 09:03': a moment with its year (emails and files outlive the week)."""
+        local = moment.astimezone(self.tz)
+        return f"{self.day(local)} {local:%H:%M}"
 
     def day(self, moment: datetime | date) -> str:
         local = moment.astimezone(self.tz) if isinstance(moment, datetime) else moment
@@ -92,6 +100,26 @@ class Texts:
             self._answers = self.env.get_template("telegram/answers.txt").module
         text = str(getattr(self._answers, name)(**context))
         return "\n".join(" ".join(line.split()) for line in text.strip().splitlines())
+
+
+PLAIN_WIDTH = 78  # RFC 5322's recommended line length; a phone shows it without scrolling
+
+
+def wrap_plain(text: str, width: int = PLAIN_WIDTH) -> str:
+    """Wrap each long line of a plain-text email, continuing under its value
+    ('   Keterangan: …' continues under the text after the colon)."""
+    out = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            out.append(line)
+            continue
+        lead = re.match(r"^(\s*(?:[^:\s][^:]{0,12}:\s)?)", line)
+        indent = " " * len(lead.group(1) if lead and line.startswith(" ") else "")
+        out.extend(
+            textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=True,
+                          break_on_hyphens=False)
+        )  # fmt: skip
+    return "\n".join(out)
 
 
 def fit_message(render: Callable[[int], str], total: int) -> str:

@@ -2,9 +2,12 @@
 
 Every standard is counted in *work time*: minutes inside work hours on working days.
 A minute standard (Kasi 10 min, inform 5 min) adds that many work minutes; a day standard
-(ADB 1 working day) adds that many whole working days' worth of work minutes, so a ticket
+(ADB 1 working day) lands at the same time of day that many working days later, so a ticket
 verified Tuesday 10:00 is due Wednesday 10:00 and one verified Friday 15:00 is due Monday
 15:00. Outside work hours the clock stands still.
+
+Hours may differ by weekday (Friday 07:30-16:30, Perpres 21/2023) and for special periods
+(Ramadan hours, or a closure); `open_on` names national days off on which the office serves.
 """
 
 from __future__ import annotations
@@ -30,6 +33,23 @@ def _national_holidays(country: str, year: int) -> dict[date, str]:
     return dict(found.items())
 
 
+@cache
+def _cuti_bersama(country: str, year: int) -> int:
+    return len(holidays_lib.country_holidays(country, years=year, categories=("government",)))
+
+
+Hours = tuple[time, time]
+
+
+@dataclass(frozen=True)
+class SpecialPeriod:
+    """From `first` to `last` (inclusive) the office keeps `hours`, or is closed (None)."""
+
+    first: date
+    last: date
+    hours: Hours | None
+
+
 @dataclass(frozen=True)
 class WorkCalendar:
     tz: ZoneInfo
@@ -38,6 +58,9 @@ class WorkCalendar:
     end: time = time(16, 0)
     country: str = "ID"  # "" turns national holidays off
     extra_holidays: frozenset[date] = field(default_factory=frozenset)
+    day_hours: tuple[tuple[int, Hours], ...] = ()  # weekday -> hours, where they differ
+    special: tuple[SpecialPeriod, ...] = ()
+    open_on: frozenset[date] = field(default_factory=frozenset)
 
     def holiday_name(self, day: date) -> str | None:
         if day in self.extra_holidays:
@@ -46,21 +69,66 @@ class WorkCalendar:
             return _national_holidays(self.country, day.year).get(day)
         return None
 
+    def has_cuti_bersama(self, year: int) -> bool:
+        """Whether the holidays package knows that year's cuti bersama (a decree each year)."""
+        return not self.country or _cuti_bersama(self.country, year) > 0
+
+    def hours(self, day: date) -> Hours | None:
+        """The office's hours on `day`; None when it does not serve."""
+        if day in self.extra_holidays:
+            return None
+        period = next((p for p in self.special if p.first <= day <= p.last), None)
+        if period is not None and period.hours is None:
+            return None
+        regular = dict(self.day_hours).get(day.weekday(), (self.start, self.end))
+        if day not in self.open_on and (
+            day.weekday() not in self.workdays or self.holiday_name(day) is not None
+        ):
+            return None
+        return period.hours if period is not None and period.hours else regular
+
     def is_workday(self, day: date) -> bool:
-        return day.weekday() in self.workdays and self.holiday_name(day) is None
+        return self.hours(day) is not None
 
     @property
     def day_minutes(self) -> float:
+        """Length of a usual working day (the default hours)."""
         return _minutes(self.end) - _minutes(self.start)
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.tz)
 
     def _window(self, day: date) -> tuple[datetime, datetime]:
-        return (
-            datetime.combine(day, self.start, self.tz),
-            datetime.combine(day, self.end, self.tz),
-        )
+        start, end = self.hours(day) or (self.start, self.start)
+        return datetime.combine(day, start, self.tz), datetime.combine(day, end, self.tz)
+
+    def add_workdays(self, start: datetime, days: float) -> datetime:
+        """The same time of day `days` working days later (clamped to that day's closing;
+        a fraction of a day counts in minutes of the day it ends on)."""
+        whole = int(days)
+        moment = self.local(start)
+        day = moment.date()
+        open_, close = self._window(day)
+        if not self.is_workday(day) or moment >= close:
+            day = self.next_workday(day)
+            moment = self._window(day)[0]
+        moment = max(moment, self._window(day)[0])
+        elapsed = moment - self._window(day)[0]
+        if whole and not elapsed:
+            # Starting at opening: due at the close of the last day, not the next opening.
+            for _ in range(whole - 1):
+                day = self.next_workday(day)
+            target = self._window(day)[1]
+        else:
+            for _ in range(whole):
+                day = self.next_workday(day)
+            open_, close = self._window(day)
+            target = min(open_ + elapsed, close)
+        fraction = days - whole
+        if fraction > 0:
+            open_, close = self._window(target.date())
+            target = self.add_work_time(target, fraction * (close - open_).total_seconds() / 60)
+        return target
 
     def next_workday(self, day: date) -> date:
         """The first working day strictly after `day` (a year without one is a config error)."""
@@ -136,7 +204,7 @@ def deadline(
     if state == State.NEW:
         return calendar.add_work_time(since, sla.kasi_minutes)
     if state in (State.VERIFIED, State.SYNCED):
-        return calendar.add_work_time(since, sla.adb_workdays * calendar.day_minutes)
+        return calendar.add_workdays(since, sla.adb_workdays)
     if state in (State.READY_TO_INFORM, State.REJECTED):
         return calendar.add_work_time(since, sla.inform_minutes)
     return None

@@ -19,7 +19,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -38,11 +38,18 @@ JSON_FIELDS = {"reply_markup", "reply_parameters", "commands", "scope", "link_pr
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
 
 def bad_request(description: str) -> ApiError:
@@ -119,6 +126,7 @@ class FakeBotApi:
         self.base_url = ""
         self._releasing = False
         self._allowed: list[str] = []
+        self._migrated: dict[int, int] = {}
 
     # -- server lifecycle --------------------------------------------------------------
 
@@ -165,6 +173,26 @@ class FakeBotApi:
         self._users[user_id] = user
         self._chats.setdefault(user_id, {"id": user_id, "type": "private",
                                          "first_name": first_name})  # fmt: skip
+
+    async def migrate_group(self, old_id: int, new_id: int) -> None:
+        """Telegram upgrades a group to a supergroup: a new chat id, the history kept (here
+        with the same message ids), the old id refused from now on, and a service message
+        in each chat."""
+        self._chats[new_id] = {**self._chats[old_id], "id": new_id, "type": "supergroup"}
+        self._migrated[old_id] = new_id
+        for (chat, message_id), m in list(self.messages.items()):
+            if chat == old_id:
+                self.messages[(new_id, message_id)] = replace(m, chat_id=new_id)
+        self._message_ids[new_id] = self._message_ids.setdefault(old_id, itertools.count(1))
+        sender = self._users[next(iter(self._users))]
+        for chat, key, value in ((old_id, "migrate_to_chat_id", new_id),
+                                 (new_id, "migrate_from_chat_id", old_id)):  # fmt: skip
+            await self._push({"message": {
+                "message_id": self._new_message_id(chat), "from": sender,
+                "chat": self._chats[chat] if chat == new_id else {**self._chats[old_id],
+                                                                  "type": "group"},
+                "date": int(time.time()), key: value,
+            }})  # fmt: skip
 
     def _new_message_id(self, chat_id: int) -> int:
         return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
@@ -333,7 +361,9 @@ class FakeBotApi:
             call.status, call.description = error.status, error.description
             if method == "getUpdates":
                 self.calls.append(call)
-            return _error_response(error.status, error.description, error.retry_after)
+            return _error_response(
+                error.status, error.description, error.retry_after, error.migrate_to_chat_id
+            )
         call.result = result
         assert self._changed is not None
         async with self._changed:
@@ -361,6 +391,11 @@ class FakeBotApi:
             chat_id = int(params["chat_id"])
         except (KeyError, TypeError, ValueError):
             raise bad_request("chat_id is empty") from None
+        if chat_id in self._migrated:
+            raise ApiError(
+                400, "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=self._migrated[chat_id],
+            )  # fmt: skip
         if chat_id not in self._chats:
             raise bad_request("chat not found")
         return chat_id
@@ -576,8 +611,15 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     return params
 
 
-def _error_response(status: int, description: str, retry_after: int | None = None) -> web.Response:
+def _error_response(
+    status: int,
+    description: str,
+    retry_after: int | None = None,
+    migrate_to_chat_id: int | None = None,
+) -> web.Response:
     body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
     if retry_after is not None:
         body["parameters"] = {"retry_after": retry_after}
+    if migrate_to_chat_id is not None:
+        body["parameters"] = {"migrate_to_chat_id": migrate_to_chat_id}
     return web.json_response(body, status=status)
