@@ -355,7 +355,7 @@ def _hours(
 
 def _emails(r: _Reader, key: str, *, required: bool) -> tuple[str, ...]:
     values = r.strings(key, None if required else [])
-    if required and not values and f"{key}: is required" not in r.problems:
+    if required and not values and isinstance(r.raw(key), list):
         r.fail(key, "must name at least one address")
     for v in values:
         if not EMAIL_SHAPE.match(v.strip()):

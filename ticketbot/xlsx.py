@@ -127,7 +127,7 @@ RECAP_COLUMNS = (
     Column("Dibuka oleh", 18, wrap=True),
     Column("Diverifikasi", 17, "date"),
     Column("Diverifikasi oleh", 18, wrap=True),
-    Column("Sinkron di Konsolidasi", 17, "date"),
+    Column("Sinkron di Konsolidasi", 22, "date"),
     Column("Disinkronkan oleh", 18, wrap=True),
 )
 HEADERS = tuple(c.header for c in RECAP_COLUMNS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -29,6 +30,7 @@ class SmtpSink:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # replies to DATA, used in order
+    tls: ssl.SSLContext | None = None  # implicit TLS (smtp.security = "tls")
     _server: asyncio.Server | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -42,7 +44,7 @@ class SmtpSink:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="sink.localhost"), "127.0.0.1", self.port
+            lambda: SMTP(self, hostname="sink.localhost"), "127.0.0.1", self.port, ssl=self.tls
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
