@@ -105,6 +105,8 @@ def test_mobile_numbers_become_e164(raw: str, e164: str) -> None:
         ("+1 202 555 0143", "bukan nomor Indonesia"),
         ("0812", "bukan nomor Indonesia"),
         ("nomor saya", "tidak terbaca"),
+        ("0812 3456 789O", "hanya boleh berisi angka"),  # letter O for a zero: never guessed
+        ("0812-3456-78l0", "hanya boleh berisi angka"),
     ],
 )
 def test_phone_rejections(raw: str, fragment: str) -> None:
