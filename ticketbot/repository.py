@@ -18,12 +18,14 @@ from typing import Any
 
 import aiosqlite
 
-from ticketbot.domain.lifecycle import OPEN_STATES, Action, State, Transition
+from ticketbot.domain.lifecycle import OPEN_STATES, STEPS, Action, Clock, State, Transition
 from ticketbot.domain.validation import TicketForm
 from ticketbot.paths import MIGRATIONS_DIR, private_file
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 OPEN_STATE_LIST = tuple(s.value for s in OPEN_STATES)
+# What entering a state does to tickets.step_since (the table of steps says which).
+STEP_SINCE_SQL = {Clock.START: ":stamp", Clock.KEEP: "step_since", Clock.STOP: "NULL"}
 
 
 def to_db_time(moment: datetime) -> str:
@@ -379,12 +381,7 @@ class Repository:
         """Compare-and-set `transition.source` -> `transition.target`, plus its event."""
         stamp = to_db_time(now)
         async with self._write() as conn:
-            # The ADB's working day runs from verification until the recap leaves, so
-            # syncing does not restart the step clock; waiting on the DWH stops it.
-            step = {
-                State.SYNCED: "step_since",
-                State.SENT_TO_DWH: "NULL",
-            }.get(transition.target, ":stamp")
+            step = STEP_SINCE_SQL[STEPS[transition.target].clock]
             reason = ":detail" if transition.action == Action.REJECT else "reject_reason"
             cur = await conn.execute(
                 f"UPDATE tickets SET state = :target, state_since = :stamp, step_since = {step},"
@@ -559,11 +556,13 @@ class Repository:
             ) as rows:
                 ids = [int(r[0]) for r in await rows.fetchall()]
             for ticket_id in ids:
+                step = STEP_SINCE_SQL[STEPS[send.target].clock]
                 updated = await conn.execute(
-                    "UPDATE tickets SET state = ?, state_since = ?, step_since = NULL"
-                    " WHERE id = ? AND state = ?",
-                    (send.target.value, stamp, ticket_id, send.source.value),
-                )
+                    f"UPDATE tickets SET state = :target, state_since = :stamp,"
+                    f" step_since = {step} WHERE id = :id AND state = :source",
+                    {"target": send.target.value, "stamp": stamp, "id": ticket_id,
+                     "source": send.source.value},
+                )  # fmt: skip
                 if updated.rowcount == 1:
                     await self._insert_event(
                         ticket_id, BOT_ACTOR, send.action, send.source, send.target, stamp, detail

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from ticketbot.domain.lifecycle import State
+from ticketbot.domain.lifecycle import STEPS, State, Unit
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -194,20 +194,15 @@ class Sla:
 def deadline(
     state: State, since: datetime | None, calendar: WorkCalendar, sla: Sla
 ) -> datetime | None:
-    """Deadline of the step the ticket is in, its clock started at `since`.
-
-    None when no clock runs: closed, or waiting on the central DWH admin, who is outside
-    the office. The ADB's day runs from verification through `synced` until the recap left.
-    """
-    if since is None:
+    """Deadline of the step the ticket is in, its clock started at `since` (the table of
+    steps says which standard applies; None when no clock runs)."""
+    standard = STEPS[state].standard
+    if since is None or standard is None:
         return None
-    if state == State.NEW:
-        return calendar.add_work_time(since, sla.kasi_minutes)
-    if state in (State.VERIFIED, State.SYNCED):
-        return calendar.add_workdays(since, sla.adb_workdays)
-    if state in (State.READY_TO_INFORM, State.REJECTED):
-        return calendar.add_work_time(since, sla.inform_minutes)
-    return None
+    amount: float = getattr(sla, standard.setting)
+    if standard.unit == Unit.WORKDAYS:
+        return calendar.add_workdays(since, amount)
+    return calendar.add_work_time(since, amount)
 
 
 def parse_workdays(names: Iterable[str]) -> frozenset[int]:

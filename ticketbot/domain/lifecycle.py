@@ -1,4 +1,12 @@
-"""The ticket lifecycle of SPEC §2 as data: states, transitions, who may do what. Pure code."""
+"""The SOP as data (SPEC §1, §2): states, the table of steps, transitions, who may do what.
+
+Pure code. `STEPS` says for every state which SOP step it belongs to, whose turn it is, the
+time standard and how its clock runs, what may be done next (the buttons, in order), where it
+ranks in the queue, and whether the ticket is still open. Deadlines, buttons, the turn, the
+queue, the open-ticket index and the repository's clock rules all read it. Adding a step to
+the SOP: a `State`, its row in `STEPS`, its `TRANSITIONS`, its words in
+`templates/telegram/labels.txt` (and a migration if the open states change).
+"""
 
 from __future__ import annotations
 
@@ -24,16 +32,6 @@ class Role(StrEnum):
     STAF = "staf"
 
 
-OPEN_STATES: frozenset[State] = frozenset(
-    {
-        State.NEW,
-        State.VERIFIED,
-        State.SYNCED,
-        State.SENT_TO_DWH,
-        State.READY_TO_INFORM,
-        State.REJECTED,
-    }
-)
 STAFF_ROLES: frozenset[Role] = frozenset(Role)
 
 
@@ -47,6 +45,71 @@ class Action(StrEnum):
     CONFIRM_DWH = "confirm_dwh"
     INFORM = "inform"
     VIEW_NIK = "view_nik"
+
+
+class Clock(StrEnum):
+    """What entering a state does to the step's SLA clock."""
+
+    START = "start"  # a new step: its clock starts now
+    KEEP = "keep"  # the same step goes on: its clock keeps running from where it started
+    STOP = "stop"  # nobody in the office can act (waiting on the DWH, or closed)
+
+
+class Unit(StrEnum):
+    MINUTES = "minutes"  # work minutes inside work hours
+    WORKDAYS = "workdays"  # the same time of day, that many working days later
+
+
+@dataclass(frozen=True)
+class Standard:
+    """A time standard of the SOP: its amount is `Sla.<setting>` in `unit`."""
+
+    setting: str
+    unit: Unit
+
+
+@dataclass(frozen=True)
+class Step:
+    state: State
+    sop_step: int | None  # the SOP's step number (1-5); None once closed
+    turn: frozenset[Role]  # whose turn it is (roles) ...
+    turn_opener: bool  # ... or the person who opened the ticket
+    standard: Standard | None
+    clock: Clock
+    actions: tuple[Action, ...]  # what may happen next, as buttons, in display order
+    queue_rank: int | None  # order in /antrian; None: not listed (closed)
+
+    @property
+    def is_open(self) -> bool:
+        return self.queue_rank is not None
+
+
+KASI_STANDARD = Standard("kasi_minutes", Unit.MINUTES)
+ADB_STANDARD = Standard("adb_workdays", Unit.WORKDAYS)
+INFORM_STANDARD = Standard("inform_minutes", Unit.MINUTES)
+NOBODY: frozenset[Role] = frozenset()
+
+# fmt: off
+STEPS: dict[State, Step] = {s.state: s for s in (
+    #    state                  SOP  turn                     opener standard         clock        actions                                              rank
+    Step(State.NEW,              3,  frozenset({Role.KASI}),  False, KASI_STANDARD,   Clock.START, (Action.VERIFY, Action.REJECT, Action.CANCEL),     0),
+    # The ADB's working day runs from verification until the recap leaves: syncing keeps it.
+    Step(State.VERIFIED,         4,  frozenset({Role.ADB}),   False, ADB_STANDARD,    Clock.START, (Action.SYNC_AT_KONSOLIDASI,),                     1),
+    Step(State.SYNCED,           4,  NOBODY,                  False, ADB_STANDARD,    Clock.KEEP,  (),                                                2),
+    # Waiting on the central DWH admin, outside the office: no clock runs.
+    Step(State.SENT_TO_DWH,      4,  frozenset({Role.ADB}),   False, None,            Clock.STOP,  (Action.CONFIRM_DWH,),                             3),
+    Step(State.READY_TO_INFORM,  5,  NOBODY,                  True,  INFORM_STANDARD, Clock.START, (Action.INFORM,),                                  4),
+    Step(State.REJECTED,         5,  NOBODY,                  True,  INFORM_STANDARD, Clock.START, (Action.INFORM,),                                  5),
+    Step(State.DONE,             None, NOBODY,                False, None,            Clock.STOP,  (),                                                None),
+    Step(State.CLOSED_REJECTED,  None, NOBODY,                False, None,            Clock.STOP,  (),                                                None),
+    Step(State.CANCELLED,        None, NOBODY,                False, None,            Clock.STOP,  (),                                                None),
+)}
+# fmt: on
+
+OPEN_STATES: frozenset[State] = frozenset(s.state for s in STEPS.values() if s.is_open)
+QUEUE_ORDER: tuple[State, ...] = tuple(
+    s.state for s in sorted(STEPS.values(), key=lambda s: s.queue_rank or 0) if s.is_open
+)
 
 
 @dataclass(frozen=True)
@@ -108,19 +171,3 @@ def may_perform(
 
 def may_view_nik(source: State, roles: frozenset[Role]) -> bool:
     return source in OPEN_STATES and bool(roles & STAFF_ROLES)
-
-
-def responsible_roles(state: State) -> frozenset[Role]:
-    """Whose turn it is: the people the card mentions."""
-    return frozenset(role for t in TRANSITIONS if t.source == state for role in t.roles)
-
-
-def buttons_for(state: State) -> tuple[Action, ...]:
-    """The transition buttons of SPEC §3's table, in display order."""
-    return {
-        State.NEW: (Action.VERIFY, Action.REJECT, Action.CANCEL),
-        State.VERIFIED: (Action.SYNC_AT_KONSOLIDASI,),
-        State.SENT_TO_DWH: (Action.CONFIRM_DWH,),
-        State.READY_TO_INFORM: (Action.INFORM,),
-        State.REJECTED: (Action.INFORM,),
-    }.get(state, ())
