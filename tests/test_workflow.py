@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import VALID_FORM, form
 from ticketbot.domain.lifecycle import State
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STAF2, STRANGER, Simulation
-from ticketbot.handlers import sweep_overdue
+from ticketbot.jobs import sweep_overdue
 from ticketbot.repository import BOT_ACTOR
 
 

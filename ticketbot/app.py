@@ -14,10 +14,10 @@ from typing import Any
 from telegram import BotCommand, Update
 from telegram.ext import (
     AIORateLimiter,
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     MessageHandler,
     SimpleUpdateProcessor,
     TypeHandler,
@@ -27,10 +27,14 @@ from telegram.ext import (
 from ticketbot import handlers
 from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
+from ticketbot.group import show_card
+from ticketbot.jobs import schedule_jobs
 from ticketbot.office import Office
 from ticketbot.recap import RecapDesk
 from ticketbot.repository import Repository
+from ticketbot.services import App, BotData, Services
 from ticketbot.texts import Texts
+from ticketbot.views import Views
 
 log = logging.getLogger(__name__)
 # Edited messages too: an intake corrected by editing it must be seen (and deleted).
@@ -66,56 +70,34 @@ class TrackedUpdates(SimpleUpdateProcessor):
             await self._changed.wait_for(lambda: update_id in self.handled)
 
 
-def schedule_jobs(app: Application, config: Config) -> None:
-    """APScheduler jobs (PTB's JobQueue). The recap's state lives in the database, so a
-    missed run is caught up by the next tick rather than by APScheduler's memory."""
-    assert app.job_queue is not None
-    tz = config.office.timezone
-    # The recap at recap.time on working weekdays (holidays are skipped by the desk).
-    # PTB counts days from Sunday = 0; Python's weekday() from Monday = 0.
-    app.job_queue.run_daily(
-        handlers.on_recap_job,
-        time=config.recap.time.replace(tzinfo=tz),
-        days=tuple(sorted((d + 1) % 7 for d in config.calendar.workdays)),
-        name="recap-daily",
-        job_kwargs={"misfire_grace_time": 3600, "coalesce": True},
-    )
-    # Every minute: a recap missed while the bot was down, retries of the outbox, late
-    # notices. Runs right after start-up too.
-    app.job_queue.run_repeating(
-        handlers.on_recap_job, interval=60, first=1, name="recap-tick",
-        job_kwargs={"misfire_grace_time": 60, "coalesce": True},
-    )  # fmt: skip
-    # Cards say TERLAMBAT once their step's deadline passes.
-    app.job_queue.run_repeating(
-        handlers.on_overdue_job, interval=60, first=5, name="overdue",
-        job_kwargs={"coalesce": True},
-    )  # fmt: skip
+def build_application(config: Config, *, clock: Clock = now_utc) -> App:
+    group = filters.Chat(chat_id=config.telegram.group_id)
 
-
-def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
-    async def post_init(app: Application) -> None:
+    async def post_init(app: App) -> None:
         repo = await Repository.open(config.database_path)
-        office = Office(config, repo, Texts(config.office.timezone), clock)
-        app.bot_data["office"] = office
-        app.bot_data["recap"] = RecapDesk(config, repo, office.texts, clock)
-        app.bot_data["group_filter"] = group
+        texts = Texts(config.office.timezone)
+        office = Office(config, repo, clock)
+        s = Services(
+            config=config, repo=repo, office=office,
+            desk=RecapDesk(config, repo, texts, clock), views=Views(config, texts),
+            texts=texts, group_filter=group,
+        )  # fmt: skip
+        app.bot_data.services = s
         group.add_chat_ids(await office.find_group())
         await app.bot.set_my_commands(
-            [BotCommand(c.command, office.texts.label("commands", c.command))
+            [BotCommand(c.command, texts.label("commands", c.command))
              for c in handlers.COMMANDS]
         )  # fmt: skip
         # A crash between storing a ticket and posting its card leaves a ticket without
         # one: post those now.
         for ticket in await repo.tickets_without_card():
-            await handlers.show_card(app, office, ticket)
+            await show_card(app, ticket)
         if app.job_queue is not None:
-            schedule_jobs(app, config)
+            schedule_jobs(app)
 
-    async def post_shutdown(app: Application) -> None:
-        office: Office | None = app.bot_data.get("office")
-        if office is not None:
-            await office.repo.close()
+    async def post_shutdown(app: App) -> None:
+        if app.bot_data.ready:
+            await app.bot_data.services.repo.close()
 
     tg = config.telegram
     rate_limiter = AIORateLimiter(
@@ -125,11 +107,12 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         group_time_period=60,
         max_retries=10,
     )
-    app = (
+    app: App = (
         ApplicationBuilder()
         .token(tg.token.reveal())
         .base_url(tg.base_url)
         .base_file_url(tg.base_url.replace("/bot", "/file/bot"))
+        .context_types(ContextTypes(bot_data=BotData))
         .rate_limiter(rate_limiter)
         # A second connection lets the final getUpdates on stop go out at once.
         .get_updates_connection_pool_size(2)
@@ -138,7 +121,6 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         .post_shutdown(post_shutdown)
         .build()
     )
-    group = filters.Chat(chat_id=tg.group_id)
     staff = filters.User(user_id=sorted({i for ids in config.roles.values() for i in ids}))
     in_office = group & staff
     # Only /tiket (and its photo caption) is read again when edited; other commands are not
@@ -158,19 +140,16 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
         )
     )
     # Help in the group; a short explanation in a private chat.
-    app.add_handler(CommandHandler(["bantuan", "help", "start"], handlers.on_help, new_in_office))
     app.add_handler(
-        CommandHandler(
-            "start",
-            handlers.on_private_start,
-            filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE,
-        )
+        CommandHandler(["bantuan", "help", "start"], handlers.on_bantuan, new_in_office)
     )
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    app.add_handler(CommandHandler("start", handlers.on_private_start, private))
     # /rekap (preview) and /rekap kirim (send now; Kasi/ADB).
     app.add_handler(CommandHandler("rekap", handlers.on_rekap, new_in_office))
     # /status <#N | NIK> and /antrian, for staff in the group.
     app.add_handler(CommandHandler("status", handlers.on_status, new_in_office))
-    app.add_handler(CommandHandler("antrian", handlers.on_queue, new_in_office))
+    app.add_handler(CommandHandler("antrian", handlers.on_antrian, new_in_office))
     # Every inline button; the office re-checks chat, card, role and state.
     app.add_handler(CallbackQueryHandler(handlers.on_button))
     # A reply to a card: the free-text reason of a rejection.
@@ -183,7 +162,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> Application:
 
 
 async def serve(
-    app: Application,
+    app: App,
     stop: asyncio.Event,
     *,
     poll_timeout: int = 10,

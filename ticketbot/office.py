@@ -1,7 +1,8 @@
-"""The office's procedure as a service: intake, button presses, card views, queries.
+"""Decide: the office's procedure as a service. Intake, button presses, queries.
 
-No Telegram import: handlers translate updates into these calls and the results back into
-Bot API calls. Buttons are described neutrally (label + callback data or URL).
+No Telegram and no wording here: every call returns typed facts or outcomes, which
+views.py turns into words and buttons. Button data is untrusted input: the ticket, the card
+it was pressed on, the presser's role and the current state are all re-checked here.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import quote
 
-from ticketbot import callback_data as cb
 from ticketbot.callback_data import ButtonPress, Press
 from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
 from ticketbot.domain.calendar import deadline
 from ticketbot.domain.lifecycle import (
-    TRANSITIONS,
+    QUEUE_ORDER,
+    STEPS,
     Action,
     Refusal,
     Role,
@@ -31,12 +31,11 @@ from ticketbot.domain.privacy import (
     carries_full_number,
     clean_text,
     clip_utf16,
-    redact_numbers,
     strip_separators,
 )
-from ticketbot.domain.validation import region_warnings, validate_form
-from ticketbot.repository import Actor, Batch, Event, Repository, Ticket
-from ticketbot.texts import Texts, fit_message
+from ticketbot.domain.validation import validate_form
+from ticketbot.records import Actor, Batch, Event, Ticket
+from ticketbot.repository import Repository
 
 # Not transitions, but recorded: the Kasi opened or closed the reason menu of "Tolak".
 REJECT_MENU, REJECT_BACK = "reject_menu", "reject_back"
@@ -52,42 +51,155 @@ PRESS_ACTIONS = {
     Press.CONFIRM_DWH: Action.CONFIRM_DWH,
     Press.INFORM: Action.INFORM,
 }
-TURN_ROLES = {State.NEW: Role.KASI, State.VERIFIED: Role.ADB, State.SENT_TO_DWH: Role.ADB}
-QUEUE_ORDER = (State.NEW, State.VERIFIED, State.SYNCED, State.SENT_TO_DWH,
-               State.READY_TO_INFORM, State.REJECTED)  # fmt: skip
-REASON_LIMIT = 200
+REASON_LIMIT = 200  # UTF-16 units
 TICKET_REF = re.compile(r"^#?\s*(\d{1,9})$")
 
 
 @dataclass(frozen=True)
-class Button:
-    label: str
-    data: str | None = None
-    url: str | None = None
+class Person:
+    """Somebody whose turn it is; `name` None when the bot has not seen them yet."""
+
+    user_id: int
+    name: str | None
+    role: str  # a Role, or "opener"
+
+
+# -- intake outcomes ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CardView:
-    text: str
-    buttons: tuple[tuple[Button, ...], ...]
+class FormRequested:
+    """`/tiket` alone: answer with the form to fill in."""
 
 
 @dataclass(frozen=True)
-class IntakeOutcome:
-    """Exactly one of: `ticket` (created), `duplicate`, or `reply` text for the staff."""
-
-    reply: str | None = None
-    ticket: Ticket | None = None
-    duplicate: Ticket | None = None
+class FormRefused:
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class PressOutcome:
-    answer: str
-    alert: bool = False
-    refresh: tuple[int, ...] = ()  # tickets whose cards must be re-rendered
-    delete_source: bool = False  # the person's message carried a full NIK/KK
-    refresh_batch: int | None = None  # a recap summary to re-render
+class Opened:
+    ticket: Ticket
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    ticket: Ticket  # the open ticket for the same NIK and lembaga
+
+
+IntakeOutcome = FormRequested | FormRefused | Opened | Duplicate
+
+
+# -- press outcomes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applied:
+    ticket: Ticket
+    action: Action
+
+    @property
+    def refresh(self) -> tuple[int, ...]:
+        return (self.ticket.id,)
+
+
+@dataclass(frozen=True)
+class ReasonMenu:
+    ticket: Ticket
+    opened: bool  # False: closed again ("Kembali")
+
+    @property
+    def refresh(self) -> tuple[int, ...]:
+        return (self.ticket.id,)
+
+
+@dataclass(frozen=True)
+class BatchConfirmed:
+    batch_id: int
+    confirmed: tuple[int, ...]
+
+    @property
+    def refresh(self) -> tuple[int, ...]:
+        return self.confirmed
+
+
+@dataclass(frozen=True)
+class NikShown:
+    ticket: Ticket
+    refresh: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refused:
+    ticket: Ticket
+    refusal: Refusal
+    action: Action | None  # None: not even a role of the office
+    last: Event | None = None  # who moved the ticket on, for WRONG_STATE
+    refresh: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReasonHasNumber:
+    """A free-text reason carrying a full NIK/KK: never stored; its message is deleted."""
+
+    refresh: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Invalid:
+    refresh: tuple[int, ...] = ()
+
+
+PressOutcome = (
+    Applied | ReasonMenu | BatchConfirmed | NikShown | Refused | ReasonHasNumber | Invalid
+)
+
+
+# -- facts for views -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    ticket: Ticket
+    events: list[Event]
+    turn: list[Person]
+    due: datetime | None
+    left_minutes: float  # work minutes to the deadline; negative once overdue
+    choosing_reason: bool
+
+
+@dataclass(frozen=True)
+class BatchFacts:
+    batch: Batch
+    tickets: list[Ticket]
+    waiting: int  # still waiting for the DWH confirmation
+    turn: list[Person]
+
+
+@dataclass(frozen=True)
+class TicketStatus:
+    ticket: Ticket
+    events: list[Event]
+    due: datetime | None
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class TicketsOfNik:
+    nik: str
+    tickets: list[Ticket]
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    """Nothing found (or nothing asked): what was looked for."""
+
+    ticket_id: str | None = None
+    nik: str | None = None
+
+
+StatusOutcome = TicketStatus | TicketsOfNik | StatusQuery
 
 
 @dataclass(frozen=True)
@@ -99,22 +211,31 @@ class QueueRow:
 
 
 @dataclass(frozen=True)
-class Person:
-    user_id: int
-    name: str
+class QueueFacts:
+    by_step: list[tuple[State, list[QueueRow]]]  # steps with overdue tickets first
+    total: int
+    overdue: int
 
 
 @dataclass
 class Office:
     config: Config
     repo: Repository
-    texts: Texts
     clock: Clock = field(default=now_utc)
     _names: dict[int, str] = field(default_factory=dict)
     group_id: int = 0  # the configured group, or the supergroup Telegram moved it to
 
     def __post_init__(self) -> None:
         self.group_id = self.group_id or self.config.telegram.group_id
+
+    async def remember(self, actor: Actor) -> None:
+        """Store a staff member's display name once per change (cards mention by name)."""
+        if actor.user_id is None or self._names.get(actor.user_id) == actor.name:
+            return
+        await self.repo.remember_person(actor.user_id, actor.name, self.clock())
+        self._names[actor.user_id] = actor.name
+
+    # -- the group -----------------------------------------------------------------------
 
     async def find_group(self) -> int:
         """At start-up: follow a supergroup upgrade recorded while the config still names
@@ -133,164 +254,92 @@ class Office:
         self.group_id = new_id
         return True
 
-    async def remember(self, actor: Actor) -> None:
-        """Store a staff member's display name once per change (cards mention by name)."""
-        if actor.user_id is None or self._names.get(actor.user_id) == actor.name:
-            return
-        await self.repo.remember_person(actor.user_id, actor.name, self.clock())
-        self._names[actor.user_id] = actor.name
-
     # -- intake -------------------------------------------------------------------------
 
     async def intake(
         self, form_text: str, actor: Actor, chat_id: int, photo_file_id: str | None = None
     ) -> IntakeOutcome:
         if not form_text.strip():
-            return IntakeOutcome(reply=self.texts.render(
-                "telegram/intake_form.html", lembaga=list(self.config.lembaga.names)
-            ))  # fmt: skip
+            return FormRequested()
         result = validate_form(form_text, self.config.lembaga)
         if result.form is None:
-            return IntakeOutcome(reply=self.texts.render(
-                "telegram/intake_errors.html", errors=result.errors, warnings=result.warnings
-            ))  # fmt: skip
+            return FormRefused(result.errors, result.warnings)
         ticket, created = await self.repo.open_ticket(
             result.form, actor, chat_id, self.clock(), photo_file_id
         )
-        if not created:
-            return IntakeOutcome(
-                reply=self.texts.render(
-                    "telegram/intake_duplicate.html",
-                    t=ticket,
-                    state_label=self.texts.label("states", ticket.state),
-                ),
-                duplicate=ticket,
-            )
-        return IntakeOutcome(ticket=ticket)
+        return Opened(ticket) if created else Duplicate(ticket)
 
-    # -- the card -----------------------------------------------------------------------
+    # -- what a card shows ------------------------------------------------------------------
 
-    async def card(self, ticket: Ticket) -> CardView:
+    async def card_facts(self, ticket: Ticket) -> CardFacts:
         events = await self.repo.events_for(ticket.id)
-        choosing = ticket.state == State.NEW and _reject_menu_open(events)
         due = self.due(ticket)
-        now = self.clock()
-        left = self.config.calendar.work_minutes_between(now, due) if due else 0.0
-        text = self.texts.render(
-            "telegram/card.html",
-            t=ticket,
-            state_label=self.texts.label("states", ticket.state),
-            warnings=region_warnings(ticket.nik, "NIK") + region_warnings(ticket.kk, "KK"),
-            history=[
-                {
-                    "at": e.at,
-                    "label": self.texts.label("actions", e.action),
-                    "actor_name": e.actor_name,
-                }
-                for e in events
-                if e.to_state is not None
-            ],
-            deadline=due,
-            step=self.texts.label("steps", ticket.state),
-            left_minutes=max(left, 0),
-            overdue_minutes=-left if due and left < 0 else 0,
-            waiting_dwh=ticket.state == State.SENT_TO_DWH,
+        left = self.config.calendar.work_minutes_between(self.clock(), due) if due else 0.0
+        return CardFacts(
+            ticket=ticket,
+            events=events,
             turn=await self.turn(ticket),
-            choosing_reason=choosing,
+            due=due,
+            left_minutes=left,
+            choosing_reason=ticket.state == State.NEW and _reject_menu_open(events),
         )
-        return CardView(text, self._buttons(ticket, choosing))
 
     async def turn(self, ticket: Ticket) -> list[Person]:
-        """Who the card mentions: the role whose step it is, or the opener to inform."""
-        role = TURN_ROLES.get(ticket.state)
-        if role is not None:
-            ids = sorted(self.config.roles[role])
-        elif ticket.state in (State.READY_TO_INFORM, State.REJECTED):
-            ids = [ticket.opened_by]
-        else:
-            return []
-        names = await self.repo.names_of(ids)
-        title = self.texts.label("roles", role or "")
-        return [Person(i, names.get(i, title)) for i in ids]
+        """Whose turn it is, from the table of steps: the step's roles, or the opener."""
+        step = STEPS[ticket.state]
+        pairs = [(i, str(r)) for r in sorted(step.turn) for i in sorted(self.config.roles[r])]
+        if step.turn_opener:
+            pairs.append((ticket.opened_by, "opener"))
+        names = await self.repo.names_of(i for i, _ in pairs)
+        return [Person(i, names.get(i), role) for i, role in pairs]
 
-    def _buttons(self, t: Ticket, choosing: bool) -> tuple[tuple[Button, ...], ...]:
-        a = self.texts.answer
-        nik = Button(a("button_nik"), cb.encode(Press.VIEW_NIK, t.id))
-        if choosing:
-            reasons = tuple(
-                (Button(a("button_reason", n=i + 1, reason=r)[:60],
-                        cb.encode(Press.REJECT_REASON, t.id, i)),)
-                for i, r in enumerate(self.config.reject_reasons)
-            )  # fmt: skip
-            return (*reasons, (Button(a("button_back"), cb.encode(Press.REJECT_BACK, t.id)),))
-        if t.state == State.NEW:
-            return (
-                (Button(a("button_verify"), cb.encode(Press.VERIFY, t.id)),
-                 Button(a("button_reject"), cb.encode(Press.REJECT_MENU, t.id))),
-                (Button(a("button_cancel"), cb.encode(Press.CANCEL, t.id)), nik),
-            )  # fmt: skip
-        if t.state == State.VERIFIED:
-            return ((Button(a("button_sync"), cb.encode(Press.SYNC, t.id)),), (nik,))
-        if t.state == State.SYNCED:
-            return ((nik,),)
-        if t.state == State.SENT_TO_DWH:
-            return ((Button(a("button_dwh"), cb.encode(Press.CONFIRM_DWH, t.id)),), (nik,))
-        if t.state in (State.READY_TO_INFORM, State.REJECTED):
-            return (
-                (Button(a("button_whatsapp"), url=self.whatsapp_url(t)),
-                 Button(a("button_inform"), cb.encode(Press.INFORM, t.id))),
-                (nik,),
-            )  # fmt: skip
-        return ()
+    def due(self, ticket: Ticket) -> datetime | None:
+        return deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
 
-    def whatsapp_url(self, t: Ticket) -> str:
-        """wa.me link with a prefilled message; it names the ticket, never the NIK or KK."""
-        if t.state == State.REJECTED:
-            message = self.texts.answer(
-                "whatsapp_rejected", ticket_id=t.id, office=self.config.office.name,
-                reason=t.reject_reason or "",
-            )  # fmt: skip
-        else:
-            message = self.texts.answer(
-                "whatsapp_done", ticket_id=t.id, office=self.config.office.name, lembaga=t.lembaga
-            )
-        # Stored text is checked at the door; this guards records older than that check.
-        return f"https://wa.me/{t.phone.lstrip('+')}?text={quote(redact_numbers(message))}"
+    async def batch_facts(self, batch: Batch) -> BatchFacts:
+        tickets = await self.repo.batch_tickets(batch.id)
+        adb = sorted(self.config.roles[Role.ADB])
+        names = await self.repo.names_of(adb)
+        return BatchFacts(
+            batch=batch,
+            tickets=tickets,
+            waiting=sum(t.state == State.SENT_TO_DWH for t in tickets),
+            turn=[Person(i, names.get(i), Role.ADB.value) for i in adb],
+        )
 
     # -- button presses -----------------------------------------------------------------
 
     async def press(
         self, press: ButtonPress | None, actor: Actor, chat_id: int, message_id: int | None
     ) -> PressOutcome:
-        """Everything a tap can do. Button data is untrusted: the ticket, the card it was
-        pressed on, the presser's role and the current state are all re-checked here."""
-        invalid = PressOutcome(self.texts.answer("invalid"))
+        """Everything a tap can do."""
         if press is None:
-            return invalid
+            return Invalid()
         if press.press == Press.CONFIRM_BATCH:
             return await self._confirm_batch(press.target_id, actor, chat_id, message_id)
         ticket = await self.repo.get_ticket(press.target_id)
         if ticket is None or (ticket.chat_id, ticket.card_message_id) != (chat_id, message_id):
-            return invalid
+            return Invalid()
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)
-        is_opener = actor.user_id == ticket.opened_by
         if press.press == Press.VIEW_NIK:
             return await self._view_nik(ticket, actor, roles)
         action = PRESS_ACTIONS[press.press]
-        decision = may_perform(action, ticket.state, roles, is_opener=is_opener)
+        decision = may_perform(
+            action, ticket.state, roles, is_opener=actor.user_id == ticket.opened_by
+        )
         if not isinstance(decision, Transition):
-            return await self._refusal(ticket, action, decision)
+            return await self._refused(ticket, action, decision)
         if press.press in (Press.REJECT_MENU, Press.REJECT_BACK):
-            kind = REJECT_MENU if press.press == Press.REJECT_MENU else REJECT_BACK
+            opened = press.press == Press.REJECT_MENU
+            kind = REJECT_MENU if opened else REJECT_BACK
             await self.repo.record_event(ticket.id, actor, kind, self.clock())
-            name = "choose_reason" if kind == REJECT_MENU else "back"
-            return PressOutcome(self.texts.answer(name, ticket_id=ticket.id), refresh=(ticket.id,))
+            return ReasonMenu(ticket, opened)
         detail = None
         if press.press == Press.REJECT_REASON:
             assert press.index is not None
             if press.index >= len(self.config.reject_reasons):
-                return invalid
+                return Invalid()
             detail = self.config.reject_reasons[press.index]
         return await self._apply(ticket, decision, actor, detail)
 
@@ -300,98 +349,45 @@ class Office:
         """The summary's "DWH" button: the central admin confirmed the whole batch."""
         batch = await self.repo.get_batch(batch_id)
         if batch is None or chat_id != self.group_id or batch.summary_message_id != message_id:
-            return PressOutcome(self.texts.answer("invalid"))
+            return Invalid()
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)
         confirmed = []
         for ticket in await self.repo.batch_tickets(batch.id):
             decision = may_perform(Action.CONFIRM_DWH, ticket.state, roles, is_opener=False)
             if decision == Refusal.NOT_ALLOWED:
-                return PressOutcome(self._not_allowed(Action.CONFIRM_DWH))
+                return Refused(ticket, Refusal.NOT_ALLOWED, Action.CONFIRM_DWH)
             if isinstance(decision, Transition):
                 outcome = await self.repo.apply(ticket.id, decision, actor, self.clock(), None)
                 if outcome.applied:
                     confirmed.append(ticket.id)
-        return PressOutcome(
-            self.texts.answer("batch_confirmed", count=len(confirmed)),
-            refresh=tuple(confirmed),
-            refresh_batch=batch.id,
-        )
-
-    async def batch_summary(self, batch: Batch) -> CardView:
-        tickets = await self.repo.batch_tickets(batch.id)
-        waiting = sum(t.state == State.SENT_TO_DWH for t in tickets)
-        adb = await self.repo.names_of(self.config.roles[Role.ADB])
-        text = self.texts.render_fitting(
-            "telegram/recap_summary.html", tickets, batch=batch, total=len(tickets),
-            waiting=waiting,
-            turn=[Person(i, adb.get(i, self.texts.label("roles", Role.ADB)))
-                  for i in sorted(self.config.roles[Role.ADB])],
-        )  # fmt: skip
-        if not waiting:
-            return CardView(text, ())
-        button = Button(
-            self.texts.answer("button_batch_dwh", count=waiting),
-            cb.encode(Press.CONFIRM_BATCH, batch.id),
-        )
-        return CardView(text, ((button,),))
+        return BatchConfirmed(batch.id, tuple(confirmed))
 
     async def _apply(
         self, ticket: Ticket, transition: Transition, actor: Actor, detail: str | None
     ) -> PressOutcome:
         outcome = await self.repo.apply(ticket.id, transition, actor, self.clock(), detail)
         if not outcome.applied:
-            return PressOutcome(self._already(outcome.ticket, outcome.last_event))
-        return PressOutcome(
-            self.texts.answer(
-                "done",
-                ticket_id=ticket.id,
-                action_label=_sentence_case(self.texts.label("actions", transition.action)),
-            ),
-            refresh=(ticket.id,),
-        )
+            return Refused(
+                outcome.ticket, Refusal.WRONG_STATE, transition.action, outcome.last_event
+            )
+        return Applied(outcome.ticket, transition.action)
 
     async def _view_nik(
         self, ticket: Ticket, actor: Actor, roles: frozenset[Role]
     ) -> PressOutcome:
         if not may_view_nik(ticket.state, roles):
             if roles:
-                return PressOutcome(self.texts.answer(
-                    "closed", ticket_id=ticket.id,
-                    state_label=self.texts.label("states", ticket.state),
-                ))  # fmt: skip
-            return PressOutcome(self.texts.answer("not_allowed", roles=[""], opener=False))
+                return Refused(ticket, Refusal.CLOSED, Action.VIEW_NIK)
+            return Refused(ticket, Refusal.NOT_ALLOWED, None)
         await self.repo.record_event(ticket.id, actor, Action.VIEW_NIK, self.clock())
-        return PressOutcome(
-            self.texts.answer("nik", ticket_id=ticket.id, nik=ticket.nik, kk=ticket.kk),
-            alert=True,
-        )
+        return NikShown(ticket)
 
-    async def _refusal(self, ticket: Ticket, action: Action, refusal: Refusal) -> PressOutcome:
-        if refusal == Refusal.NOT_ALLOWED:
-            return PressOutcome(self._not_allowed(action))
-        if refusal == Refusal.CLOSED:
-            return PressOutcome(self.texts.answer(
-                "closed", ticket_id=ticket.id,
-                state_label=self.texts.label("states", ticket.state),
-            ))  # fmt: skip
-        return PressOutcome(self._already(ticket, await self.repo.last_transition(ticket.id)))
-
-    def _not_allowed(self, action: Action) -> str:
-        """'Tombol ini hanya untuk …': the roles (and the opener) that may do `action`."""
-        transitions = [t for t in TRANSITIONS if t.action == action]
-        roles = sorted({r for t in transitions for r in t.roles}, key=list(Role).index)
-        opener = any(t.opener_may for t in transitions)
-        return self.texts.answer("not_allowed", roles=[r.value for r in roles], opener=opener)
-
-    def _already(self, ticket: Ticket, last: Event | None) -> str:
-        return self.texts.answer(
-            "already",
-            ticket_id=ticket.id,
-            state_label=self.texts.label("states", ticket.state),
-            actor=last.actor_name if last else "-",
-            at=self.texts.when(last.at) if last else "-",
-        )
+    async def _refused(self, ticket: Ticket, action: Action, refusal: Refusal) -> Refused:
+        last = None
+        if refusal == Refusal.WRONG_STATE:
+            last = await self.repo.last_transition(ticket.id)
+        return Refused(ticket, refusal, action, last)
 
     # -- a free-text rejection reason, by replying to the card ------------------------
 
@@ -412,83 +408,55 @@ class Office:
             return None
         reason = clean_text(text)
         if carries_full_number(reason):
-            # Never stored, and the message is removed from the group.
-            text = self.texts.render("telegram/reason_has_number.html")
-            return PressOutcome(text, delete_source=True)
+            return ReasonHasNumber()
         if not reason:
             return None
         return await self._apply(ticket, decision, actor, clip_utf16(reason, REASON_LIMIT))
 
     # -- /status and /antrian -------------------------------------------------------------
 
-    async def status(self, query: str) -> str:
-        """`/status #N` or `/status <NIK>`: the ticket and its whole history, masked."""
+    async def status(self, query: str) -> StatusOutcome:
+        """`/status #N` or `/status <NIK>`: the ticket and its whole history."""
         query = query.strip()
         ref = TICKET_REF.match(query)
         digits = ascii_digits(strip_separators(query))
         if ref:
             ticket = await self.repo.get_ticket(int(ref[1]))
-            if ticket is None:
-                return self.texts.render("telegram/status_help.html", ticket_id=ref[1])
-            return await self._status_of(ticket)
+            return await self.ticket_status(ticket) if ticket else StatusQuery(ticket_id=ref[1])
         if len(digits) == 16 and digits.isascii() and digits.isdigit():
             tickets = await self.repo.tickets_by_nik(digits)
             if not tickets:
-                return self.texts.render("telegram/status_help.html", nik=digits)
+                return StatusQuery(nik=digits)
             if len(tickets) == 1:
-                return await self._status_of(tickets[0])
-            return self.texts.render_fitting(
-                "telegram/status_list.html", list(reversed(tickets)), nik=digits
-            )
-        return self.texts.render("telegram/status_help.html")
+                return await self.ticket_status(tickets[0])
+            return TicketsOfNik(digits, tickets)
+        return StatusQuery()
 
-    async def _status_of(self, ticket: Ticket) -> str:
-        events = await self.repo.events_for(ticket.id)
+    async def ticket_status(self, ticket: Ticket) -> TicketStatus:
         due = self.due(ticket)
-        items = [
-            {"at": e.at, "label": self.texts.label("actions", e.action),
-             "actor_name": e.actor_name, "detail": e.detail}
-            for e in events
-        ]  # fmt: skip
-        return self.texts.render_fitting(
-            "telegram/status.html", items, t=ticket,
-            state_label=self.texts.label("states", ticket.state),
-            deadline=due, step=self.texts.label("steps", ticket.state),
-            overdue=due is not None and due < self.clock(),
-        )  # fmt: skip
+        return TicketStatus(
+            ticket,
+            await self.repo.events_for(ticket.id),
+            due,
+            due is not None and due < self.clock(),
+        )
 
-    def due(self, ticket: Ticket) -> datetime | None:
-        return deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
-
-    async def queue(self) -> str:
-        """`/antrian`: open tickets by step, overdue first, with deadlines."""
+    async def queue(self) -> QueueFacts:
+        """`/antrian`: open tickets by step (the table's queue order), overdue first."""
         now = self.clock()
         rows = []
         for t in await self.repo.open_tickets():
             due = self.due(t)
             late = -self.config.calendar.work_minutes_between(now, due) if due else 0.0
             rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0)))
-        groups: list[tuple[str, list[QueueRow]]] = []
+        by_step = []
         for state in QUEUE_ORDER:
             in_step = [r for r in rows if r.t.state == state]
             in_step.sort(key=lambda r: (not r.overdue, r.deadline or now, r.t.id))
-            if in_step:
-                groups.append((self.texts.label("queue", state), in_step))
+            by_step.append((state, in_step))
         # Steps with overdue tickets first, then the order of the SOP.
-        groups.sort(key=lambda g: not any(r.overdue for r in g[1]))
-
-        def render(shown: int) -> str:
-            kept, left = [], shown
-            for title, in_step in groups:
-                if left > 0:
-                    kept.append({"title": title, "rows": in_step[:left]})
-                left -= len(in_step)
-            return self.texts.render(
-                "telegram/antrian.html", groups=kept, total=len(rows),
-                overdue_count=sum(r.overdue for r in rows), hidden=len(rows) - shown,
-            )  # fmt: skip
-
-        return fit_message(render, len(rows))
+        by_step.sort(key=lambda g: not any(r.overdue for r in g[1]))
+        return QueueFacts(by_step, len(rows), sum(r.overdue for r in rows))
 
     async def newly_overdue(self, already: set[tuple[int, datetime]]) -> list[Ticket]:
         """Open tickets whose step deadline has passed and whose card has not yet said so."""
@@ -509,8 +477,3 @@ def _reject_menu_open(events: list[Event]) -> bool:
         if e.action == REJECT_BACK or e.to_state is not None:
             return False
     return False
-
-
-def _sentence_case(label: str) -> str:
-    """'Diverifikasi' -> 'diverifikasi', keeping proper nouns like Konsolidasi and DWH."""
-    return label[:1].lower() + label[1:]

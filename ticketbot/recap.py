@@ -13,12 +13,13 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
 from enum import StrEnum
 
 from ticketbot.clock import Clock
 from ticketbot.config import Config, SmtpConfig
+from ticketbot.domain.calendar import WorkCalendar
 from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
 from ticketbot.repository import Batch, Event, Repository, Ticket
@@ -56,6 +57,41 @@ class Email:
     filename: str
 
 
+@dataclass(frozen=True)
+class RecapSchedule:
+    """When a recap is due: `at` (office time) on every working day of the calendar. The
+    one rule: the scheduled job and the catch-up tick both read it (jobs.schedule_jobs)."""
+
+    calendar: WorkCalendar
+    at: time
+
+    @property
+    def at_time(self) -> time:
+        return self.at.replace(tzinfo=self.calendar.tz)
+
+    def cron_days(self) -> tuple[int, ...]:
+        """The weekdays for PTB's run_daily (Sunday = 0); holidays are skipped by
+        latest_due(), which the job asks."""
+        return tuple(sorted((d + 1) % 7 for d in self.calendar.workdays))
+
+    def latest_due(self, now: datetime) -> date | None:
+        """The latest working day whose recap time has passed (catch-up after downtime)."""
+        day = now.astimezone(self.calendar.tz).date()
+        for back in range(31):
+            candidate = day - timedelta(days=back)
+            moment = datetime.combine(candidate, self.at, self.calendar.tz)
+            if self.calendar.is_workday(candidate) and moment <= now:
+                return candidate
+        return None
+
+    def next_run(self, now: datetime) -> datetime:
+        today = now.astimezone(self.calendar.tz).date()
+        moment = self.calendar.next_work_moment(today, self.at)
+        if moment <= now:
+            moment = datetime.combine(self.calendar.next_workday(today), self.at, self.calendar.tz)
+        return moment
+
+
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:
     """Exponential back-off with ±20 % jitter: 1, 2, 4 … minutes, at most an hour."""
     seconds = min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS)
@@ -74,25 +110,9 @@ class RecapDesk:
     def __post_init__(self) -> None:
         self._lock = asyncio.Lock()  # one delivery at a time: /rekap kirim twice at once
 
-    # -- when --------------------------------------------------------------------------
-
-    def latest_due_date(self, now: datetime) -> date | None:
-        """The latest working day whose recap time has passed (catch-up after downtime)."""
-        cal, at = self.config.calendar, self.config.recap.time
-        day = now.astimezone(cal.tz).date()
-        for back in range(31):
-            candidate = day - timedelta(days=back)
-            if cal.is_workday(candidate) and datetime.combine(candidate, at, cal.tz) <= now:
-                return candidate
-        return None
-
-    def next_run(self, now: datetime) -> datetime:
-        cal, at = self.config.calendar, self.config.recap.time
-        today = now.astimezone(cal.tz).date()
-        moment = cal.next_work_moment(today, at)
-        if moment <= now:
-            moment = datetime.combine(cal.next_workday(today), at, cal.tz)
-        return moment
+    @property
+    def schedule(self) -> RecapSchedule:
+        return RecapSchedule(self.config.calendar, self.config.recap.time)
 
     # -- the job -----------------------------------------------------------------------
 
@@ -100,7 +120,7 @@ class RecapDesk:
         """Run whatever is due: today's batch, retries, late notices, lost summaries."""
         async with self._lock:
             now = self.clock()
-            due = self.latest_due_date(now)
+            due = self.schedule.latest_due(now)
             if due is not None and not await self.repo.recap_ran(due):
                 await self.repo.freeze_batch(
                     due, now, self._domain(), allow_empty=self.config.recap.send_empty, run=True
@@ -259,7 +279,7 @@ class RecapDesk:
         waiting = await self.repo.unbatched_synced()
         return self.texts.render_fitting(
             "telegram/recap_preview.html", waiting, pending=pending, total=len(waiting),
-            next_run=self.next_run(self.clock()),
+            next_run=self.schedule.next_run(self.clock()),
         )  # fmt: skip
 
     async def preview_email(self) -> Email:
@@ -269,7 +289,7 @@ class RecapDesk:
         if pending:
             tickets = await self.repo.batch_tickets(pending[0].id)
             return await self.render(pending[0].due_date, tickets)
-        due = self.next_run(now).date()
+        due = self.schedule.next_run(now).date()
         return await self.render(due, await self.repo.unbatched_synced())
 
 

@@ -7,22 +7,33 @@ compare-and-set plus one event row, atomically; `kill -9` loses nothing acknowle
 from __future__ import annotations
 
 import asyncio
-import re
-import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from ticketbot import schema
 from ticketbot.domain.lifecycle import OPEN_STATES, STEPS, Action, Clock, State, Transition
 from ticketbot.domain.validation import TicketForm
 from ticketbot.paths import MIGRATIONS_DIR, private_file
+from ticketbot.records import BOT_ACTOR, Actor, Batch, Event, Ticket, TransitionOutcome
+from ticketbot.schema import migration_files, split_statements
 
-MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+# Re-exported: callers name them from here as well.
+__all__ = [
+    "BOT_ACTOR",
+    "Actor",
+    "Batch",
+    "Event",
+    "Repository",
+    "Ticket",
+    "TransitionOutcome",
+    "migration_files",
+    "split_statements",
+]
 OPEN_STATE_LIST = tuple(s.value for s in OPEN_STATES)
 # What entering a state does to tickets.step_since (the table of steps says which).
 STEP_SINCE_SQL = {Clock.START: ":stamp", Clock.KEEP: "step_since", Clock.STOP: "NULL"}
@@ -34,57 +45,6 @@ def to_db_time(moment: datetime) -> str:
 
 def from_db_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
-
-
-@dataclass(frozen=True)
-class Actor:
-    """A person (or the bot, with user_id None) acting on a ticket."""
-
-    user_id: int | None
-    name: str
-
-
-BOT_ACTOR = Actor(None, "ticketbot")
-
-
-@dataclass(frozen=True)
-class Ticket:
-    id: int
-    nik: str
-    kk: str
-    lembaga: str
-    lembaga_key: str
-    phone: str
-    nama: str | None
-    keterangan: str
-    photo_file_id: str | None
-    state: State
-    opened_by: int
-    opened_at: datetime
-    state_since: datetime
-    step_since: datetime | None
-    reject_reason: str | None
-    chat_id: int
-    card_message_id: int | None
-    batch_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Batch:
-    """A recap batch: frozen when first built, then delivered exactly once."""
-
-    id: int
-    due_date: date
-    created_at: datetime
-    message_id: str
-    status: str  # pending | sent | failed
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str | None
-    sent_at: datetime | None
-    late_notified: bool
-    summary_message_id: int | None
-    error_kind: str | None = None
 
 
 def _batch(row: Any) -> Batch:
@@ -102,29 +62,6 @@ def _batch(row: Any) -> Batch:
         summary_message_id=row[10],
         error_kind=row[11],
     )
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    ticket_id: int | None
-    actor_id: int | None
-    actor_name: str
-    action: str
-    from_state: State | None
-    to_state: State | None
-    at: datetime
-    detail: str | None
-
-
-@dataclass(frozen=True)
-class TransitionOutcome:
-    """`applied` False means the compare-and-set lost: `ticket` is the current state and
-    `last_event` tells who moved it."""
-
-    applied: bool
-    ticket: Ticket
-    last_event: Event | None
 
 
 TICKET_COLUMNS = (
@@ -179,37 +116,6 @@ def _event(row: Any) -> Event:
     )
 
 
-def split_statements(script: str) -> list[str]:
-    """Split a SQL script into statements (triggers included) without executescript(),
-    which would COMMIT and break the one-transaction-per-migration rule."""
-    statements: list[str] = []
-    current = ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            if current.strip().strip(";").strip():
-                statements.append(current.strip())
-            current = ""
-    if current.strip() and not all(
-        ln.strip().startswith("--") for ln in current.strip().splitlines()
-    ):
-        raise ValueError(f"incomplete SQL statement at end of migration: {current.strip()[:60]}")
-    return statements
-
-
-def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
-    found = []
-    for path in sorted(directory.glob("*.sql")):
-        match = MIGRATION_NAME.match(path.name)
-        if not match:
-            raise ValueError(f"migration file {path.name} is not named NNNN_name.sql")
-        found.append((int(match[1]), path))
-    versions = [v for v, _ in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise ValueError(f"migrations must be numbered 1..N without gaps, found {versions}")
-    return found
-
-
 class Repository:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
@@ -250,32 +156,10 @@ class Repository:
     # -- migrations ---------------------------------------------------------------------
 
     async def schema_version(self) -> int:
-        await self._ensure_migrations_table()
-        async with self._conn.execute("SELECT max(version) FROM schema_migrations") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    async def _ensure_migrations_table(self) -> None:
-        await self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
+        return await schema.schema_version(self._conn)
 
     async def migrate(self, directory: Path = MIGRATIONS_DIR, *, upto: int | None = None) -> int:
-        """Apply pending migrations, one transaction each, recorded; return the version."""
-        current = await self.schema_version()
-        for version, path in migration_files(directory):
-            if version <= current or (upto is not None and version > upto):
-                continue
-            async with self._write() as conn:
-                for statement in split_statements(path.read_text(encoding="utf-8")):
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, path.name, to_db_time(datetime.now(UTC))),
-                )
-            current = version
-        return current
+        return await schema.migrate(self._conn, self._write, directory, upto=upto)
 
     async def table_names(self) -> list[str]:
         async with self._conn.execute(

@@ -25,7 +25,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from ticketbot.domain.privacy import redact_numbers
-from ticketbot.office import CardView
+from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)

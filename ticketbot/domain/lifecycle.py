@@ -89,22 +89,36 @@ ADB_STANDARD = Standard("adb_workdays", Unit.WORKDAYS)
 INFORM_STANDARD = Standard("inform_minutes", Unit.MINUTES)
 NOBODY: frozenset[Role] = frozenset()
 
-# fmt: off
-STEPS: dict[State, Step] = {s.state: s for s in (
-    #    state                  SOP  turn                     opener standard         clock        actions                                              rank
-    Step(State.NEW,              3,  frozenset({Role.KASI}),  False, KASI_STANDARD,   Clock.START, (Action.VERIFY, Action.REJECT, Action.CANCEL),     0),
-    # The ADB's working day runs from verification until the recap leaves: syncing keeps it.
-    Step(State.VERIFIED,         4,  frozenset({Role.ADB}),   False, ADB_STANDARD,    Clock.START, (Action.SYNC_AT_KONSOLIDASI,),                     1),
-    Step(State.SYNCED,           4,  NOBODY,                  False, ADB_STANDARD,    Clock.KEEP,  (),                                                2),
-    # Waiting on the central DWH admin, outside the office: no clock runs.
-    Step(State.SENT_TO_DWH,      4,  frozenset({Role.ADB}),   False, None,            Clock.STOP,  (Action.CONFIRM_DWH,),                             3),
-    Step(State.READY_TO_INFORM,  5,  NOBODY,                  True,  INFORM_STANDARD, Clock.START, (Action.INFORM,),                                  4),
-    Step(State.REJECTED,         5,  NOBODY,                  True,  INFORM_STANDARD, Clock.START, (Action.INFORM,),                                  5),
-    Step(State.DONE,             None, NOBODY,                False, None,            Clock.STOP,  (),                                                None),
-    Step(State.CLOSED_REJECTED,  None, NOBODY,                False, None,            Clock.STOP,  (),                                                None),
-    Step(State.CANCELLED,        None, NOBODY,                False, None,            Clock.STOP,  (),                                                None),
-)}
-# fmt: on
+KASI, ADB = frozenset({Role.KASI}), frozenset({Role.ADB})
+STEPS: dict[State, Step] = {
+    s.state: s
+    for s in (
+        Step(State.NEW, sop_step=3, turn=KASI, turn_opener=False, standard=KASI_STANDARD,
+             clock=Clock.START, actions=(Action.VERIFY, Action.REJECT, Action.CANCEL),
+             queue_rank=0),
+        Step(State.VERIFIED, sop_step=4, turn=ADB, turn_opener=False, standard=ADB_STANDARD,
+             clock=Clock.START, actions=(Action.SYNC_AT_KONSOLIDASI,), queue_rank=1),
+        # The ADB's working day runs from verification until the recap leaves: syncing
+        # keeps its clock; the recap machine, not a person, moves it on.
+        Step(State.SYNCED, sop_step=4, turn=NOBODY, turn_opener=False, standard=ADB_STANDARD,
+             clock=Clock.KEEP, actions=(), queue_rank=2),
+        # Waiting on the central DWH admin, outside the office: no clock runs.
+        Step(State.SENT_TO_DWH, sop_step=4, turn=ADB, turn_opener=False, standard=None,
+             clock=Clock.STOP, actions=(Action.CONFIRM_DWH,), queue_rank=3),
+        Step(State.READY_TO_INFORM, sop_step=5, turn=NOBODY, turn_opener=True,
+             standard=INFORM_STANDARD, clock=Clock.START, actions=(Action.INFORM,),
+             queue_rank=4),
+        Step(State.REJECTED, sop_step=5, turn=NOBODY, turn_opener=True,
+             standard=INFORM_STANDARD, clock=Clock.START, actions=(Action.INFORM,),
+             queue_rank=5),
+        Step(State.DONE, sop_step=None, turn=NOBODY, turn_opener=False, standard=None,
+             clock=Clock.STOP, actions=(), queue_rank=None),
+        Step(State.CLOSED_REJECTED, sop_step=None, turn=NOBODY, turn_opener=False,
+             standard=None, clock=Clock.STOP, actions=(), queue_rank=None),
+        Step(State.CANCELLED, sop_step=None, turn=NOBODY, turn_opener=False, standard=None,
+             clock=Clock.STOP, actions=(), queue_rank=None),
+    )
+}  # fmt: skip
 
 OPEN_STATES: frozenset[State] = frozenset(s.state for s in STEPS.values() if s.is_open)
 QUEUE_ORDER: tuple[State, ...] = tuple(

@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram.ext import Application
-
 from ticketbot.app import TrackedUpdates, build_application, serve
 from ticketbot.config import Config, parse_config
 from ticketbot.emulator.botapi import FakeBotApi, StoredMessage
 from ticketbot.emulator.smtp import SmtpSink
-from ticketbot.handlers import run_recap, sweep_overdue
+from ticketbot.jobs import run_recap, sweep_overdue
 from ticketbot.office import Office
 from ticketbot.recap import RecapDesk
+from ticketbot.services import App, Services, services_of
 
 GROUP_ID = -1001234567890
 TZ = ZoneInfo("Asia/Jakarta")
@@ -99,7 +98,7 @@ class Simulation:
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.app: Application | None = None
+        self.app: App | None = None
         self.config: Config | None = None
 
     async def __aenter__(self) -> Simulation:
@@ -157,16 +156,19 @@ class Simulation:
     # -- what people do ------------------------------------------------------------------
 
     @property
+    def services(self) -> Services:
+        assert self.app is not None
+        return services_of(self.app)
+
+    @property
     def desk(self) -> RecapDesk:
         assert self.app is not None
-        desk: RecapDesk = self.app.bot_data["recap"]
-        return desk
+        return services_of(self.app).desk
 
     @property
     def office(self) -> Office:
         assert self.app is not None
-        office: Office = self.app.bot_data["office"]
-        return office
+        return services_of(self.app).office
 
     async def _handled(self, update_id: int) -> None:
         assert self.app is not None

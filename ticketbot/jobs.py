@@ -1,0 +1,59 @@
+"""Scheduled work (APScheduler through PTB's JobQueue): the recap and overdue cards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram.ext import Application
+
+from ticketbot import group
+from ticketbot.services import Context, services_of
+
+AnyApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+def schedule_jobs(app: AnyApp) -> None:
+    """The recap's rule lives in one place, `RecapDesk.schedule` (recap.time on working
+    days, holidays and cuti bersama skipped, a missed day caught up): the daily job wakes
+    the desk at that minute, the tick every minute for retries, late notices and catch-up.
+    Both ask the same rule what is due, so neither can send a recap the other would not."""
+    assert app.job_queue is not None
+    schedule = services_of(app).desk.schedule
+    app.job_queue.run_daily(
+        on_recap_job,
+        time=schedule.at_time,
+        days=schedule.cron_days(),
+        name="recap-daily",
+        job_kwargs={"misfire_grace_time": 3600, "coalesce": True},
+    )
+    app.job_queue.run_repeating(
+        on_recap_job, interval=60, first=1, name="recap-tick",
+        job_kwargs={"misfire_grace_time": 60, "coalesce": True},
+    )  # fmt: skip
+    # Cards say TERLAMBAT once their step's deadline passes.
+    app.job_queue.run_repeating(
+        on_overdue_job, interval=60, first=5, name="overdue",
+        job_kwargs={"coalesce": True},
+    )  # fmt: skip
+
+
+async def run_recap(app: AnyApp) -> None:
+    """One pass of the recap desk, then the group is told what it did."""
+    s = services_of(app)
+    async with s.recap_lock:
+        await group.announce(app, await s.desk.tick())
+
+
+async def sweep_overdue(app: AnyApp) -> None:
+    """Re-render cards once when their step's deadline passes, so they say TERLAMBAT."""
+    s = services_of(app)
+    for ticket in await s.office.newly_overdue(s.overdue_shown):
+        await group.show_card(app, ticket)
+
+
+async def on_recap_job(context: Context) -> None:
+    await run_recap(context.application)
+
+
+async def on_overdue_job(context: Context) -> None:
+    await sweep_overdue(context.application)

@@ -1,0 +1,83 @@
+"""What the office keeps: tickets, events, recap batches, the people acting. Plain records,
+read from the database by the repository and passed around everywhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from ticketbot.domain.lifecycle import State
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person (or the bot, with user_id None) acting on a ticket."""
+
+    user_id: int | None
+    name: str
+
+
+BOT_ACTOR = Actor(None, "ticketbot")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: int
+    nik: str
+    kk: str
+    lembaga: str
+    lembaga_key: str
+    phone: str
+    nama: str | None
+    keterangan: str
+    photo_file_id: str | None
+    state: State
+    opened_by: int
+    opened_at: datetime
+    state_since: datetime
+    step_since: datetime | None
+    reject_reason: str | None
+    chat_id: int
+    card_message_id: int | None
+    batch_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A recap batch: frozen when first built, then delivered exactly once."""
+
+    id: int
+    due_date: date
+    created_at: datetime
+    message_id: str
+    status: str  # pending | sent | failed
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None
+    late_notified: bool
+    summary_message_id: int | None
+    error_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    ticket_id: int | None
+    actor_id: int | None
+    actor_name: str
+    action: str
+    from_state: State | None
+    to_state: State | None
+    at: datetime
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class TransitionOutcome:
+    """`applied` False means the compare-and-set lost: `ticket` is the current state and
+    `last_event` tells who moved it."""
+
+    applied: bool
+    ticket: Ticket
+    last_event: Event | None

@@ -1,0 +1,283 @@
+"""Present: the office's facts and outcomes as the words and buttons people see.
+
+No decision is taken here and nothing is stored; the office decides (office.py) and
+telegram_io delivers. Buttons are described neutrally (label + callback data or URL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from ticketbot import callback_data as cb
+from ticketbot.callback_data import Press
+from ticketbot.config import Config
+from ticketbot.domain.lifecycle import STEPS, TRANSITIONS, Action, Refusal, Role, State
+from ticketbot.domain.privacy import redact_numbers
+from ticketbot.domain.validation import region_warnings
+from ticketbot.office import (
+    Applied,
+    BatchConfirmed,
+    BatchFacts,
+    CardFacts,
+    Duplicate,
+    FormRefused,
+    FormRequested,
+    IntakeOutcome,
+    Invalid,
+    NikShown,
+    Person,
+    PressOutcome,
+    QueueFacts,
+    ReasonHasNumber,
+    ReasonMenu,
+    Refused,
+    StatusOutcome,
+    StatusQuery,
+    TicketsOfNik,
+    TicketStatus,
+)
+from ticketbot.records import Event, Ticket
+from ticketbot.texts import Texts, fit_message
+
+BUTTON_LABEL_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class CardView:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...]
+
+
+# The button each offered action shows (SPEC §3's words are in answers.txt).
+ACTION_BUTTONS: dict[Action, tuple[str, Press]] = {
+    Action.VERIFY: ("button_verify", Press.VERIFY),
+    Action.REJECT: ("button_reject", Press.REJECT_MENU),
+    Action.CANCEL: ("button_cancel", Press.CANCEL),
+    Action.SYNC_AT_KONSOLIDASI: ("button_sync", Press.SYNC),
+    Action.CONFIRM_DWH: ("button_dwh", Press.CONFIRM_DWH),
+    Action.INFORM: ("button_inform", Press.INFORM),
+}
+
+
+@dataclass
+class Views:
+    config: Config
+    texts: Texts
+
+    # -- the card -----------------------------------------------------------------------
+
+    def card(self, facts: CardFacts) -> CardView:
+        t = facts.ticket
+        overdue = facts.due is not None and facts.left_minutes < 0
+        text = self.texts.render(
+            "telegram/card.html",
+            t=t,
+            state_label=self.texts.label("states", t.state),
+            warnings=region_warnings(t.nik, "NIK") + region_warnings(t.kk, "KK"),
+            history=[
+                {
+                    "at": e.at,
+                    "label": self.texts.label("actions", e.action),
+                    "actor_name": e.actor_name,
+                }
+                for e in facts.events
+                if e.to_state is not None
+            ],
+            deadline=facts.due,
+            step=self.texts.label("steps", t.state),
+            left_minutes=max(facts.left_minutes, 0),
+            overdue_minutes=-facts.left_minutes if overdue else 0,
+            waiting_dwh=t.state == State.SENT_TO_DWH,
+            turn=self.turn(facts.turn),
+            choosing_reason=facts.choosing_reason,
+        )
+        return CardView(text, self.buttons(t, choosing=facts.choosing_reason))
+
+    def buttons(self, t: Ticket, *, choosing: bool) -> tuple[tuple[Button, ...], ...]:
+        """The step's actions from the table of steps, two to a row, then "NIK"."""
+        a = self.texts.answer
+        nik = Button(a("button_nik"), cb.encode(Press.VIEW_NIK, t.id))
+        if choosing:
+            reasons = tuple(
+                (Button(a("button_reason", n=i + 1, reason=r)[:BUTTON_LABEL_LIMIT],
+                        cb.encode(Press.REJECT_REASON, t.id, i)),)
+                for i, r in enumerate(self.config.reject_reasons)
+            )  # fmt: skip
+            return (*reasons, (Button(a("button_back"), cb.encode(Press.REJECT_BACK, t.id)),))
+        step = STEPS[t.state]
+        if not step.is_open:
+            return ()
+        offered: list[Button] = []
+        for action in step.actions:
+            if action == Action.INFORM:  # the resident is told by WhatsApp first
+                offered.append(Button(a("button_whatsapp"), url=self.whatsapp_url(t)))
+            label, press = ACTION_BUTTONS[action]
+            offered.append(Button(a(label), cb.encode(press, t.id)))
+        rows = [tuple(offered[i : i + 2]) for i in range(0, len(offered), 2)]
+        if rows and len(rows[-1]) == 1 and len(rows) > 1:
+            rows[-1] = (*rows[-1], nik)
+        else:
+            rows.append((nik,))
+        return tuple(rows)
+
+    def whatsapp_url(self, t: Ticket) -> str:
+        """wa.me link with a prefilled message; it names the ticket, never the NIK or KK."""
+        if t.state == State.REJECTED:
+            message = self.texts.answer(
+                "whatsapp_rejected", ticket_id=t.id, office=self.config.office.name,
+                reason=t.reject_reason or "",
+            )  # fmt: skip
+        else:
+            message = self.texts.answer(
+                "whatsapp_done", ticket_id=t.id, office=self.config.office.name, lembaga=t.lembaga
+            )
+        # Stored text is checked at the door; this guards records older than that check.
+        return f"https://wa.me/{t.phone.lstrip('+')}?text={quote(redact_numbers(message))}"
+
+    def batch_summary(self, facts: BatchFacts) -> CardView:
+        text = self.texts.render_fitting(
+            "telegram/recap_summary.html", facts.tickets, batch=facts.batch,
+            total=len(facts.tickets), waiting=facts.waiting, turn=self.turn(facts.turn),
+        )  # fmt: skip
+        if not facts.waiting:
+            return CardView(text, ())
+        button = Button(
+            self.texts.answer("button_batch_dwh", count=facts.waiting),
+            cb.encode(Press.CONFIRM_BATCH, facts.batch.id),
+        )
+        return CardView(text, ((button,),))
+
+    # -- answers --------------------------------------------------------------------------
+
+    def intake_reply(self, outcome: IntakeOutcome) -> str | None:
+        """The reply to an intake message; None when the card itself is the answer."""
+        if isinstance(outcome, FormRequested):
+            return self.texts.render(
+                "telegram/intake_form.html", lembaga=list(self.config.lembaga.names)
+            )
+        if isinstance(outcome, FormRefused):
+            return self.texts.render(
+                "telegram/intake_errors.html", errors=outcome.errors, warnings=outcome.warnings
+            )
+        if isinstance(outcome, Duplicate):
+            return self.texts.render(
+                "telegram/intake_duplicate.html", t=outcome.ticket,
+                state_label=self.texts.label("states", outcome.ticket.state),
+            )  # fmt: skip
+        return None
+
+    def answer(self, outcome: PressOutcome) -> tuple[str, bool]:
+        """The words of a tap's answer (callback answer or reply), and whether it is an
+        alert."""
+        a = self.texts.answer
+        match outcome:
+            case Applied(ticket=t, action=action):
+                label = _sentence_case(self.texts.label("actions", action))
+                return a("done", ticket_id=t.id, action_label=label), False
+            case ReasonMenu(ticket=t, opened=opened):
+                return a("choose_reason" if opened else "back", ticket_id=t.id), False
+            case BatchConfirmed(confirmed=confirmed):
+                return a("batch_confirmed", count=len(confirmed)), False
+            case NikShown(ticket=t):
+                return a("nik", ticket_id=t.id, nik=t.nik, kk=t.kk), True
+            case Refused():
+                return self._refusal(outcome), False
+            case ReasonHasNumber():
+                return self.texts.render("telegram/reason_has_number.html"), False
+            case Invalid():
+                return a("invalid"), False
+        raise TypeError(f"no words for {outcome!r}")
+
+    def _refusal(self, refused: Refused) -> str:
+        a, t = self.texts.answer, refused.ticket
+        if refused.refusal == Refusal.NOT_ALLOWED:
+            return self.not_allowed(refused.action)
+        if refused.refusal == Refusal.CLOSED:
+            return a("closed", ticket_id=t.id, state_label=self.texts.label("states", t.state))
+        return self.already(t, refused.last)
+
+    def not_allowed(self, action: Action | None) -> str:
+        """'Tombol ini hanya untuk …': the roles (and the opener) that may do `action`."""
+        if action is None:
+            return self.texts.answer("not_allowed", roles=[""], opener=False)
+        transitions = [t for t in TRANSITIONS if t.action == action]
+        roles = sorted({r for t in transitions for r in t.roles}, key=list(Role).index)
+        opener = any(t.opener_may for t in transitions)
+        return self.texts.answer("not_allowed", roles=[r.value for r in roles], opener=opener)
+
+    def already(self, ticket: Ticket, last: Event | None) -> str:
+        return self.texts.answer(
+            "already",
+            ticket_id=ticket.id,
+            state_label=self.texts.label("states", ticket.state),
+            actor=last.actor_name if last else "-",
+            at=self.texts.when(last.at) if last else "-",
+        )
+
+    # -- /status and /antrian ---------------------------------------------------------------
+
+    def status(self, outcome: StatusOutcome) -> str:
+        match outcome:
+            case TicketStatus():
+                return self._status_of(outcome)
+            case TicketsOfNik(nik=nik, tickets=tickets):
+                return self.texts.render_fitting(
+                    "telegram/status_list.html", list(reversed(tickets)), nik=nik
+                )
+            case StatusQuery(ticket_id=ticket_id, nik=nik):
+                if ticket_id is not None:
+                    return self.texts.render("telegram/status_help.html", ticket_id=ticket_id)
+                if nik is not None:
+                    return self.texts.render("telegram/status_help.html", nik=nik)
+        return self.texts.render("telegram/status_help.html")
+
+    def _status_of(self, status: TicketStatus) -> str:
+        t = status.ticket
+        items = [
+            {"at": e.at, "label": self.texts.label("actions", e.action),
+             "actor_name": e.actor_name, "detail": e.detail}
+            for e in status.events
+        ]  # fmt: skip
+        return self.texts.render_fitting(
+            "telegram/status.html", items, t=t,
+            state_label=self.texts.label("states", t.state),
+            deadline=status.due, step=self.texts.label("steps", t.state),
+            overdue=status.overdue,
+        )  # fmt: skip
+
+    def queue(self, facts: QueueFacts) -> str:
+        """`/antrian`: open tickets by step, overdue first, rendered to fit one message."""
+        groups = [
+            (self.texts.label("queue", state), rows) for state, rows in facts.by_step if rows
+        ]
+
+        def render(shown: int) -> str:
+            kept, left = [], shown
+            for title, in_step in groups:
+                if left > 0:
+                    kept.append({"title": title, "rows": in_step[:left]})
+                left -= len(in_step)
+            return self.texts.render(
+                "telegram/antrian.html", groups=kept, total=facts.total,
+                overdue_count=facts.overdue, hidden=facts.total - shown,
+            )  # fmt: skip
+
+        return fit_message(render, facts.total)
+
+    def turn(self, people: list[Person]) -> list[Person]:
+        """Whose turn it is, each named (by the role's title when the bot never saw them)."""
+        return [Person(p.user_id, p.name or self.texts.label("roles", p.role), p.role)
+                for p in people]  # fmt: skip
+
+
+def _sentence_case(label: str) -> str:
+    """'Diverifikasi' -> 'diverifikasi', keeping proper nouns like Konsolidasi and DWH."""
+    return label[:1].lower() + label[1:]
