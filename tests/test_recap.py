@@ -217,6 +217,7 @@ async def test_rekap_kirim_twice_at_once(sim: Simulation) -> None:
     assert sim.app is not None
     processor = sim.app.update_processor
     await asyncio.gather(processor.wait_handled(u1), processor.wait_handled(u2))  # type: ignore[attr-defined]
+    await sim.services.outbox.drained()  # replies go out through the outbox
     assert len(sim.smtp.received) == 1
     replies = [m.plain or "" for m in sim.api.visible(GROUP_ID) if m.reply_to]
     assert sum("Rekap terkirim ke admin DWH pusat (1 tiket)" in r for r in replies) == 1

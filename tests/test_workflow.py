@@ -286,11 +286,14 @@ async def test_overdue_cards_are_marked_once(sim: Simulation) -> None:
     card = await open_ticket(sim)
     assert sim.app is not None
     await sweep_overdue(sim.app)
+    await sim.services.outbox.drained()  # cards change through the outbox
     assert sim.api.calls_of("editMessageText") == []
     sim.clock.advance(minutes=12)
     await sweep_overdue(sim.app)
+    await sim.services.outbox.drained()
     assert "TERLAMBAT 2 menit" in card_text(sim, card)
     await sweep_overdue(sim.app)
+    await sim.services.outbox.drained()
     assert len(sim.api.calls_of("editMessageText")) == 1
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.ext import (
-    AIORateLimiter,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
@@ -27,10 +26,11 @@ from telegram.ext import (
 from ticketbot import handlers
 from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
-from ticketbot.group import show_card
 from ticketbot.jobs import schedule_jobs
 from ticketbot.office import Office
+from ticketbot.outbox import OutboxWorker, Pacer
 from ticketbot.recap import RecapDesk
+from ticketbot.records import card_effect
 from ticketbot.repository import Repository
 from ticketbot.services import App, BotData, Services
 from ticketbot.texts import Texts
@@ -77,43 +77,41 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
         repo = await Repository.open(config.database_path)
         texts = Texts(config.office.timezone)
         office = Office(config, repo, clock)
+        tg = config.telegram
         s = Services(
             config=config, repo=repo, office=office,
             desk=RecapDesk(config, repo, texts, clock), views=Views(config, texts),
             texts=texts, group_filter=group,
+            outbox=OutboxWorker(app.bot, None, Pacer(tg.group_messages_per_minute,
+                                                      tg.messages_per_second)),
         )  # fmt: skip
+        s.outbox.services = s
+        repo.on_enqueue = s.outbox.wake
         app.bot_data.services = s
         group.add_chat_ids(await office.find_group())
         await app.bot.set_my_commands(
             [BotCommand(c.command, texts.label("commands", c.command))
              for c in handlers.COMMANDS]
         )  # fmt: skip
-        # A crash between storing a ticket and posting its card leaves a ticket without
-        # one: post those now.
-        for ticket in await repo.tickets_without_card():
-            await show_card(app, ticket)
+        # Cards are queued with their tickets; a database from before the outbox may hold a
+        # ticket without one.
+        await repo.enqueue([card_effect(t.id) for t in await repo.tickets_without_card()])
+        s.outbox.start()
         if app.job_queue is not None:
             schedule_jobs(app)
 
     async def post_shutdown(app: App) -> None:
         if app.bot_data.ready:
+            await app.bot_data.services.outbox.stop()
             await app.bot_data.services.repo.close()
 
     tg = config.telegram
-    rate_limiter = AIORateLimiter(
-        overall_max_rate=tg.messages_per_second,
-        overall_time_period=1,
-        group_max_rate=tg.group_messages_per_minute,
-        group_time_period=60,
-        max_retries=10,
-    )
     app: App = (
         ApplicationBuilder()
         .token(tg.token.reveal())
         .base_url(tg.base_url)
         .base_file_url(tg.base_url.replace("/bot", "/file/bot"))
         .context_types(ContextTypes(bot_data=BotData))
-        .rate_limiter(rate_limiter)
         # A second connection lets the final getUpdates on stop go out at once.
         .get_updates_connection_pool_size(2)
         .concurrent_updates(TrackedUpdates())

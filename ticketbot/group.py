@@ -1,79 +1,52 @@
-"""Where things sit in the group: cards, recap summaries, notices, and deleting messages
-that carry personal data. Every Bot API call that shows something goes through here."""
+"""What the group must show, queued in the durable outbox (outbox.py delivers it).
+
+Handlers and jobs say *what* should appear (a card re-rendered, a reply, a notice, a
+message deleted); nothing here calls Telegram, so a crash can lose none of it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from telegram import Message
-from telegram.ext import Application
 
-from ticketbot import telegram_io
 from ticketbot.domain.privacy import carries_full_number
 from ticketbot.recap import NewsKind, RecapNews
-from ticketbot.records import Ticket
-from ticketbot.services import Services, services_of
-from ticketbot.views import CardView
-
-AnyApp = Application[Any, Any, Any, Any, Any, Any]
+from ticketbot.records import Effect, card_effect, delete_effect, send_effect
+from ticketbot.services import Services
 
 
-async def show_card(app: AnyApp, ticket: Ticket) -> None:
-    """Post the card of a new ticket, or edit it in place; remember where it is."""
-    s = services_of(app)
-    async with s.locks(f"ticket:{ticket.id}"):
-        fresh = await s.repo.get_ticket(ticket.id) or ticket
-        view = s.views.card(await s.office.card_facts(fresh))
-        where = await telegram_io.place(app.bot, fresh.chat_id, fresh.card_message_id, view)
-        if where != fresh.card_message_id:
-            await s.repo.set_card_message(fresh.id, where)
+def reply(s: Services, message: Message, text: str, key: str, *, refusal: bool = False) -> Effect:
+    """A reply to a person's message, once per `key` (the update that asked). A refusal
+    (a form turned down) is combined with that person's other refusals."""
+    person = message.from_user.id if refusal and message.from_user else None
+    return send_effect(message.chat_id, text, key, reply_to=message.message_id,
+                       person_id=person)  # fmt: skip
 
 
-async def refresh_cards(app: AnyApp, ids: tuple[int, ...]) -> None:
-    repo = services_of(app).repo
-    for ticket_id in ids:
-        ticket = await repo.get_ticket(ticket_id)
-        if ticket is not None:
-            await show_card(app, ticket)
+def removal(s: Services, message: Message) -> list[Effect]:
+    """Delete a person's message that carries a full NIK/KK (SPEC §3)."""
+    text = message.text or message.caption or ""
+    if s.config.delete_intake and carries_full_number(text):
+        return [delete_effect(message.chat_id, message.message_id)]
+    return []
 
 
-async def show_summary(app: AnyApp, batch_id: int) -> None:
-    """Post a recap batch's summary message, or edit it in place."""
-    s = services_of(app)
-    async with s.locks(f"batch:{batch_id}"):
-        batch = await s.repo.get_batch(batch_id)
-        if batch is None:
-            return
-        view = s.views.batch_summary(await s.office.batch_facts(batch))
-        where = await telegram_io.place(app.bot, s.office.group_id, batch.summary_message_id, view)
-        if where != batch.summary_message_id:
-            await s.repo.set_batch_summary(batch.id, where)
+def notice(s: Services, text: str, key: str) -> Effect:
+    """A notice to the group, once per `key`."""
+    return send_effect(s.office.group_id, text, key)
 
 
-async def tell(app: AnyApp, text: str) -> None:
-    """A notice to the group (no buttons)."""
-    await telegram_io.send(app.bot, services_of(app).office.group_id, CardView(text, ()))
+async def show_cards(s: Services, ticket_ids: list[int]) -> None:
+    await s.repo.enqueue([card_effect(i) for i in ticket_ids])
 
 
-async def announce(app: AnyApp, news: list[RecapNews]) -> None:
-    """Tell the group what the recap desk did: summaries, late and failed recaps."""
-    s = services_of(app)
+async def announce(s: Services, news: list[RecapNews]) -> None:
+    """Tell the group what the recap desk did (a sent batch's cards and summary were queued
+    with the batch itself): late and failed recaps, once each."""
+    effects = []
     for item in news:
         if item.kind == NewsKind.SENT:
-            tickets = item.moved or tuple(t.id for t in await s.repo.batch_tickets(item.batch.id))
-            if tickets:
-                await refresh_cards(app, tickets)
-                await show_summary(app, item.batch.id)
-        else:
-            name = "late" if item.kind == NewsKind.LATE else "failed"
-            await tell(app, s.texts.render(f"telegram/recap_{name}.html", batch=item.batch))
-
-
-async def remove_personal_message(s: Services, message: Message) -> None:
-    """Delete a person's message that carries a full NIK/KK (SPEC §3); if Telegram refuses,
-    ask the group to delete it by hand (the answer never quotes the number)."""
-    text = message.text or message.caption or ""
-    if not (s.config.delete_intake and carries_full_number(text)):
-        return
-    if not await telegram_io.delete(message.get_bot(), message.chat_id, message.message_id):
-        await telegram_io.reply(message, s.texts.render("telegram/delete_failed.html"))
+            continue
+        name = "late" if item.kind == NewsKind.LATE else "failed"
+        text = s.texts.render(f"telegram/recap_{name}.html", batch=item.batch)
+        effects.append(notice(s, text, f"recap-{name}:{item.batch.id}:{item.batch.attempts}"))
+    await s.repo.enqueue(effects)

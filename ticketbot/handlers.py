@@ -11,12 +11,11 @@ from telegram.constants import MessageEntityType
 
 from ticketbot import callback_data, group, telegram_io
 from ticketbot.domain.lifecycle import Role
-from ticketbot.domain.privacy import clean_text, clip_utf16, redact_numbers
-from ticketbot.office import BatchConfirmed, Opened, ReasonHasNumber
+from ticketbot.domain.privacy import carries_full_number, clean_text, clip_utf16, redact_numbers
+from ticketbot.office import FormRefused, Opened, ReasonHasNumber
 from ticketbot.recap import NewsKind
 from ticketbot.records import Actor
 from ticketbot.services import Context, Services
-from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
 NAME_LIMIT = 64  # Telegram's own limit for first + last name
@@ -58,23 +57,31 @@ async def remember_people(update: Update, context: Context) -> None:
         await s.office.remember(actor_of(user))
 
 
+def key_of(update: Update) -> str:
+    return f"reply:{update.update_id}"
+
+
 async def on_tiket(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or message.from_user is None:
         return
     s = context.bot_data.services
     photo = message.photo[-1].file_id if message.photo else None
+    remove = s.config.delete_intake and carries_full_number(message.text or message.caption or "")
     outcome = await s.office.intake(
-        command_arguments(message), actor_of(message.from_user), message.chat_id, photo
-    )
+        command_arguments(message), actor_of(message.from_user), message.chat_id, photo,
+        message_id=message.message_id, remove_message=remove,
+    )  # fmt: skip
     if isinstance(outcome, Opened):
-        await group.show_card(context.application, outcome.ticket)
-    else:
-        reply = s.views.intake_reply(outcome)
-        assert reply is not None
-        await telegram_io.reply(message, reply)
+        return  # its card and the deletion of the intake were committed with the ticket
+    reply = s.views.intake_reply(outcome)
+    assert reply is not None
     # Valid, invalid or duplicate: the intake may hold a full NIK/KK; it goes once answered.
-    await group.remove_personal_message(s, message)
+    refusal = isinstance(outcome, FormRefused)
+    await s.repo.enqueue(
+        [group.reply(s, message, reply, key_of(update), refusal=refusal),
+         *group.removal(s, message)]
+    )  # fmt: skip
 
 
 async def on_button(update: Update, context: Context) -> None:
@@ -89,11 +96,10 @@ async def on_button(update: Update, context: Context) -> None:
         message.chat.id if message else 0,
         message.message_id if message else None,
     )
+    # The answer goes straight out (never behind group messages); what the tap changed in
+    # the group was queued with the change itself.
     text, alert = s.views.answer(outcome)
     await telegram_io.answer(query, text, alert=alert)
-    await group.refresh_cards(context.application, outcome.refresh)
-    if isinstance(outcome, BatchConfirmed):
-        await group.show_summary(context.application, outcome.batch_id)
 
 
 async def on_reply(update: Update, context: Context) -> None:
@@ -111,12 +117,11 @@ async def on_reply(update: Update, context: Context) -> None:
         actor_of(message.from_user),
         message.text or "",
     )
-    if outcome is None:
-        return
     if isinstance(outcome, ReasonHasNumber):
-        await telegram_io.reply(message, s.views.answer(outcome)[0])
-        await group.remove_personal_message(s, message)
-    await group.refresh_cards(context.application, outcome.refresh)
+        text = s.views.answer(outcome)[0]
+        await s.repo.enqueue(
+            [group.reply(s, message, text, key_of(update)), *group.removal(s, message)]
+        )
 
 
 async def on_status(update: Update, context: Context) -> None:
@@ -125,8 +130,10 @@ async def on_status(update: Update, context: Context) -> None:
         return
     s = context.bot_data.services
     outcome = await s.office.status(" ".join(context.args or []))
-    await telegram_io.reply(message, s.views.status(outcome))
-    await group.remove_personal_message(s, message)
+    text = s.views.status(outcome)
+    await s.repo.enqueue(
+        [group.reply(s, message, text, key_of(update)), *group.removal(s, message)]
+    )
 
 
 async def on_antrian(update: Update, context: Context) -> None:
@@ -134,7 +141,8 @@ async def on_antrian(update: Update, context: Context) -> None:
     if message is None:
         return
     s = context.bot_data.services
-    await telegram_io.reply(message, s.views.queue(await s.office.queue()))
+    text = s.views.queue(await s.office.queue())
+    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_rekap(update: Update, context: Context) -> None:
@@ -145,19 +153,17 @@ async def on_rekap(update: Update, context: Context) -> None:
     s = context.bot_data.services
     args = [a.lower() for a in context.args or []]
     if args[:1] != ["kirim"]:
-        await telegram_io.reply(message, await s.desk.preview())
-        return
-    if not s.config.roles_of(message.from_user.id) & {Role.KASI, Role.ADB}:
-        await telegram_io.reply(message, s.texts.render("telegram/recap_not_allowed.html"))
-        return
-    async with s.recap_lock:
+        text = await s.desk.preview()
+    elif not s.config.roles_of(message.from_user.id) & {Role.KASI, Role.ADB}:
+        text = s.texts.render("telegram/recap_not_allowed.html")
+    else:
         count, news, problem = await s.desk.send_now()
         text = s.texts.render(
             "telegram/recap_sent_now.html", nothing=count == 0, count=count, problem=problem
         )
-        await telegram_io.reply(message, text)
         # The reply already says what failed: one message, not two that disagree.
-        await group.announce(context.application, [n for n in news if n.kind != NewsKind.FAILED])
+        await group.announce(s, [n for n in news if n.kind != NewsKind.FAILED])
+    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_bantuan(update: Update, context: Context) -> None:
@@ -171,7 +177,7 @@ async def on_bantuan(update: Update, context: Context) -> None:
         commands=COMMANDS,
         recap_time=f"{s.config.recap.time:%H:%M}",
     )
-    await telegram_io.reply(message, text)
+    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_private_start(update: Update, context: Context) -> None:
@@ -180,17 +186,20 @@ async def on_private_start(update: Update, context: Context) -> None:
         return
     s = context.bot_data.services
     text = s.texts.render("telegram/private_start.html", office=s.config.office.name)
-    await telegram_io.reply(message, text)
+    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_id(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or message.from_user is None:
         return
-    text = context.bot_data.services.texts.render(
+    s = context.bot_data.services
+    if message.chat_id == s.office.group_id and not s.config.roles_of(message.from_user.id):
+        return  # outsiders in the configured group get no answer (and cost no budget)
+    text = s.texts.render(
         "telegram/id.html", chat_id=message.chat_id, user_id=message.from_user.id
     )
-    await telegram_io.reply(message, text)
+    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_group_moved(update: Update, context: Context) -> None:
@@ -213,8 +222,8 @@ async def on_group_moved(update: Update, context: Context) -> None:
         "Telegram moved the group %s to the supergroup %s; following it. Set group_id = %s"
         " in [telegram] of the configuration.", old, new, new,
     )  # fmt: skip
-    await group.tell(context.application, s.texts.render("telegram/group_moved.html", old=old,
-                                                         new=new))  # fmt: skip
+    text = s.texts.render("telegram/group_moved.html", old=old, new=new)
+    await s.repo.enqueue([group.notice(s, text, f"group-moved:{new}")])
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -231,6 +240,6 @@ async def on_error(update: object, context: Context) -> None:
             await telegram_io.answer(update.callback_query, s.texts.answer("failed"))
         elif update.effective_chat.id == s.office.group_id:
             text = s.texts.render("telegram/error.html")
-            await telegram_io.send(context.bot, update.effective_chat.id, CardView(text, ()))
+            await s.repo.enqueue([group.notice(s, text, f"error:{update.update_id}")])
     except Exception:
         log.exception("could not tell the person about the error")

@@ -40,15 +40,13 @@ def schedule_jobs(app: AnyApp) -> None:
 async def run_recap(app: AnyApp) -> None:
     """One pass of the recap desk, then the group is told what it did."""
     s = services_of(app)
-    async with s.recap_lock:
-        await group.announce(app, await s.desk.tick())
+    await group.announce(s, await s.desk.tick())
 
 
 async def sweep_overdue(app: AnyApp) -> None:
     """Re-render cards once when their step's deadline passes, so they say TERLAMBAT."""
     s = services_of(app)
-    for ticket in await s.office.newly_overdue(s.overdue_shown):
-        await group.show_card(app, ticket)
+    await group.show_cards(s, [t.id for t in await s.office.newly_overdue(s.overdue_shown)])
 
 
 async def on_recap_job(context: Context) -> None:

@@ -34,7 +34,16 @@ from ticketbot.domain.privacy import (
     strip_separators,
 )
 from ticketbot.domain.validation import validate_form
-from ticketbot.records import Actor, Batch, Event, Ticket
+from ticketbot.records import (
+    Actor,
+    Batch,
+    Effect,
+    Event,
+    Ticket,
+    card_effect,
+    delete_effect,
+    summary_effect,
+)
 from ticketbot.repository import Repository
 
 # Not transitions, but recorded: the Kasi opened or closed the reason menu of "Tolak".
@@ -99,19 +108,11 @@ class Applied:
     ticket: Ticket
     action: Action
 
-    @property
-    def refresh(self) -> tuple[int, ...]:
-        return (self.ticket.id,)
-
 
 @dataclass(frozen=True)
 class ReasonMenu:
     ticket: Ticket
     opened: bool  # False: closed again ("Kembali")
-
-    @property
-    def refresh(self) -> tuple[int, ...]:
-        return (self.ticket.id,)
 
 
 @dataclass(frozen=True)
@@ -119,15 +120,10 @@ class BatchConfirmed:
     batch_id: int
     confirmed: tuple[int, ...]
 
-    @property
-    def refresh(self) -> tuple[int, ...]:
-        return self.confirmed
-
 
 @dataclass(frozen=True)
 class NikShown:
     ticket: Ticket
-    refresh: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,19 +132,16 @@ class Refused:
     refusal: Refusal
     action: Action | None  # None: not even a role of the office
     last: Event | None = None  # who moved the ticket on, for WRONG_STATE
-    refresh: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class ReasonHasNumber:
     """A free-text reason carrying a full NIK/KK: never stored; its message is deleted."""
 
-    refresh: tuple[int, ...] = ()
-
 
 @dataclass(frozen=True)
 class Invalid:
-    refresh: tuple[int, ...] = ()
+    """Button data that is not ours, stale, or forged."""
 
 
 PressOutcome = (
@@ -257,17 +250,35 @@ class Office:
     # -- intake -------------------------------------------------------------------------
 
     async def intake(
-        self, form_text: str, actor: Actor, chat_id: int, photo_file_id: str | None = None
+        self,
+        form_text: str,
+        actor: Actor,
+        chat_id: int,
+        photo_file_id: str | None = None,
+        *,
+        message_id: int | None = None,
+        remove_message: bool = False,
     ) -> IntakeOutcome:
+        """A new ticket commits its card (and the deletion of the intake message that
+        carried the full NIK/KK) in the same transaction. The same intake message seen
+        again (a replayed update) is the same ticket."""
         if not form_text.strip():
             return FormRequested()
         result = validate_form(form_text, self.config.lembaga)
         if result.form is None:
             return FormRefused(result.errors, result.warnings)
+
+        def effects(ticket_id: int) -> list[Effect]:
+            implied = [card_effect(ticket_id)]
+            if remove_message and message_id is not None:
+                implied.append(delete_effect(chat_id, message_id))
+            return implied
+
         ticket, created = await self.repo.open_ticket(
-            result.form, actor, chat_id, self.clock(), photo_file_id
-        )
-        return Opened(ticket) if created else Duplicate(ticket)
+            result.form, actor, chat_id, self.clock(), photo_file_id,
+            intake_message_id=message_id, effects=effects,
+        )  # fmt: skip
+        return Duplicate(ticket) if created is False else Opened(ticket)
 
     # -- what a card shows ------------------------------------------------------------------
 
@@ -333,7 +344,9 @@ class Office:
         if press.press in (Press.REJECT_MENU, Press.REJECT_BACK):
             opened = press.press == Press.REJECT_MENU
             kind = REJECT_MENU if opened else REJECT_BACK
-            await self.repo.record_event(ticket.id, actor, kind, self.clock())
+            await self.repo.record_event(
+                ticket.id, actor, kind, self.clock(), effects=[card_effect(ticket.id)]
+            )
             return ReasonMenu(ticket, opened)
         detail = None
         if press.press == Press.REJECT_REASON:
@@ -358,15 +371,22 @@ class Office:
             if decision == Refusal.NOT_ALLOWED:
                 return Refused(ticket, Refusal.NOT_ALLOWED, Action.CONFIRM_DWH)
             if isinstance(decision, Transition):
-                outcome = await self.repo.apply(ticket.id, decision, actor, self.clock(), None)
+                outcome = await self.repo.apply(
+                    ticket.id, decision, actor, self.clock(), None, [card_effect(ticket.id)]
+                )
                 if outcome.applied:
                     confirmed.append(ticket.id)
+        await self.repo.enqueue([summary_effect(batch.id)], self.clock())
         return BatchConfirmed(batch.id, tuple(confirmed))
 
     async def _apply(
         self, ticket: Ticket, transition: Transition, actor: Actor, detail: str | None
     ) -> PressOutcome:
-        outcome = await self.repo.apply(ticket.id, transition, actor, self.clock(), detail)
+        # The transition and what it implies in the group commit together.
+        implied = [card_effect(ticket.id)]
+        outcome = await self.repo.apply(
+            ticket.id, transition, actor, self.clock(), detail, implied
+        )
         if not outcome.applied:
             return Refused(
                 outcome.ticket, Refusal.WRONG_STATE, transition.action, outcome.last_event

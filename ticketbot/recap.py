@@ -22,6 +22,7 @@ from ticketbot.config import Config, SmtpConfig
 from ticketbot.domain.calendar import WorkCalendar
 from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
+from ticketbot.records import card_effect, summary_effect
 from ticketbot.repository import Batch, Event, Repository, Ticket
 from ticketbot.texts import Texts, wrap_plain
 from ticketbot.xlsx import RecapRow, recap_workbook
@@ -130,7 +131,6 @@ class RecapDesk:
                 if batch.next_attempt_at <= now:
                     news += await self._deliver(batch)
             news += await self._late_notices(now)
-            news += await self._lost_summaries(news)
             return news
 
     async def send_now(self) -> tuple[int, list[RecapNews], Batch | None]:
@@ -189,8 +189,10 @@ class RecapDesk:
             return []
         assert SEND_TO_DWH is not None
         moved = await self.repo.mark_batch_sent(
-            batch.id, SEND_TO_DWH, self.clock(), f"rekap {batch.due_date.isoformat()}"
-        )
+            batch.id, SEND_TO_DWH, self.clock(), f"rekap {batch.due_date.isoformat()}",
+            # The cards that moved and the batch's summary, committed with the move.
+            effects=lambda moved: [*map(card_effect, moved), summary_effect(batch.id)],
+        )  # fmt: skip
         sent = await self.repo.get_batch(batch.id)
         assert sent is not None
         return [RecapNews(NewsKind.SENT, sent, tuple(moved))]
@@ -202,15 +204,6 @@ class RecapDesk:
                 await self.repo.mark_batch_late_notified(batch.id)
                 news.append(RecapNews(NewsKind.LATE, batch))
         return news
-
-    async def _lost_summaries(self, news: list[RecapNews]) -> list[RecapNews]:
-        """Sent batches whose group summary was never posted (a crash in between)."""
-        announced = {n.batch.id for n in news if n.kind == NewsKind.SENT}
-        return [
-            RecapNews(NewsKind.SENT, b)
-            for b in await self.repo.batches("sent")
-            if b.summary_message_id is None and b.id not in announced
-        ]
 
     # -- the email -----------------------------------------------------------------------
 

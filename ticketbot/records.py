@@ -81,3 +81,58 @@ class TransitionOutcome:
     applied: bool
     ticket: Ticket
     last_event: Event | None
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Something the group must show, committed with the change that implies it.
+
+    card / summary: render ticket or batch `target_id` and post or edit it;
+    delete: delete `message_id` in `chat_id` (if Telegram refuses, the group is asked to);
+    send: post `text` in `chat_id`, once per `key`; with `person_id`, refusals to that
+    person are combined into one reply a minute.
+    """
+
+    kind: str
+    key: str
+    chat_id: int | None = None
+    message_id: int | None = None
+    target_id: int | None = None
+    text: str | None = None
+    reply_to: int | None = None
+    person_id: int | None = None
+
+
+def card_effect(ticket_id: int) -> Effect:
+    return Effect("card", f"card:{ticket_id}", target_id=ticket_id)
+
+
+def summary_effect(batch_id: int) -> Effect:
+    return Effect("summary", f"summary:{batch_id}", target_id=batch_id)
+
+
+def delete_effect(chat_id: int, message_id: int) -> Effect:
+    return Effect("delete", f"delete:{chat_id}:{message_id}", chat_id, message_id)
+
+
+def send_effect(
+    chat_id: int, text: str, key: str, *, reply_to: int | None = None, person_id: int | None = None
+) -> Effect:
+    return Effect("send", key, chat_id, text=text, reply_to=reply_to, person_id=person_id)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    kind: str
+    key: str
+    chat_id: int | None
+    message_id: int | None
+    target_id: int | None
+    text: str | None
+    reply_to: int | None
+    person_id: int | None
+    refused: int
+    generation: int
+    probe_from: int | None
+    attempts: int

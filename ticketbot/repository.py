@@ -7,9 +7,9 @@ compare-and-set plus one event row, atomically; `kill -9` loses nothing acknowle
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,16 @@ from ticketbot import schema
 from ticketbot.domain.lifecycle import OPEN_STATES, STEPS, Action, Clock, State, Transition
 from ticketbot.domain.validation import TicketForm
 from ticketbot.paths import MIGRATIONS_DIR, private_file
-from ticketbot.records import BOT_ACTOR, Actor, Batch, Event, Ticket, TransitionOutcome
+from ticketbot.records import (
+    BOT_ACTOR,
+    Actor,
+    Batch,
+    Effect,
+    Event,
+    OutboxItem,
+    Ticket,
+    TransitionOutcome,
+)
 from ticketbot.schema import migration_files, split_statements
 
 # Re-exported: callers name them from here as well.
@@ -73,6 +82,11 @@ BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
     "sent_at, late_notified, summary_message_id, error_kind"
 )
+OUTBOX_COLUMNS = (
+    "id, kind, key, chat_id, message_id, target_id, text, reply_to, person_id, refused,"
+    " generation, probe_from, attempts"
+)
+REFUSAL_GAP = timedelta(minutes=1)  # at most one refusal reply a minute to one person
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
 
 
@@ -120,6 +134,9 @@ class Repository:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self._write_lock = asyncio.Lock()
+        self._enqueued = False
+        # Called after a transaction that queued effects commits (wakes the outbox worker).
+        self.on_enqueue: Callable[[], None] = lambda: None
 
     @classmethod
     async def open(cls, path: Path, *, migrate: bool = True) -> Repository:
@@ -146,12 +163,15 @@ class Repository:
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._write_lock:
             await self._conn.execute("BEGIN IMMEDIATE")
+            self._enqueued = False
             try:
                 yield self._conn
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+            if self._enqueued:
+                self.on_enqueue()
 
     # -- migrations ---------------------------------------------------------------------
 
@@ -176,27 +196,48 @@ class Repository:
         chat_id: int,
         now: datetime,
         photo_file_id: str | None = None,
-    ) -> tuple[Ticket, bool]:
-        """Create the ticket and its `open` event; (existing, False) for a duplicate."""
+        *,
+        intake_message_id: int | None = None,
+        effects: Callable[[int], Sequence[Effect]] = lambda _: (),
+    ) -> tuple[Ticket, bool | None]:
+        """Create the ticket, its `open` event and `effects(ticket_id)` in one transaction.
+        Returns (ticket, True) when created, (existing, False) for a duplicate, and
+        (ticket, None) when this intake message already opened it (a replayed update)."""
         assert opener.user_id is not None
         async with self._write() as conn:
+            if intake_message_id is not None:
+                replayed = await self._one_ticket(
+                    "intake_chat_id = ? AND intake_message_id = ?", (chat_id, intake_message_id)
+                )
+                if replayed is not None:
+                    return replayed, None
             existing = await self._open_duplicate(form.nik, form.lembaga_key)
             if existing is not None:
                 return existing, False
             stamp = to_db_time(now)
             cur = await conn.execute(
                 "INSERT INTO tickets (nik, kk, lembaga, lembaga_key, phone, nama, keterangan,"
-                " photo_file_id, state, opened_by, opened_at, state_since, step_since, chat_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?)",
+                " photo_file_id, state, opened_by, opened_at, state_since, step_since, chat_id,"
+                " intake_chat_id, intake_message_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?)",
                 (form.nik, form.kk, form.lembaga, form.lembaga_key, form.phone, form.nama,
-                 form.keterangan, photo_file_id, opener.user_id, stamp, stamp, stamp, chat_id),
+                 form.keterangan, photo_file_id, opener.user_id, stamp, stamp, stamp, chat_id,
+                 chat_id if intake_message_id else None, intake_message_id),
             )  # fmt: skip
             ticket_id = cur.lastrowid
             assert ticket_id is not None
             await self._insert_event(ticket_id, opener, Action.OPEN, None, State.NEW, stamp, None)
+            await self._enqueue(effects(ticket_id))
             ticket = await self.get_ticket(ticket_id)
         assert ticket is not None
         return ticket, True
+
+    async def _one_ticket(self, where: str, args: Sequence[Any]) -> Ticket | None:
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {where}", args
+        ) as cur:
+            row = await cur.fetchone()
+        return _ticket(row) if row else None
 
     async def _open_duplicate(self, nik: str, lembaga_key: str) -> Ticket | None:
         marks = ",".join("?" * len(OPEN_STATE_LIST))
@@ -261,8 +302,10 @@ class Repository:
         actor: Actor,
         now: datetime,
         detail: str | None = None,
+        effects: Sequence[Effect] = (),
     ) -> TransitionOutcome:
-        """Compare-and-set `transition.source` -> `transition.target`, plus its event."""
+        """Compare-and-set `transition.source` -> `transition.target`, plus its event and
+        the group effects it implies, in one transaction."""
         stamp = to_db_time(now)
         async with self._write() as conn:
             step = STEP_SINCE_SQL[STEPS[transition.target].clock]
@@ -279,6 +322,7 @@ class Repository:
                     ticket_id, actor, transition.action, transition.source,
                     transition.target, stamp, detail,
                 )  # fmt: skip
+                await self._enqueue(effects)
         ticket = await self.get_ticket(ticket_id)
         if ticket is None:
             raise LookupError(f"ticket {ticket_id} does not exist")
@@ -312,10 +356,13 @@ class Repository:
         action: Action | str,
         now: datetime,
         detail: str | None = None,
+        effects: Sequence[Effect] = (),
     ) -> None:
         """An event that changes no state (e.g. a view of the full NIK)."""
         async with self._write():
-            await self._insert_event(ticket_id, actor, action, None, None, to_db_time(now), detail)
+            stamp = to_db_time(now)
+            await self._insert_event(ticket_id, actor, action, None, None, stamp, detail)
+            await self._enqueue(effects)
 
     async def events_for(self, ticket_id: int) -> list[Event]:
         async with self._conn.execute(
@@ -420,10 +467,16 @@ class Repository:
             return [_ticket(r) for r in await cur.fetchall()]
 
     async def mark_batch_sent(
-        self, batch_id: int, send: Transition, now: datetime, detail: str
+        self,
+        batch_id: int,
+        send: Transition,
+        now: datetime,
+        detail: str,
+        effects: Callable[[list[int]], Sequence[Effect]] = lambda _: (),
     ) -> list[int]:
-        """After the SMTP server accepted: the batch is sent and its tickets move to
-        sent_to_dwh, all in one transaction. Returns the tickets moved."""
+        """After the SMTP server accepted: the batch is sent, its tickets move to
+        sent_to_dwh and the group effects are queued, all in one transaction. Returns the
+        tickets moved."""
         stamp = to_db_time(now)
         moved = []
         async with self._write() as conn:
@@ -452,6 +505,7 @@ class Repository:
                         ticket_id, BOT_ACTOR, send.action, send.source, send.target, stamp, detail
                     )
                     moved.append(ticket_id)
+            await self._enqueue(effects(moved))
         return moved
 
     async def defer_batch(
@@ -498,6 +552,181 @@ class Repository:
             "INSERT OR IGNORE INTO recap_runs (due_date, batch_id, ran_at) VALUES (?, ?, ?)",
             (due_date.isoformat(), batch_id, stamp),
         )
+
+    # -- outbox: what the group must show ------------------------------------------------
+
+    async def _enqueue(self, effects: Iterable[Effect]) -> None:
+        """Inside a write transaction. A card or summary already waiting is not queued
+        twice: its generation goes up, so the worker renders it again after delivering.
+        Delivery runs on the wall clock, whatever clock the office keeps."""
+        stamp = to_db_time(datetime.now(UTC))
+        for e in effects:
+            self._enqueued = True
+            values = {"kind": e.kind, "key": e.key, "chat_id": e.chat_id,
+                      "message_id": e.message_id, "target_id": e.target_id, "text": e.text,
+                      "reply_to": e.reply_to, "person_id": e.person_id, "stamp": stamp,
+                      "due": stamp}  # fmt: skip
+            if e.person_id is not None and await self._combine_refusal(e):
+                continue
+            if e.person_id is not None:
+                values["due"] = await self._next_reply_slot(e.person_id, stamp)
+            conflict = (
+                "ON CONFLICT (key) WHERE status = 'pending' DO UPDATE SET"
+                " generation = generation + 1"
+                if e.kind in ("card", "summary")
+                else "ON CONFLICT DO NOTHING"
+            )
+            await self._conn.execute(
+                "INSERT INTO outbox (kind, key, chat_id, message_id, target_id, text, reply_to,"
+                " person_id, created_at, next_attempt_at) VALUES (:kind, :key, :chat_id,"
+                " :message_id, :target_id, :text, :reply_to, :person_id, :stamp, :due) "
+                + conflict,
+                values,
+            )
+
+    async def _combine_refusal(self, e: Effect) -> bool:
+        """A refusal to a person who already has one waiting: that one now says the newest
+        problems and counts one message more (SPEC §3 "Floods and faults")."""
+        cur = await self._conn.execute(
+            "UPDATE outbox SET text = ?, reply_to = ?, refused = refused + 1,"
+            " generation = generation + 1 WHERE person_id = ? AND status = 'pending'"
+            " AND kind = 'send'",
+            (e.text, e.reply_to, e.person_id),
+        )
+        return cur.rowcount > 0
+
+    async def _next_reply_slot(self, person_id: int, stamp: str) -> str:
+        async with self._conn.execute(
+            "SELECT max(done_at) FROM outbox WHERE person_id = ?", (person_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        last = from_db_time(row[0] if row else None)
+        now = datetime.fromisoformat(stamp)
+        if last is None or now - last >= REFUSAL_GAP:
+            return stamp
+        return to_db_time(last + REFUSAL_GAP)
+
+    async def enqueue(self, effects: Sequence[Effect], now: datetime | None = None) -> None:
+        """Queue effects on their own (replies, notices); `now` is not used: delivery runs
+        on the wall clock."""
+        async with self._write():
+            await self._enqueue(effects)
+
+    async def due_effects(
+        self, now: datetime, kinds: Sequence[str], limit: int = 20
+    ) -> list[OutboxItem]:
+        marks = ",".join(f":k{i}" for i in range(len(kinds)))
+        async with self._conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
+            f" AND next_attempt_at <= :now AND kind IN ({marks})"
+            # A message is deleted once the reply to it is out (it stays a reply), unless
+            # that reply waits (refusals to one person go once a minute).
+            " AND (kind != 'delete' OR NOT EXISTS (SELECT 1 FROM outbox AS r"
+            "   WHERE r.status = 'pending' AND r.kind = 'send' AND r.chat_id = outbox.chat_id"
+            "   AND r.reply_to = outbox.message_id AND r.next_attempt_at <= :now))"
+            " ORDER BY id LIMIT :limit",
+            {"now": to_db_time(now), "limit": limit, **{f"k{i}": k for i, k in enumerate(kinds)}},
+        ) as cur:
+            return [OutboxItem(*r) for r in await cur.fetchall()]
+
+    async def next_effect_at(self) -> datetime | None:
+        async with self._conn.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        return from_db_time(row[0] if row else None)
+
+    async def pending_effects(self) -> int:
+        async with self._conn.execute(
+            "SELECT count(*) FROM outbox WHERE status = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def effect_done(
+        self, item: OutboxItem, now: datetime, message_id: int | None = None
+    ) -> bool:
+        """Delivered. False when the card was asked for again meanwhile: it stays pending
+        and is rendered once more."""
+        async with self._write() as conn:
+            cur = await conn.execute(
+                "UPDATE outbox SET status = 'done', done_at = ?, message_id = coalesce(?,"
+                " message_id), probe_from = NULL WHERE id = ? AND generation = ?",
+                (to_db_time(now), message_id, item.id, item.generation),
+            )
+            if cur.rowcount == 0:
+                await conn.execute(
+                    "UPDATE outbox SET probe_from = NULL, attempts = 0 WHERE id = ?", (item.id,)
+                )
+            return cur.rowcount == 1
+
+    async def effect_retry(
+        self, item: OutboxItem, at: datetime, error: str, *, probe_from: int | None = None
+    ) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ?, probe_from = coalesce(?, probe_from) WHERE id = ?",
+                (to_db_time(at), error, probe_from, item.id),
+            )
+
+    async def forget_probe(self, item: OutboxItem) -> None:
+        async with self._write() as conn:
+            await conn.execute("UPDATE outbox SET probe_from = NULL WHERE id = ?", (item.id,))
+
+    async def effect_failed(self, item: OutboxItem, now: datetime, error: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE outbox SET status = 'failed', done_at = ?, last_error = ? WHERE id = ?",
+                (to_db_time(now), error, item.id),
+            )
+
+    async def known_bot_messages(self, chat_id: int, low: int, high: int) -> set[int]:
+        """Our own messages in [low, high] whose ids we recorded (cards, summaries, sends)."""
+        args = (chat_id, low, high)
+        known: set[int] = set()
+        for sql in (
+            "SELECT card_message_id FROM tickets WHERE chat_id = ? AND card_message_id"
+            " BETWEEN ? AND ?",
+            "SELECT message_id FROM outbox WHERE kind = 'send' AND status = 'done'"
+            " AND chat_id = ? AND message_id BETWEEN ? AND ?",
+        ):
+            async with self._conn.execute(sql, args) as cur:
+                known |= {int(r[0]) for r in await cur.fetchall()}
+        async with self._conn.execute(
+            "SELECT summary_message_id FROM recap_batches"
+            " WHERE summary_message_id BETWEEN ? AND ?",
+            (low, high),
+        ) as cur:
+            known |= {int(r[0]) for r in await cur.fetchall()}
+        return known
+
+    # -- inbox: every update, stored before Telegram may forget it -------------------------
+
+    async def store_updates(self, updates: Sequence[tuple[int, str]], now: datetime) -> None:
+        async with self._write() as conn:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+                [(u, payload, to_db_time(now)) for u, payload in updates],
+            )
+
+    async def unhandled_updates(self) -> list[tuple[int, str]]:
+        async with self._conn.execute(
+            "SELECT update_id, payload FROM inbox WHERE handled_at IS NULL ORDER BY update_id"
+        ) as cur:
+            return [(int(r[0]), str(r[1])) for r in await cur.fetchall()]
+
+    async def last_update_id(self) -> int | None:
+        async with self._conn.execute("SELECT max(update_id) FROM inbox") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    async def mark_handled(self, update_id: int, now: datetime) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE inbox SET handled_at = ? WHERE update_id = ? AND handled_at IS NULL",
+                (to_db_time(now), update_id),
+            )
 
     # -- settings -------------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,34 +10,11 @@ from telegram.ext import Application, CallbackContext, ExtBot, filters
 
 from ticketbot.config import Config
 from ticketbot.office import Office
+from ticketbot.outbox import OutboxWorker
 from ticketbot.recap import RecapDesk
 from ticketbot.repository import Repository
 from ticketbot.texts import Texts
 from ticketbot.views import Views
-
-LOCKS_KEPT = 1024  # per-message locks are kept for the most recently used messages only
-
-
-class MessageLocks:
-    """One lock per card or summary, so a render and its edit happen together and an older
-    render never lands after a newer one. Bounded: unused, unheld locks are forgotten."""
-
-    def __init__(self, limit: int = LOCKS_KEPT) -> None:
-        self._locks: OrderedDict[str, asyncio.Lock] = OrderedDict()
-        self._limit = limit
-
-    def __call__(self, key: str) -> asyncio.Lock:
-        lock = self._locks.pop(key, None) or asyncio.Lock()
-        self._locks[key] = lock
-        while len(self._locks) > self._limit:
-            oldest, held = next(iter(self._locks.items()))
-            if held.locked():
-                break
-            del self._locks[oldest]
-        return lock
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 @dataclass
@@ -51,10 +26,7 @@ class Services:
     views: Views
     texts: Texts
     group_filter: filters.Chat
-    locks: MessageLocks = field(default_factory=MessageLocks)
-    # Held from a recap action until the group has been told, so that a batch between
-    # "sent" and "announced" is never taken for one whose summary was lost in a crash.
-    recap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    outbox: OutboxWorker
     overdue_shown: set[tuple[int, datetime]] = field(default_factory=set)
 
 

@@ -3,9 +3,9 @@
 - nothing posted to the group ever carries a full NIK/KK: every text, label and URL is
   redacted here, the last door (the door that refuses them is validation);
 - callback queries are answered first, once; a late or repeated answer is logged, not raised;
-- "message is not modified" is success;
-- a card that somebody deleted is posted again;
-- 429 is waited out by the AIORateLimiter (see app.py), which retries the same request.
+- "message is not modified" is success; a message that is gone is reported, to be posted
+  again by the outbox;
+- pacing, 429 and retries are the outbox's (outbox.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 from ticketbot.domain.privacy import redact_numbers
 from ticketbot.views import CardView
@@ -71,8 +71,9 @@ async def reply(message: Message, text: str) -> Message:
     return await send(message.get_bot(), message.chat_id, CardView(text, ()), message.message_id)
 
 
-async def edit(bot: Bot, chat_id: int, message_id: int, view: CardView) -> int:
-    """Edit a card in place and return its message id (a new one if the card was gone)."""
+async def edit(bot: Bot, chat_id: int, message_id: int, view: CardView) -> bool:
+    """Edit a message in place. True when it shows `view` ("not modified" is success),
+    False when the message is gone or no longer editable (the caller posts it again)."""
     try:
         await bot.edit_message_text(
             redact_numbers(view.text),
@@ -84,34 +85,31 @@ async def edit(bot: Bot, chat_id: int, message_id: int, view: CardView) -> int:
         )
     except BadRequest as error:
         if _is(error, "message is not modified"):
-            return message_id
+            return True
         if _is(error, "message to edit not found", "message can't be edited"):
-            log.warning("card %s in chat %s is gone; posting it again", message_id, chat_id)
-            return (await send(bot, chat_id, view)).message_id
+            log.warning("message %s in chat %s is gone; it will be posted again", message_id,
+                        chat_id)  # fmt: skip
+            return False
         raise
-    return message_id
-
-
-async def place(bot: Bot, chat_id: int, message_id: int | None, view: CardView) -> int:
-    """Post `view`, or edit it into `message_id`; the id where it now stands."""
-    if message_id is None:
-        return (await send(bot, chat_id, view)).message_id
-    return await edit(bot, chat_id, message_id, view)
+    return True
 
 
 async def answer(query: CallbackQuery, text: str, *, alert: bool = False) -> None:
+    """Answer a tap, best effort: the tap's effect is already stored and its card will show
+    it, so a late, repeated or failed answer is logged, never raised."""
     try:
         await query.answer(text[:200], show_alert=alert)
-    except BadRequest as error:
-        if not _is(error, "query is too old", "query id is invalid"):
-            raise
-        log.warning("callback query answered too late: %s", error.message)
+    except TelegramError as error:
+        log.warning("callback query not answered: %s", error.message)
 
 
 async def delete(bot: Bot, chat_id: int, message_id: int) -> bool:
-    """Delete a message; False (not an exception) when Telegram refuses."""
+    """Delete a message; False (not an exception) when Telegram refuses. A message that is
+    already gone counts as deleted."""
     try:
         return await bot.delete_message(chat_id, message_id)
     except BadRequest as error:
+        if _is(error, "message to delete not found"):
+            return True
         log.warning("could not delete message %s: %s", message_id, error.message)
         return False

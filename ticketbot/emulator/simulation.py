@@ -136,6 +136,7 @@ class Simulation:
         assert self.app is not None
         await run_recap(self.app)
         await sweep_overdue(self.app)
+        await self.services.outbox.drained()
 
     async def stop_bot(self) -> None:
         # Answer the pending long poll first: cancelling it mid-request makes PTB's final
@@ -175,6 +176,7 @@ class Simulation:
         processor = self.app.update_processor
         assert isinstance(processor, TrackedUpdates)
         await processor.wait_handled(update_id)
+        await self.services.outbox.drained()
 
     async def say(
         self,

@@ -1,0 +1,353 @@
+"""The worker that makes the group show what the database says (SPEC §6).
+
+Effects are committed with the change that implies them (repository `_enqueue`); this worker
+delivers them in order, paced by Telegram's real rules, retrying what can be retried:
+- messages sent and edits count against the group's budget (20 a minute) and the bot's
+  (30 a second); deletions only against the bot's, in a lane of their own, so a flood of
+  deletions never holds up a card; callback answers never come here at all;
+- a 429 pauses only the chat it names, for the `retry_after` it gives;
+- a card or summary is never posted twice: the intent (the first message id it could get)
+  is stored before the call, and after an outcome we cannot know (a timeout, a crash) the
+  next attempt looks for it there before posting again;
+- a card is rendered when it is delivered, from the database, so many changes to one card
+  while it waits become one edit.
+At start-up the worker simply continues with whatever is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from ticketbot import telegram_io
+from ticketbot.records import OutboxItem, delete_effect, send_effect
+from ticketbot.views import CardView
+
+log = logging.getLogger(__name__)
+
+MESSAGE_KINDS = ("card", "summary", "send")
+DELETE_KINDS = ("delete",)
+PROBE_SPAN = 30  # how many message ids after the intent a lost post is looked for in
+PROBE_MISSING = 3  # missing ids in a row that end the search
+FIRST_RETRY = 2.0  # seconds; doubled per attempt, jittered, at most MAX_RETRY
+MAX_RETRY = 300.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Pacer:
+    """Telegram's budgets as sliding windows: per group chat (messages and edits) and for
+    the whole bot (every call). A 429 pauses the chat it concerns."""
+
+    def __init__(self, group_per_minute: float, per_second: float) -> None:
+        self.group_limit = max(int(group_per_minute), 1)
+        self.global_limit = max(int(per_second), 1)
+        self._group: dict[int, deque[float]] = {}
+        self._global: deque[float] = deque()
+        self._paused: dict[int, float] = {}
+
+    def pause(self, chat_id: int | None, seconds: float) -> None:
+        key = chat_id or 0
+        self._paused[key] = max(self._paused.get(key, 0), time.monotonic() + seconds)
+
+    def wait_for(self, chat_id: int | None, *, charged: bool) -> float:
+        """Seconds until a call may go; 0 when it may go now (and it is counted)."""
+        now = time.monotonic()
+        waits = [self._paused.get(chat_id or 0, 0) - now]
+        waits.append(_window_wait(self._global, self.global_limit, 1.0, now))
+        group = None
+        if charged and chat_id is not None and chat_id < 0:
+            group = self._group.setdefault(chat_id, deque())
+            waits.append(_window_wait(group, self.group_limit, 60.0, now))
+        wait = max(waits)
+        if wait > 0:
+            return wait
+        self._global.append(now)
+        if group is not None:
+            group.append(now)
+        return 0.0
+
+    async def acquire(self, chat_id: int | None, *, charged: bool) -> None:
+        while (wait := self.wait_for(chat_id, charged=charged)) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)  # a budget frees up at a known time: nothing to await
+
+
+def _window_wait(window: deque[float], limit: int, period: float, now: float) -> float:
+    while window and window[0] <= now - period:
+        window.popleft()
+    return window[0] + period - now if len(window) >= limit else 0.0
+
+
+@dataclass
+class OutboxWorker:
+    """Two lanes (messages, deletions) over the durable outbox."""
+
+    bot: Bot
+    services: Any  # ticketbot.services.Services (import cycle otherwise)
+    pacer: Pacer
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
+        self._last_seen: dict[int, int] = {}
+
+    # -- life ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._lane(MESSAGE_KINDS), name="outbox-messages"),
+            asyncio.create_task(self._lane(DELETE_KINDS), name="outbox-deletes"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop at once; what is pending stays in the database for the next start."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def saw(self, chat_id: int, message_id: int) -> None:
+        """The newest message id known in a chat: where a lost post would be."""
+        if message_id > self._last_seen.get(chat_id, 0):
+            self._last_seen[chat_id] = message_id
+
+    async def drained(self, timeout: float = 30, horizon: float = 10) -> None:
+        """Wait until nothing is being delivered and nothing is due within `horizon`
+        seconds (retries included; a refusal held back for a minute is not waited for).
+        For tests and the demo."""
+        async with asyncio.timeout(timeout):
+            while True:
+                async with self._changed:
+                    soon = utcnow() + timedelta(seconds=horizon)
+                    kinds = MESSAGE_KINDS + DELETE_KINDS
+                    due = await self.services.repo.due_effects(soon, kinds, 1)
+                    if not due and self._busy == 0:
+                        return
+                    self.wake()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.2):
+                            await self._changed.wait()
+
+    # -- the lanes -------------------------------------------------------------------------
+
+    async def _lane(self, kinds: tuple[str, ...]) -> None:
+        repo = self.services.repo
+        while True:
+            try:
+                items = await repo.due_effects(utcnow(), kinds)
+            except Exception:
+                log.exception("outbox: cannot read the database; trying again")
+                await asyncio.sleep(1)
+                continue
+            if not items:
+                await self._sleep_until_due()
+                continue
+            for item in items:
+                self._busy += 1
+                try:
+                    await self._handle(item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("outbox: delivering effect %s failed", item.id)
+                    await self._retry(item, "internal error")
+                finally:
+                    self._busy -= 1
+                    async with self._changed:
+                        self._changed.notify_all()
+
+    async def _sleep_until_due(self) -> None:
+        self._wake.clear()
+        next_at = await self.services.repo.next_effect_at()
+        wait = 5.0
+        if next_at is not None:
+            wait = min(max((next_at - utcnow()).total_seconds(), 0.05), 5.0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
+
+    # -- one effect ------------------------------------------------------------------------
+
+    async def _chat_of(self, item: OutboxItem) -> int | None:
+        if item.chat_id is not None or item.target_id is None:
+            return item.chat_id
+        if item.kind == "card":
+            ticket = await self.services.repo.get_ticket(item.target_id)
+            return ticket.chat_id if ticket else None
+        return int(self.services.office.group_id)
+
+    async def _handle(self, item: OutboxItem) -> None:
+        chat = await self._chat_of(item)
+        try:
+            if item.kind == "delete":
+                await self.pacer.acquire(chat, charged=False)
+                await self._delete(item)
+            elif item.kind == "send":
+                await self.pacer.acquire(chat, charged=True)
+                await self._send(item)
+            else:
+                await self._place(item)
+        except RetryAfter as error:
+            seconds = _seconds(error.retry_after)
+            self.pacer.pause(chat, seconds)
+            await self._retry(item, f"429 retry after {seconds:g}s", at=seconds)
+        except (Forbidden, BadRequest) as error:
+            log.error("outbox: Telegram refused effect %s (%s): %s", item.id, item.kind,
+                      error.message)  # fmt: skip
+            await self.services.repo.effect_failed(item, utcnow(), error.message)
+        except NetworkError as error:  # 5xx, timeouts, no connection: try again
+            await self._retry(item, f"{type(error).__name__}: {error.message}")
+        except TelegramError as error:
+            await self._retry(item, f"{type(error).__name__}: {error.message}")
+
+    async def _retry(self, item: OutboxItem, error: str, *, at: float | None = None) -> None:
+        if at is None:
+            at = min(FIRST_RETRY * 2 ** min(item.attempts, 10), MAX_RETRY)
+            at *= self.rng.uniform(0.8, 1.2)
+        log.warning("outbox: effect %s (%s) will be tried again in %.0f s: %s",
+                    item.id, item.kind, at, error)  # fmt: skip
+        await self.services.repo.effect_retry(item, utcnow() + timedelta(seconds=at), error)
+
+    async def _delete(self, item: OutboxItem) -> None:
+        assert item.chat_id is not None
+        assert item.message_id is not None
+        repo = self.services.repo
+        if not await telegram_io.delete(self.bot, item.chat_id, item.message_id):
+            # Telegram refuses (the bot is not an admin): people must delete it by hand.
+            text = self.services.texts.render("telegram/delete_failed.html")
+            await repo.enqueue(
+                [send_effect(item.chat_id, text, f"delete-failed:{item.key}",
+                             reply_to=item.message_id)],
+                utcnow(),
+            )  # fmt: skip
+        await repo.effect_done(item, utcnow())
+
+    async def _send(self, item: OutboxItem) -> None:
+        assert item.chat_id is not None
+        assert item.text is not None
+        text = item.text
+        if item.refused > 1:
+            text += "\n\n" + self.services.texts.render(
+                "telegram/refusals_combined.html", more=item.refused - 1
+            )
+        sent = await telegram_io.send(self.bot, item.chat_id, CardView(text, ()), item.reply_to)
+        self.saw(item.chat_id, sent.message_id)
+        await self.services.repo.effect_done(item, utcnow(), sent.message_id)
+
+    async def _place(self, item: OutboxItem) -> None:
+        """A card or a recap summary: render it now, then edit it where it is, or post it
+        (after looking for a post whose outcome was lost)."""
+        s = self.services
+        assert item.target_id is not None
+        if item.kind == "card":
+            ticket = await s.repo.get_ticket(item.target_id)
+            if ticket is None:
+                await s.repo.effect_failed(item, utcnow(), "no such ticket")
+                return
+            chat, where = ticket.chat_id, ticket.card_message_id
+            view = s.views.card(await s.office.card_facts(ticket))
+
+            async def record(message_id: int) -> None:
+                await s.repo.set_card_message(ticket.id, message_id)
+        else:
+            batch = await s.repo.get_batch(item.target_id)
+            if batch is None:
+                await s.repo.effect_failed(item, utcnow(), "no such batch")
+                return
+            chat, where = s.office.group_id, batch.summary_message_id
+            view = s.views.batch_summary(await s.office.batch_facts(batch))
+
+            async def record(message_id: int) -> None:
+                await s.repo.set_batch_summary(batch.id, message_id)
+
+        await self.pacer.acquire(chat, charged=True)
+        if where is None and item.probe_from is not None:
+            where = await self._find_lost_post(chat, item.probe_from, view)
+            if where is not None:
+                await record(where)
+        if where is not None and await telegram_io.edit(self.bot, chat, where, view):
+            self.saw(chat, where)
+            await s.repo.effect_done(item, utcnow())
+            return
+        await self._post(item, chat, view, record)
+
+    async def _post(
+        self,
+        item: OutboxItem,
+        chat: int,
+        view: CardView,
+        record: Callable[[int], Awaitable[None]],
+    ) -> None:
+        # The intent first: if the answer is lost, the post is looked for from here on.
+        probe_from = self._last_seen.get(chat, 0) + 1
+        if self._last_seen.get(chat) is None:
+            probe_from = await self._first_unknown_id(chat)
+        await self.services.repo.effect_retry(item, utcnow(), "posting", probe_from=probe_from)
+        try:
+            sent = await telegram_io.send(self.bot, chat, view)
+        except (RetryAfter, BadRequest, Forbidden):
+            # Telegram answered: nothing was posted, there is nothing to look for.
+            await self.services.repo.forget_probe(item)
+            raise
+        self.saw(chat, sent.message_id)
+        await record(sent.message_id)
+        await self.services.repo.effect_done(item, utcnow())
+
+    async def _first_unknown_id(self, chat: int) -> int:
+        known = await self.services.repo.known_bot_messages(chat, 0, 2**62)
+        return (max(known) + 1) if known else 1
+
+    async def _find_lost_post(self, chat: int, start: int, view: CardView) -> int | None:
+        """After an outcome we could not see: a message of ours after `start` that we never
+        recorded is the lost post (editing its buttons to the same ones answers "not
+        modified" only there; messages of others cannot be edited)."""
+        known = await self.services.repo.known_bot_messages(chat, start, start + PROBE_SPAN)
+        markup = telegram_io.keyboard(view)
+        missing = 0
+        for message_id in range(start, start + PROBE_SPAN):
+            if message_id in known:
+                continue
+            await self.pacer.acquire(chat, charged=False)
+            try:
+                await self.bot.edit_message_reply_markup(chat, message_id, reply_markup=markup)
+            except BadRequest as error:
+                if "not modified" in error.message.lower():
+                    log.info("outbox: found the lost post %s in chat %s", message_id, chat)
+                    return message_id
+                # Past the chat's newest message every id is missing: stop looking soon.
+                missing = missing + 1 if "not found" in error.message.lower() else 0
+                if missing >= PROBE_MISSING:
+                    break
+                continue
+            log.info("outbox: found the lost post %s in chat %s (buttons updated)", message_id,
+                     chat)  # fmt: skip
+            return message_id
+        return None
+
+
+def _seconds(value: int | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+__all__ = ["OutboxWorker", "Pacer", "delete_effect", "send_effect"]
