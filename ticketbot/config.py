@@ -129,7 +129,7 @@ class SmtpConfig:
     username: str
     password: Secret
     sender: str
-    timeout_seconds: float = 60
+    timeout_seconds: float = 30  # per step of the SMTP conversation: seconds, not minutes
     ca_file: Path | None = None  # an office CA to trust besides the system's
 
 
@@ -552,7 +552,7 @@ def parse_config(
             env.get(SMTP_PASSWORD_ENV) or r.string("smtp.password", "", required=False)
         ),
         sender=sender,
-        timeout_seconds=r.number("smtp.timeout_seconds", 60),
+        timeout_seconds=r.number("smtp.timeout_seconds", 30),
         ca_file=ca_file,
     )
     recap = RecapConfig(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from ticketbot.services import Context, Services
 
 log = logging.getLogger(__name__)
 NAME_LIMIT = 64  # Telegram's own limit for first + last name
+RECAP_WAIT = 3.0  # seconds /rekap kirim waits for a recap already on its way
+TAP_ANSWER_WITHIN = 1.5  # seconds; Telegram shows a spinner until the answer, and gives up at 15
 
 
 @dataclass(frozen=True)
@@ -90,15 +93,24 @@ async def on_button(update: Update, context: Context) -> None:
         return
     s = context.bot_data.services
     message = query.message
-    outcome = await s.office.press(
-        callback_data.parse(query.data),
-        actor_of(query.from_user),
-        message.chat.id if message else 0,
-        message.message_id if message else None,
+    decision = asyncio.ensure_future(
+        s.office.press(
+            callback_data.parse(query.data),
+            actor_of(query.from_user),
+            message.chat.id if message else 0,
+            message.message_id if message else None,
+        )
     )
+    # A tap is answered within seconds whatever happens (a database busy with a backup):
+    # if the decision takes longer, say so now; the card shows the outcome when it lands.
+    done, _ = await asyncio.wait({decision}, timeout=TAP_ANSWER_WITHIN)
+    if not done:
+        await telegram_io.answer(query, s.texts.answer("processing"))
+        await decision
+        return
     # The answer goes straight out (never behind group messages); what the tap changed in
     # the group was queued with the change itself.
-    text, alert = s.views.answer(outcome)
+    text, alert = s.views.answer(decision.result())
     await telegram_io.answer(query, text, alert=alert)
 
 
@@ -156,6 +168,9 @@ async def on_rekap(update: Update, context: Context) -> None:
         text = await s.desk.preview()
     elif not s.config.roles_of(message.from_user.id) & {Role.KASI, Role.ADB}:
         text = s.texts.render("telegram/recap_not_allowed.html")
+    elif not await s.desk.free_within(RECAP_WAIT):
+        # A recap is being handed to the mail server right now: no waiting on it here.
+        text = s.texts.render("telegram/recap_sent_now.html", busy=True)
     else:
         count, news, problem = await s.desk.send_now()
         text = s.texts.render(

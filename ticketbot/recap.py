@@ -115,6 +115,15 @@ class RecapDesk:
     def schedule(self) -> RecapSchedule:
         return RecapSchedule(self.config.calendar, self.config.recap.time)
 
+    async def free_within(self, seconds: float) -> bool:
+        """True once no recap is being built or handed to the mail server, waiting at
+        most `seconds` (a mail server that never answers must not hold a person up)."""
+        try:
+            async with asyncio.timeout(seconds), self._lock:
+                return True
+        except TimeoutError:
+            return False
+
     # -- the job -----------------------------------------------------------------------
 
     async def tick(self) -> list[RecapNews]:
