@@ -111,6 +111,10 @@ class FakeBotApi:
     commands: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # (method, condition, action): run once, right after Telegram has done the call and
+        # before the bot gets the answer (a crash there is the hard case).
+        self._hooks: list[tuple[str, Callable[[ApiCall], bool], Callable[[ApiCall], None]]] = []
+        self._delays: list[tuple[str, float]] = []
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
@@ -311,6 +315,21 @@ class FakeBotApi:
                                502: "Bad Gateway"}.get(status, "Bad Request")  # fmt: skip
         self._faults.extend(Fault(method, status, text, retry_after) for _ in range(count))
 
+    def when(
+        self,
+        method: str,
+        action: Callable[[ApiCall], None],
+        condition: Callable[[ApiCall], bool] = lambda _: True,
+    ) -> None:
+        """Once `method` has been done (and `condition` holds), run `action` before the bot
+        gets the answer: e.g. kill -9 the bot right after Telegram posted its card."""
+        self._hooks.append((method, condition, action))
+
+    def delay_next(self, method: str, seconds: float) -> None:
+        """The next call of `method` is done at once but answered `seconds` later (a slow
+        Telegram: the bot's read timeout may give up before the answer)."""
+        self._delays.append((method, seconds))
+
     async def wait_for_call(self, method: str, count: int = 1, timeout: float = 20) -> ApiCall:
         """Wait until `method` has succeeded `count` times (for a bot in another process)."""
         assert self._changed is not None
@@ -368,6 +387,13 @@ class FakeBotApi:
         assert self._changed is not None
         async with self._changed:
             self._changed.notify_all()
+        for hook in [h for h in self._hooks if h[0] == method and h[1](call)]:
+            self._hooks.remove(hook)
+            hook[2](call)
+        delay = next((d for d in self._delays if d[0] == method), None)
+        if delay is not None:
+            self._delays.remove(delay)
+            await asyncio.sleep(delay[1])
         return web.json_response({"ok": True, "result": result})
 
     def _check_rate(self, method: str, params: dict[str, Any]) -> None:
