@@ -198,7 +198,9 @@ async def test_kill_9_at_the_hard_moments_of_an_office_day(office: Office_) -> N
     # 3. The Kasi verifies; the bot dies right after answering the tap.
     cards = {t: visible_cards(api, t)[0].message_id for t in range(1, 14)}
     api.when("answerCallbackQuery", o.kill)
-    await api.press(KASI.user_id, GROUP_ID, cards[1], api.button_data(GROUP_ID, cards[1], "Verifikasi"))
+    await api.press(
+        KASI.user_id, GROUP_ID, cards[1], api.button_data(GROUP_ID, cards[1], "Verifikasi")
+    )
     await o.crash_and_restart()
     await until(lambda: "Diverifikasi" in (api.message(GROUP_ID, cards[1]).plain or ""))
 

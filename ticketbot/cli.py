@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +22,16 @@ from ticketbot.logs import redact, setup_logging
 
 EXIT_CONFIG = 2
 EXIT_RETRY = 1
+HARD_STOP_SECONDS = 9.0  # SIGTERM ends the process within this, in every state
+
+
+def _exit_now() -> None:
+    logging.getLogger("ticketbot").warning(
+        "stopping took longer than %.0f s; exiting now (nothing pending is lost)",
+        HARD_STOP_SECONDS,
+    )
+    logging.shutdown()
+    os._exit(0)
 
 
 def _load(path: Path, *, need_token: bool = True) -> Config:
@@ -57,8 +69,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            stop.set()
+            # Whatever still waits (a database locked by another process, a mail server
+            # that never answers) may not hold the stop: everything pending is durable.
+            watchdog = threading.Timer(HARD_STOP_SECONDS, _exit_now)
+            watchdog.daemon = True
+            watchdog.start()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         await serve(build_application(config), stop)
 
     try:

@@ -5,8 +5,8 @@ their handlers have finished: a crash in between loses them. Here getUpdates is 
 our own offset, and the offset only moves past updates that are already committed to the
 `inbox` table; the Application then handles them from its update queue as usual, and each
 is marked handled when its handler returns. At start-up, stored updates not yet handled are
-handled first. Taps skip the queue: a tap must be answered within seconds, whatever backlog
-of group messages waits.
+handled first. Taps skip the queue (and the store's wait): a tap must be answered within
+seconds, whatever backlog of group messages waits and however busy the database is.
 """
 
 from __future__ import annotations
@@ -91,6 +91,12 @@ class Inbox:
             backoff = 1.0
             if not updates:
                 continue
+            # A tap is handled at once, even before it is stored (the database may be busy):
+            # until it is stored the offset does not move, so Telegram would deliver it
+            # again after a crash, and handling it twice changes nothing.
+            for update in updates:
+                if update.callback_query is not None:
+                    await self._dispatch(update, update.update_id)
             # Stored first: only then may the next getUpdates confirm them to Telegram.
             await self.services.repo.store_updates(
                 [(u.update_id, json.dumps(u.to_dict(), ensure_ascii=False)) for u in updates],
@@ -108,10 +114,13 @@ class Inbox:
         if message is not None:
             self.services.outbox.saw(message.chat_id, message.message_id)
         if update.callback_query is not None:
-            # Taps first: never behind a backlog of group messages.
+            # Taps first: never behind a backlog of group messages, nor waiting for one of
+            # the processor's slots (do_process_update is the processor's work without its
+            # semaphore).
             processor = self.app.update_processor
             self.app.create_task(
-                processor.process_update(update, self.app.process_update(update)), update=update
+                processor.do_process_update(update, self.app.process_update(update)),
+                update=update,
             )
         else:
             await self.app.update_queue.put(update)

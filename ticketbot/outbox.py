@@ -67,7 +67,10 @@ class Pacer:
         """Seconds until a call may go; 0 when it may go now (and it is counted)."""
         now = time.monotonic()
         waits = [self._paused.get(chat_id or 0, 0) - now]
-        waits.append(_window_wait(self._global, self.global_limit, 1.0, now))
+        # Deletions leave a fifth of the bot's budget to messages: a flood of them never
+        # holds up a card.
+        limit = self.global_limit if charged else max(self.global_limit * 4 // 5, 1)
+        waits.append(_window_wait(self._global, limit, 1.0, now))
         group = None
         if charged and chat_id is not None and chat_id < 0:
             group = self._group.setdefault(chat_id, deque())

@@ -144,7 +144,9 @@ class Repository:
             private_file(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
-            await conn.execute("PRAGMA busy_timeout = 10000")
+            # Another process (a backup, a second reader) may hold the write lock a while:
+            # wait rather than lose a tap; the tap is answered meanwhile (handlers.py).
+            await conn.execute("PRAGMA busy_timeout = 60000")
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
@@ -585,19 +587,21 @@ class Repository:
             )
 
     async def _combine_refusal(self, e: Effect) -> bool:
-        """A refusal to a person who already has one waiting: that one now says the newest
-        problems and counts one message more (SPEC §3 "Floods and faults")."""
+        """A refusal to a person who already has one waiting for its minute: that one now
+        says the newest problems and counts one message more (SPEC §3 "Floods and
+        faults"). One that is due or on its way is left alone."""
         cur = await self._conn.execute(
-            "UPDATE outbox SET text = ?, reply_to = ?, refused = refused + 1,"
-            " generation = generation + 1 WHERE person_id = ? AND status = 'pending'"
-            " AND kind = 'send'",
-            (e.text, e.reply_to, e.person_id),
+            "UPDATE outbox SET text = ?, reply_to = ?, refused = refused + 1"
+            " WHERE person_id = ? AND status = 'pending' AND kind = 'send'"
+            " AND next_attempt_at > ?",
+            (e.text, e.reply_to, e.person_id, to_db_time(datetime.now(UTC))),
         )
         return cur.rowcount > 0
 
     async def _next_reply_slot(self, person_id: int, stamp: str) -> str:
+        """At most one refusal a minute to one person: a minute after the last one."""
         async with self._conn.execute(
-            "SELECT max(done_at) FROM outbox WHERE person_id = ?", (person_id,)
+            "SELECT max(next_attempt_at) FROM outbox WHERE person_id = ?", (person_id,)
         ) as cur:
             row = await cur.fetchone()
         last = from_db_time(row[0] if row else None)
@@ -651,7 +655,8 @@ class Repository:
         async with self._write() as conn:
             cur = await conn.execute(
                 "UPDATE outbox SET status = 'done', done_at = ?, message_id = coalesce(?,"
-                " message_id), probe_from = NULL WHERE id = ? AND generation = ?",
+                " message_id), probe_from = NULL WHERE id = ? AND (generation = ?"
+                " OR kind != 'card' AND kind != 'summary')",
                 (to_db_time(now), message_id, item.id, item.generation),
             )
             if cur.rowcount == 0:

@@ -64,6 +64,7 @@ class ApiCall:
     description: str | None = None
     injected: bool = False
     result: Any = None
+    at: float = field(default_factory=time.monotonic)  # when Telegram received it
 
 
 @dataclass
