@@ -329,6 +329,12 @@ class Office:
         if press.press == Press.CONFIRM_BATCH:
             return await self._confirm_batch(press.target_id, actor, chat_id, message_id)
         ticket = await self.repo.get_ticket(press.target_id)
+        lost = ticket is not None and ticket.card_message_id is None
+        if lost and ticket is not None and chat_id == ticket.chat_id and message_id is not None:
+            # The card is in the group but its post's answer was lost (a crash, a timeout):
+            # the tap says where it is.
+            await self.repo.set_card_message(ticket.id, message_id)
+            ticket = await self.repo.get_ticket(ticket.id)
         if ticket is None or (ticket.chat_id, ticket.card_message_id) != (chat_id, message_id):
             return Invalid()
         assert actor.user_id is not None
@@ -361,6 +367,11 @@ class Office:
     ) -> PressOutcome:
         """The summary's "DWH" button: the central admin confirmed the whole batch."""
         batch = await self.repo.get_batch(batch_id)
+        lost = batch is not None and batch.summary_message_id is None
+        if lost and batch is not None and chat_id == self.group_id and message_id is not None:
+            # Its post's answer was lost: the tap says where it is.
+            await self.repo.set_batch_summary(batch.id, message_id)
+            batch = await self.repo.get_batch(batch.id)
         if batch is None or chat_id != self.group_id or batch.summary_message_id != message_id:
             return Invalid()
         assert actor.user_id is not None

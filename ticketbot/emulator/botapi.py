@@ -331,6 +331,13 @@ class FakeBotApi:
         Telegram: the bot's read timeout may give up before the answer)."""
         self._delays.append((method, seconds))
 
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 30) -> None:
+        """Wait until `condition` holds; it is checked after every call the bot makes (for a
+        bot in another process: what it did is only seen here)."""
+        assert self._changed is not None
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(condition)
+
     async def wait_for_call(self, method: str, count: int = 1, timeout: float = 20) -> ApiCall:
         """Wait until `method` has succeeded `count` times (for a bot in another process)."""
         assert self._changed is not None
