@@ -32,6 +32,9 @@ MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
 MAX_ANSWER_TEXT = 200
 CALLBACK_ANSWER_WINDOW = 15.0
+# Calls charged to a group's message budget (group_limit).
+CHARGED = frozenset({"sendMessage", "editMessageText", "editMessageReplyMarkup", "sendPhoto",
+                     "sendDocument", "copyMessage", "forwardMessage"})  # fmt: skip
 COMMAND = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 JSON_FIELDS = {"reply_markup", "reply_parameters", "commands", "scope", "link_preview_options",
                "entities", "allowed_updates"}  # fmt: skip
@@ -405,7 +408,9 @@ class FakeBotApi:
         return web.json_response({"ok": True, "result": result})
 
     def _check_rate(self, method: str, params: dict[str, Any]) -> None:
-        if self.group_limit is None or method in ("getUpdates", "answerCallbackQuery"):
+        """Telegram's group limit is on messages: what is posted or edited. Deletions and
+        callback answers are not charged."""
+        if self.group_limit is None or method not in CHARGED:
             return
         chat_id = params.get("chat_id")
         if chat_id is None or int(chat_id) >= 0:

@@ -1,0 +1,80 @@
+"""Benchmark: the group under Telegram's real budget. Prints numbers, asserts nothing.
+
+    .venv/bin/python benchmarks/bench_telegram.py [--burst 100]
+
+- tap -> answer while the group's message budget is spent (a backlog of cards waiting);
+- a burst of N intakes, carded against the physical floor: Telegram lets a group receive
+  20 messages a minute, so N cards need at least (N - 20) / 20 minutes after the first 20.
+The fake Bot API enforces that limit (429 past it) and counts what the bot sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import form
+from ticketbot.emulator.simulation import GROUP_ID, KASI, STAF, Simulation
+
+GROUP_PER_MINUTE = 20
+
+
+def nik(i: int) -> str:
+    return f"127301{(i % 28) + 1:02d}0685{i + 1:04d}"
+
+
+def cards(sim: Simulation) -> list[int]:
+    return [
+        m.message_id for m in sim.api.visible(GROUP_ID)
+        if m.from_id == sim.api.bot_id and (m.text or "").startswith("📋 <b>Tiket #")
+    ]  # fmt: skip
+
+
+async def run(burst: int) -> None:
+    settings = {"telegram__group_messages_per_minute": GROUP_PER_MINUTE}
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Simulation(Path(tmp), settings=settings) as sim:
+            sim.api.group_limit = (GROUP_PER_MINUTE, 60.0)  # Telegram's own rule
+            await sim.say(STAF, form(nik=nik(burst), lembaga="Bank awal"))
+            first_card = cards(sim)[0]
+            started = time.monotonic()
+            for i in range(burst):
+                await sim.api.post(STAF.user_id, GROUP_ID, form(nik=nik(i), lembaga=f"B {i}"))
+            # Taps while the cards of the burst wait for the group's budget.
+            answers = []
+            for _ in range(20):
+                pressed = time.monotonic()
+                data = sim.api.button_data(GROUP_ID, first_card, "NIK")
+                _, query = await sim.api.press(KASI.user_id, GROUP_ID, first_card, data)
+                call = await sim.api.wait_for_call(
+                    "answerCallbackQuery", len(sim.api.calls_of("answerCallbackQuery")) + 1
+                )
+                answers.append(call.at - pressed)
+                await asyncio.sleep(0.5)
+            ms = sorted(a * 1000 for a in answers)
+            print(f"tap -> answer under backlog   n={len(ms)} p50={statistics.median(ms):.0f} ms"
+                  f"  p95={ms[int(len(ms) * 0.95) - 1]:.0f} ms  max={ms[-1]:.0f} ms")  # fmt: skip
+            await sim.api.wait_until(lambda: len(cards(sim)) >= burst + 1, timeout=burst * 6)
+            elapsed = time.monotonic() - started
+            floor = max(burst + 1 - GROUP_PER_MINUTE, 0) / GROUP_PER_MINUTE * 60
+            throttled = len([c for c in sim.api.calls if c.status == 429])
+            print(f"burst of {burst} intakes carded  {elapsed:.0f} s; floor {floor:.0f} s;"
+                  f" ratio {elapsed / floor if floor else 0:.2f}; 429s from Telegram: {throttled}")
+            sim.api.calls[:] = [c for c in sim.api.calls if c.status != 429]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", type=int, default=100, help="intakes in the burst")
+    asyncio.run(run(parser.parse_args().burst))
+
+
+if __name__ == "__main__":
+    main()
