@@ -64,3 +64,24 @@ async def sim(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[S
         ]
         assert simulation.api.unanswered_callbacks() == []
         assert_no_full_numbers(simulation)
+
+
+def always_open_config(path: Path, base_url: str, smtp_port: int, smtp_extra: str = "") -> Path:
+    """A config for a real `ticketbot run` subprocess: the simulated office's people, and
+    every day a working day all day (that process runs on the real clock)."""
+    from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF
+
+    path.write_text(
+        '[office]\nname = "Disdukcapil Kota Sibolga"\n'
+        f'[telegram]\nbase_url = "{base_url}"\ngroup_id = {GROUP_ID}\n'
+        "group_messages_per_minute = 600\n"
+        f"[roles]\nkasi = [{KASI.user_id}]\nadb = [{ADB.user_id}]\nstaf = [{STAF.user_id}]\n"
+        '[database]\npath = "office.sqlite3"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n{smtp_extra}'
+        'from = "Disdukcapil <disdukcapil@example.go.id>"\n'
+        '[recap]\nto = ["admin-dwh@example.go.id"]\ntime = "23:59"\n'
+        '[calendar]\nworkdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
+        'work_hours = "00:00-23:59"\npublic_holidays = ""\n'
+    )
+    path.chmod(0o600)
+    return path

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import form
+from tests.conftest import always_open_config, form
 from ticketbot.config import load_config
 from ticketbot.emulator.botapi import ApiCall, FakeBotApi
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STRANGER
@@ -92,20 +92,7 @@ async def office(tmp_path: Path) -> AsyncIterator[Office_]:
     smtp = SmtpSink()
     await smtp.start()
     config = tmp_path / "config.toml"
-    config.write_text(
-        '[office]\nname = "Disdukcapil Kota Sibolga"\n'
-        f'[telegram]\nbase_url = "{api.base_url}"\ngroup_id = {GROUP_ID}\n'
-        "group_messages_per_minute = 600\n"
-        f"[roles]\nkasi = [{KASI.user_id}]\nadb = [{ADB.user_id}]\nstaf = [{STAF.user_id}]\n"
-        '[database]\npath = "office.sqlite3"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
-        'from = "Disdukcapil <disdukcapil@example.go.id>"\n'
-        '[recap]\nto = ["admin-dwh@example.go.id"]\ntime = "23:59"\n'
-        # Every day a working day, all day: the real clock runs in the subprocess.
-        '[calendar]\nworkdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
-        'work_hours = "00:00-23:59"\npublic_holidays = ""\n'
-    )
-    config.chmod(0o600)
+    always_open_config(config, api.base_url, smtp.port)
     o = Office_(tmp_path, api, smtp, config)
     try:
         yield o

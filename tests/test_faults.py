@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VALID_FORM, form
+from tests.conftest import VALID_FORM, always_open_config, form
 from ticketbot.emulator.botapi import FakeBotApi
 from ticketbot.emulator.simulation import (
     ADB,
@@ -188,18 +188,7 @@ async def test_stalled_mail_server_and_locked_database_never_hold_a_tap_or_sigte
 ) -> None:
     smtp, port = await silent_smtp()
     config = tmp_path / "config.toml"
-    config.write_text(
-        '[office]\nname = "Disdukcapil Kota Sibolga"\n'
-        f'[telegram]\nbase_url = "{api.base_url}"\ngroup_id = {GROUP_ID}\n'
-        "group_messages_per_minute = 600\n"
-        f"[roles]\nkasi = [{KASI.user_id}]\nadb = [{ADB.user_id}]\nstaf = [{STAF.user_id}]\n"
-        '[database]\npath = "office.sqlite3"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout_seconds = 5\n'
-        'from = "Disdukcapil <disdukcapil@example.go.id>"\n'
-        '[recap]\nto = ["admin-dwh@example.go.id"]\ntime = "23:59"\n'
-        '[calendar]\nworkdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
-        'work_hours = "00:00-23:59"\npublic_holidays = ""\n'
-    )
+    always_open_config(config, api.base_url, port, "timeout_seconds = 5\n")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ticketbot", "run", "--config", str(config),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
