@@ -40,6 +40,8 @@ CREATE TABLE outbox (
 CREATE UNIQUE INDEX outbox_one_pending ON outbox (key) WHERE status = 'pending';
 CREATE UNIQUE INDEX outbox_send_once ON outbox (key) WHERE kind = 'send';
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
+CREATE INDEX outbox_done ON outbox (done_at) WHERE status != 'pending';
+CREATE INDEX inbox_handled ON inbox (handled_at);
 CREATE INDEX outbox_person ON outbox (person_id, next_attempt_at) WHERE person_id IS NOT NULL;
 
 -- Where the intake message of a ticket is: a replayed update finds its ticket again, and

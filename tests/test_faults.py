@@ -231,3 +231,18 @@ async def test_stalled_mail_server_and_locked_database_never_hold_a_tap_or_sigte
             process.kill()
             await process.wait()
         smtp.close()
+
+
+async def test_delivered_effects_and_handled_updates_are_pruned_after_a_week(
+    sim: Simulation,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    await sim.say(STAF, VALID_FORM)
+    repo = sim.office.repo
+    assert await repo.prune_delivered(datetime.now(UTC) - timedelta(days=7)) == (0, 0)
+    effects, updates = await repo.prune_delivered(datetime.now(UTC) + timedelta(seconds=1))
+    assert effects == 2  # the card and the deletion of the intake
+    assert updates == 0  # the newest update stays: it holds the offset
+    assert await repo.pending_effects() == 0
+    assert await repo.last_update_id() is not None

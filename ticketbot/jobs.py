@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram.ext import Application
@@ -10,6 +12,8 @@ from ticketbot import group
 from ticketbot.services import Context, services_of
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
+KEEP_DELIVERED = timedelta(days=7)
+log = logging.getLogger(__name__)
 
 
 def schedule_jobs(app: AnyApp) -> None:
@@ -29,6 +33,11 @@ def schedule_jobs(app: AnyApp) -> None:
     app.job_queue.run_repeating(
         on_recap_job, interval=60, first=1, name="recap-tick",
         job_kwargs={"misfire_grace_time": 60, "coalesce": True},
+    )  # fmt: skip
+    # Delivered effects and handled updates are kept a week, then forgotten.
+    app.job_queue.run_repeating(
+        on_prune_job, interval=3600, first=30, name="prune",
+        job_kwargs={"coalesce": True},
     )  # fmt: skip
     # Cards say TERLAMBAT once their step's deadline passes.
     app.job_queue.run_repeating(
@@ -55,3 +64,10 @@ async def on_recap_job(context: Context) -> None:
 
 async def on_overdue_job(context: Context) -> None:
     await sweep_overdue(context.application)
+
+
+async def on_prune_job(context: Context) -> None:
+    repo = services_of(context.application).repo
+    effects, updates = await repo.prune_delivered(datetime.now(UTC) - KEEP_DELIVERED)
+    if effects or updates:
+        log.info("pruned %s delivered effects and %s handled updates", effects, updates)

@@ -733,6 +733,21 @@ class Repository:
                 (to_db_time(now), update_id),
             )
 
+    async def prune_delivered(self, before: datetime) -> tuple[int, int]:
+        """Forget delivered effects and handled updates older than `before` (they carry
+        personal data and their work is done). Returns (effects, updates) removed."""
+        stamp = to_db_time(before)
+        async with self._write() as conn:
+            effects = await conn.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND done_at < ?", (stamp,)
+            )
+            updates = await conn.execute(
+                "DELETE FROM inbox WHERE handled_at IS NOT NULL AND handled_at < ?"
+                " AND update_id < (SELECT max(update_id) FROM inbox)",  # keeps the offset
+                (stamp,),
+            )
+        return effects.rowcount, updates.rowcount
+
     # -- settings -------------------------------------------------------------------------
 
     async def setting(self, key: str) -> str | None:
