@@ -22,6 +22,7 @@ from ticketbot.domain.lifecycle import (
     Clock,
     State,
     Unit,
+    transition_for,
 )
 from ticketbot.emulator.simulation import Simulation
 from ticketbot.paths import MIGRATIONS_DIR
@@ -103,10 +104,21 @@ async def test_every_state_reads_deadline_turn_buttons_and_rank_from_the_table(
             for b in row
             if b.data
         ]
+        direct = {
+            Action.VERIFY: cb.Press.VERIFY,
+            Action.CANCEL: cb.Press.CANCEL,
+            Action.SYNC_AT_KONSOLIDASI: cb.Press.SYNC,
+            Action.CONFIRM_DWH: cb.Press.CONFIRM_DWH,
+            Action.INFORM: cb.Press.INFORM,
+        }
+        with_reason = {
+            Action.REJECT: cb.Press.REJECT_MENU,
+            Action.CANCEL: cb.Press.CANCEL_MENU,
+            Action.RETURN_TO_KASI: cb.Press.RETURN_MENU,
+            Action.RESYNC: cb.Press.RESYNC_MENU,
+        }
         wanted = [
-            {Action.VERIFY: cb.Press.VERIFY, Action.REJECT: cb.Press.REJECT_MENU,
-             Action.CANCEL: cb.Press.CANCEL, Action.SYNC_AT_KONSOLIDASI: cb.Press.SYNC,
-             Action.CONFIRM_DWH: cb.Press.CONFIRM_DWH, Action.INFORM: cb.Press.INFORM}[a]
+            (with_reason if transition_for(a, state).needs_reason else direct)[a]  # type: ignore[union-attr]
             for a in step.actions
         ] + ([cb.Press.VIEW_NIK] if step.is_open else [])  # fmt: skip
         assert pressed == wanted, state

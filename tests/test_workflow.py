@@ -55,7 +55,13 @@ async def test_happy_path_through_every_button(sim: Simulation) -> None:
     text = card_text(sim, card)
     assert "Diverifikasi oleh Rina Kasi" in text and "Giliran: Budi ADB" not in text
     assert "Batas sinkronisasi ADB: Rab 25 Nov 09:03" in text
-    assert labels(sim, card) == ["🔄 Sinkron di Konsolidasi", "🔎 NIK"]
+    # SPEC §2: the ADB may send it back to the Kasi, the Kasi may cancel it (with a reason).
+    assert labels(sim, card) == [
+        "🔄 Sinkron di Konsolidasi",
+        "↩️ Kembalikan ke Kasi",
+        "🚫 Batal",
+        "🔎 NIK",
+    ]
 
     sim.clock.advance(hours=2)
     await sim.tap(ADB, card, "Konsolidasi")

@@ -17,7 +17,10 @@ MAX_BYTES = 64
 class Press(StrEnum):
     VERIFY = "v"
     REJECT_MENU = "t"  # "Tolak": show the reasons
-    REJECT_REASON = "r"  # a preset reason, n = its index
+    RETURN_MENU = "m"  # "Kembalikan" (to the Kasi): show the reasons
+    CANCEL_MENU = "c"  # "Batal" on a verified ticket: show the reasons
+    RESYNC_MENU = "u"  # "Ulang": show the reasons
+    REJECT_REASON = "r"  # a preset reason of the open menu, n = its index
     REJECT_BACK = "x"  # back from the reasons to the card
     CANCEL = "b"
     SYNC = "k"

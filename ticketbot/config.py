@@ -57,7 +57,7 @@ SCHEMA: dict[str, frozenset[str]] = {
     ),
     "sla": frozenset({"kasi_minutes", "adb_workdays", "inform_minutes"}),
     "privacy": frozenset({"delete_intake", "retention_days"}),
-    "reject": frozenset({"reasons"}),
+    "reject": frozenset({"reasons", "return_reasons", "cancel_reasons", "resync_reasons"}),
     "lembaga": frozenset({"known"}),
 }
 SPECIAL_KEYS = frozenset({"from", "to", "hours", "open_on"})
@@ -71,6 +71,21 @@ DEFAULT_LEMBAGA: dict[str, list[str]] = {
     "Direktorat Jenderal Pajak": ["djp", "pajak", "kantor pajak", "npwp"],
     "Kemensos DTKS": ["dtks", "kemensos", "bansos", "pkh"],
 }
+DEFAULT_RETURN_REASONS = [
+    "Salinan KK tidak sesuai data SIAK",
+    "NIK belum diverifikasi dengan dokumen",
+    "Data perlu diperbaiki di loket",
+]
+DEFAULT_CANCEL_REASONS = [
+    "Permohonan dicabut pemohon",
+    "Sudah ditangani di luar tiket ini",
+    "Tiket salah input",
+]
+DEFAULT_RESYNC_REASONS = [
+    "DWH masih belum membaca NIK",
+    "Lembaga masih menolak NIK",
+    "Konfirmasi admin DWH: sinkron gagal",
+]
 DEFAULT_REJECT_REASONS = [
     "NIK tidak ditemukan di database SIAK",
     "Data pemohon tidak sesuai dokumen",
@@ -162,6 +177,8 @@ class Config:
     delete_intake: bool
     lembaga: LembagaCatalog
     reject_reasons: tuple[str, ...]
+    # Preset reasons of the other exception paths, by action (Kembalikan, Batal, Ulang).
+    other_reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     kadis: frozenset[int] = frozenset()
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     report_to: tuple[str, ...] = ()
@@ -170,6 +187,10 @@ class Config:
 
     def roles_of(self, user_id: int) -> frozenset[Role]:
         return frozenset(role for role, ids in self.roles.items() if user_id in ids)
+
+    def reasons_for(self, action: str) -> tuple[str, ...]:
+        """The preset reasons offered as buttons when `action` needs one."""
+        return self.reject_reasons if action == "reject" else self.other_reasons.get(action, ())
 
 
 class ConfigError(Exception):
@@ -585,6 +606,11 @@ def parse_config(
         delete_intake=r.boolean("privacy.delete_intake", True),
         lembaga=_lembaga(r),
         reject_reasons=tuple(r.strings("reject.reasons", DEFAULT_REJECT_REASONS)),
+        other_reasons={
+            "return_to_kasi": tuple(r.strings("reject.return_reasons", DEFAULT_RETURN_REASONS)),
+            "cancel": tuple(r.strings("reject.cancel_reasons", DEFAULT_CANCEL_REASONS)),
+            "resync": tuple(r.strings("reject.resync_reasons", DEFAULT_RESYNC_REASONS)),
+        },
         kadis=_user_ids(r, "roles.kadis"),
         reminders=reminders,
         report_to=_emails(r, "report.to", required=False),

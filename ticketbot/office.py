@@ -25,6 +25,7 @@ from ticketbot.domain.lifecycle import (
     Transition,
     may_perform,
     may_view_nik,
+    transition_for,
 )
 from ticketbot.domain.privacy import (
     ascii_digits,
@@ -46,15 +47,20 @@ from ticketbot.records import (
 )
 from ticketbot.repository import Repository
 
-# Not transitions, but recorded: the Kasi opened or closed the reason menu of "Tolak".
-REJECT_MENU, REJECT_BACK = "reject_menu", "reject_back"
-# Every ticket button and the action it asks for (VIEW_NIK and CONFIRM_BATCH are not
-# transitions of the pressed ticket and are handled before this table is read).
+# Not transitions, but recorded: somebody opened ("<action>_menu") or closed
+# ("<action>_back") the reasons of an action that needs one ("reject_menu", …).
+MENU, BACK = "_menu", "_back"
+# The buttons that open the reasons of an action.
+MENU_PRESSES = {
+    Press.REJECT_MENU: Action.REJECT,
+    Press.RETURN_MENU: Action.RETURN_TO_KASI,
+    Press.CANCEL_MENU: Action.CANCEL,
+    Press.RESYNC_MENU: Action.RESYNC,
+}
+# Every other ticket button and the action it asks for (VIEW_NIK and CONFIRM_BATCH are not
+# transitions of the pressed ticket; a reason and "back" belong to the open menu).
 PRESS_ACTIONS = {
     Press.VERIFY: Action.VERIFY,
-    Press.REJECT_MENU: Action.REJECT,
-    Press.REJECT_REASON: Action.REJECT,
-    Press.REJECT_BACK: Action.REJECT,
     Press.CANCEL: Action.CANCEL,
     Press.SYNC: Action.SYNC_AT_KONSOLIDASI,
     Press.CONFIRM_DWH: Action.CONFIRM_DWH,
@@ -113,6 +119,7 @@ class Applied:
 class ReasonMenu:
     ticket: Ticket
     opened: bool  # False: closed again ("Kembali")
+    action: Action = Action.REJECT
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,9 @@ class CardFacts:
     turn: list[Person]
     due: datetime | None
     left_minutes: float  # work minutes to the deadline; negative once overdue
-    choosing_reason: bool
+    menu: Action | None  # the action whose reasons are shown on the card
+    earlier: list[Ticket] = field(default_factory=list)  # rejected/cancelled before
+    earlier_reasons: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -286,13 +295,16 @@ class Office:
         events = await self.repo.events_for(ticket.id)
         due = self.due(ticket)
         left = self.config.calendar.work_minutes_between(self.clock(), due) if due else 0.0
+        earlier = await self.repo.closed_before(ticket)
         return CardFacts(
             ticket=ticket,
             events=events,
             turn=await self.turn(ticket),
             due=due,
             left_minutes=left,
-            choosing_reason=ticket.state == State.NEW and _reject_menu_open(events),
+            menu=_open_menu(events, ticket.state),
+            earlier=earlier,
+            earlier_reasons={t.id: await self.repo.closing_reason(t.id) or "" for t in earlier},
         )
 
     async def turn(self, ticket: Ticket) -> list[Person]:
@@ -341,25 +353,37 @@ class Office:
         roles = self.config.roles_of(actor.user_id)
         if press.press == Press.VIEW_NIK:
             return await self._view_nik(ticket, actor, roles)
-        action = PRESS_ACTIONS[press.press]
+        events = await self.repo.events_for(ticket.id)
+        if press.press in MENU_PRESSES:
+            action = MENU_PRESSES[press.press]
+        elif press.press in (Press.REJECT_REASON, Press.REJECT_BACK):
+            menu = _open_menu(events, ticket.state)
+            if menu is None:
+                return Invalid()  # a reason button of a menu that is closed
+            action = menu
+        else:
+            action = PRESS_ACTIONS[press.press]
         decision = may_perform(
             action, ticket.state, roles, is_opener=actor.user_id == ticket.opened_by
         )
         if not isinstance(decision, Transition):
             return await self._refused(ticket, action, decision)
-        if press.press in (Press.REJECT_MENU, Press.REJECT_BACK):
-            opened = press.press == Press.REJECT_MENU
-            kind = REJECT_MENU if opened else REJECT_BACK
+        if press.press in MENU_PRESSES or press.press == Press.REJECT_BACK:
+            opened = press.press != Press.REJECT_BACK
+            kind = f"{action.value}{MENU if opened else BACK}"
             await self.repo.record_event(
                 ticket.id, actor, kind, self.clock(), effects=[card_effect(ticket.id)]
             )
-            return ReasonMenu(ticket, opened)
+            return ReasonMenu(ticket, opened, action)
         detail = None
         if press.press == Press.REJECT_REASON:
+            reasons = self.config.reasons_for(action.value)
             assert press.index is not None
-            if press.index >= len(self.config.reject_reasons):
+            if press.index >= len(reasons):
                 return Invalid()
-            detail = self.config.reject_reasons[press.index]
+            detail = reasons[press.index]
+        elif decision.needs_reason:
+            return Invalid()  # forged: this action only ends with a reason
         return await self._apply(ticket, decision, actor, detail)
 
     async def _confirm_batch(
@@ -425,16 +449,19 @@ class Office:
     async def reply_to_card(
         self, chat_id: int, card_message_id: int, actor: Actor, text: str
     ) -> PressOutcome | None:
-        """A reply to a card whose reason menu is open rejects the ticket with that text."""
+        """A reply to a card whose reasons are shown ends that action with the reply as
+        its reason ("Tolak", "Kembalikan", "Batal", "Ulang")."""
         ticket = await self.repo.ticket_by_card(chat_id, card_message_id)
-        if ticket is None or ticket.state != State.NEW:
+        if ticket is None:
             return None
-        if not _reject_menu_open(await self.repo.events_for(ticket.id)):
+        menu = _open_menu(await self.repo.events_for(ticket.id), ticket.state)
+        if menu is None:
             return None
         assert actor.user_id is not None
         decision = may_perform(
-            Action.REJECT, ticket.state, self.config.roles_of(actor.user_id), is_opener=False
-        )
+            menu, ticket.state, self.config.roles_of(actor.user_id),
+            is_opener=actor.user_id == ticket.opened_by,
+        )  # fmt: skip
         if not isinstance(decision, Transition):
             return None
         reason = clean_text(text)
@@ -501,10 +528,13 @@ class Office:
         return found
 
 
-def _reject_menu_open(events: list[Event]) -> bool:
+def _open_menu(events: list[Event], state: State) -> Action | None:
+    """The action whose reasons are shown: the last menu opened since the ticket last moved,
+    if it can still happen in `state`."""
     for e in reversed(events):
-        if e.action == REJECT_MENU:
-            return True
-        if e.action == REJECT_BACK or e.to_state is not None:
-            return False
-    return False
+        if e.to_state is not None or e.action.endswith(BACK):
+            return None
+        if e.action.endswith(MENU):
+            action = Action(e.action.removesuffix(MENU))
+            return action if transition_for(action, state) is not None else None
+    return None

@@ -223,7 +223,9 @@ class RecapDesk:
         rows = []
         tz = self.config.calendar.tz
         for t in tickets:
-            done = {e.action: e for e in await self.repo.events_for(t.id) if e.to_state}
+            events = await self.repo.events_for(t.id)
+            # The latest of each step: after an "Ulang" the ticket was synced again.
+            done = {e.action: e for e in events if e.to_state}
             opened, verified, synced = (
                 done.get(a.value) for a in (Action.OPEN, Action.VERIFY, Action.SYNC_AT_KONSOLIDASI)
             )
@@ -233,6 +235,7 @@ class RecapDesk:
                 opened_at=_at(opened, tz), opened_by=opened.actor_name if opened else "",
                 verified_at=_at(verified, tz), verified_by=verified.actor_name if verified else "",
                 synced_at=_at(synced, tz), synced_by=synced.actor_name if synced else "",
+                repeat=Action.RESYNC.value in done,
             ))  # fmt: skip
         return rows
 

@@ -266,6 +266,26 @@ class Repository:
             row = await cur.fetchone()
         return _ticket(row) if row else None
 
+    async def closed_before(self, ticket: Ticket, limit: int = 3) -> list[Ticket]:
+        """Earlier tickets for the same NIK and lembaga that were rejected or cancelled."""
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? AND lembaga_key = ?"
+            " AND id < ? AND state IN ('rejected', 'closed_rejected', 'cancelled')"
+            " ORDER BY id DESC LIMIT ?",
+            (ticket.nik, ticket.lembaga_key, ticket.id, limit),
+        ) as cur:
+            return [_ticket(r) for r in await cur.fetchall()]
+
+    async def closing_reason(self, ticket_id: int) -> str | None:
+        """The reason recorded with a ticket's last step (a rejection, a cancellation)."""
+        async with self._conn.execute(
+            "SELECT detail FROM events WHERE ticket_id = ? AND to_state IS NOT NULL"
+            " AND to_state IN ('rejected', 'cancelled') ORDER BY id DESC LIMIT 1",
+            (ticket_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return row[0] if row and isinstance(row[0], str) else None
+
     async def tickets_by_nik(self, nik: str) -> list[Ticket]:
         async with self._conn.execute(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? ORDER BY id DESC", (nik,)
@@ -312,9 +332,11 @@ class Repository:
         async with self._write() as conn:
             step = STEP_SINCE_SQL[STEPS[transition.target].clock]
             reason = ":detail" if transition.action == Action.REJECT else "reject_reason"
+            batch = "NULL" if transition.leaves_batch else "batch_id"
             cur = await conn.execute(
                 f"UPDATE tickets SET state = :target, state_since = :stamp, step_since = {step},"
-                f" reject_reason = {reason} WHERE id = :id AND state = :source",
+                f" reject_reason = {reason}, batch_id = {batch}"
+                " WHERE id = :id AND state = :source",
                 {"target": transition.target.value, "stamp": stamp, "id": ticket_id,
                  "source": transition.source.value, "detail": detail},
             )  # fmt: skip

@@ -12,7 +12,15 @@ from urllib.parse import quote
 from ticketbot import callback_data as cb
 from ticketbot.callback_data import Press
 from ticketbot.config import Config
-from ticketbot.domain.lifecycle import STEPS, TRANSITIONS, Action, Refusal, Role, State
+from ticketbot.domain.lifecycle import (
+    STEPS,
+    TRANSITIONS,
+    Action,
+    Refusal,
+    Role,
+    State,
+    transition_for,
+)
 from ticketbot.domain.privacy import redact_numbers
 from ticketbot.domain.validation import region_warnings
 from ticketbot.office import (
@@ -56,7 +64,8 @@ class CardView:
     buttons: tuple[tuple[Button, ...], ...]
 
 
-# The button each offered action shows (SPEC §3's words are in answers.txt).
+# The button each offered action shows (SPEC §3's words are in answers.txt), and the one it
+# shows where the action needs a reason (it opens the reasons).
 ACTION_BUTTONS: dict[Action, tuple[str, Press]] = {
     Action.VERIFY: ("button_verify", Press.VERIFY),
     Action.REJECT: ("button_reject", Press.REJECT_MENU),
@@ -64,7 +73,16 @@ ACTION_BUTTONS: dict[Action, tuple[str, Press]] = {
     Action.SYNC_AT_KONSOLIDASI: ("button_sync", Press.SYNC),
     Action.CONFIRM_DWH: ("button_dwh", Press.CONFIRM_DWH),
     Action.INFORM: ("button_inform", Press.INFORM),
+    Action.RETURN_TO_KASI: ("button_return", Press.RETURN_MENU),
+    Action.RESYNC: ("button_resync", Press.RESYNC_MENU),
 }
+REASON_MENUS: dict[Action, Press] = {
+    Action.REJECT: Press.REJECT_MENU,
+    Action.RETURN_TO_KASI: Press.RETURN_MENU,
+    Action.CANCEL: Press.CANCEL_MENU,
+    Action.RESYNC: Press.RESYNC_MENU,
+}
+REASONED = frozenset(t.action.value for t in TRANSITIONS if t.needs_reason)
 
 
 @dataclass
@@ -87,9 +105,15 @@ class Views:
                     "at": e.at,
                     "label": self.texts.label("actions", e.action),
                     "actor_name": e.actor_name,
+                    # A rejection's reason has its own line on the card.
+                    "reason": e.detail if e.action in REASONED - {"reject"} else None,
                 }
                 for e in facts.events
                 if e.to_state is not None
+            ],
+            earlier=[
+                {"id": old.id, "state": old.state, "reason": facts.earlier_reasons.get(old.id)}
+                for old in facts.earlier
             ],
             deadline=facts.due,
             step=self.texts.label("steps", t.state),
@@ -97,19 +121,25 @@ class Views:
             overdue_minutes=-facts.left_minutes if overdue else 0,
             waiting_dwh=t.state == State.SENT_TO_DWH,
             turn=self.turn(facts.turn),
-            choosing_reason=facts.choosing_reason,
+            choosing_reason=facts.menu is not None,
+            menu=self.texts.label("reasons_of", facts.menu) if facts.menu else "",
         )
-        return CardView(text, self.buttons(t, choosing=facts.choosing_reason))
+        return CardView(text, self.buttons(t, menu=facts.menu))
 
-    def buttons(self, t: Ticket, *, choosing: bool) -> tuple[tuple[Button, ...], ...]:
-        """The step's actions from the table of steps, two to a row, then "NIK"."""
+    def buttons(
+        self, t: Ticket, *, menu: Action | None = None, choosing: bool = False
+    ) -> tuple[tuple[Button, ...], ...]:
+        """The step's actions from the table of steps, two to a row, then "NIK"; or the
+        reasons of the action whose menu is open."""
         a = self.texts.answer
         nik = Button(a("button_nik"), cb.encode(Press.VIEW_NIK, t.id))
-        if choosing:
+        if choosing and menu is None:
+            menu = Action.REJECT
+        if menu is not None:
             reasons = tuple(
                 (Button(a("button_reason", n=i + 1, reason=r)[:BUTTON_LABEL_LIMIT],
                         cb.encode(Press.REJECT_REASON, t.id, i)),)
-                for i, r in enumerate(self.config.reject_reasons)
+                for i, r in enumerate(self.config.reasons_for(menu.value))
             )  # fmt: skip
             return (*reasons, (Button(a("button_back"), cb.encode(Press.REJECT_BACK, t.id)),))
         step = STEPS[t.state]
@@ -120,6 +150,9 @@ class Views:
             if action == Action.INFORM:  # the resident is told by WhatsApp first
                 offered.append(Button(a("button_whatsapp"), url=self.whatsapp_url(t)))
             label, press = ACTION_BUTTONS[action]
+            transition = transition_for(action, t.state)
+            if transition is not None and transition.needs_reason:
+                press = REASON_MENUS[action]
             offered.append(Button(a(label), cb.encode(press, t.id)))
         rows = [tuple(offered[i : i + 2]) for i in range(0, len(offered), 2)]
         if rows and len(rows[-1]) == 1 and len(rows) > 1:
@@ -182,8 +215,9 @@ class Views:
             case Applied(ticket=t, action=action):
                 label = _sentence_case(self.texts.label("actions", action))
                 return a("done", ticket_id=t.id, action_label=label), False
-            case ReasonMenu(ticket=t, opened=opened):
-                return a("choose_reason" if opened else "back", ticket_id=t.id), False
+            case ReasonMenu(ticket=t, opened=opened, action=action):
+                what = self.texts.label("reasons_of", action)
+                return a("choose_reason" if opened else "back", ticket_id=t.id, what=what), False
             case BatchConfirmed(confirmed=confirmed):
                 return a("batch_confirmed", count=len(confirmed)), False
             case NikShown(ticket=t):
@@ -199,16 +233,19 @@ class Views:
     def _refusal(self, refused: Refused) -> str:
         a, t = self.texts.answer, refused.ticket
         if refused.refusal == Refusal.NOT_ALLOWED:
-            return self.not_allowed(refused.action)
+            return self.not_allowed(refused.action, t.state)
         if refused.refusal == Refusal.CLOSED:
             return a("closed", ticket_id=t.id, state_label=self.texts.label("states", t.state))
         return self.already(t, refused.last)
 
-    def not_allowed(self, action: Action | None) -> str:
-        """'Tombol ini hanya untuk …': the roles (and the opener) that may do `action`."""
+    def not_allowed(self, action: Action | None, state: State | None = None) -> str:
+        """'Tombol ini hanya untuk …': the roles (and the opener) that may do `action` (in
+        `state`, where it can happen there)."""
         if action is None:
             return self.texts.answer("not_allowed", roles=[""], opener=False)
         transitions = [t for t in TRANSITIONS if t.action == action]
+        here = [t for t in transitions if t.source == state]
+        transitions = here or transitions
         roles = sorted({r for t in transitions for r in t.roles}, key=list(Role).index)
         opener = any(t.opener_may for t in transitions)
         return self.texts.answer("not_allowed", roles=[r.value for r in roles], opener=opener)

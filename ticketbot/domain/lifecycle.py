@@ -45,6 +45,8 @@ class Action(StrEnum):
     CONFIRM_DWH = "confirm_dwh"
     INFORM = "inform"
     VIEW_NIK = "view_nik"
+    RETURN_TO_KASI = "return_to_kasi"  # "Kembalikan": the ADB sends it back, with a reason
+    RESYNC = "resync"  # "Ulang": the DWH still cannot read it; sync again, with a reason
 
 
 class Clock(StrEnum):
@@ -97,14 +99,16 @@ STEPS: dict[State, Step] = {
              clock=Clock.START, actions=(Action.VERIFY, Action.REJECT, Action.CANCEL),
              queue_rank=0),
         Step(State.VERIFIED, sop_step=4, turn=ADB, turn_opener=False, standard=ADB_STANDARD,
-             clock=Clock.START, actions=(Action.SYNC_AT_KONSOLIDASI,), queue_rank=1),
+             clock=Clock.START,
+             actions=(Action.SYNC_AT_KONSOLIDASI, Action.RETURN_TO_KASI, Action.CANCEL),
+             queue_rank=1),
         # The ADB's working day runs from verification until the recap leaves: syncing
         # keeps its clock; the recap machine, not a person, moves it on.
         Step(State.SYNCED, sop_step=4, turn=NOBODY, turn_opener=False, standard=ADB_STANDARD,
              clock=Clock.KEEP, actions=(), queue_rank=2),
         # Waiting on the central DWH admin, outside the office: no clock runs.
         Step(State.SENT_TO_DWH, sop_step=4, turn=ADB, turn_opener=False, standard=None,
-             clock=Clock.STOP, actions=(Action.CONFIRM_DWH,), queue_rank=3),
+             clock=Clock.STOP, actions=(Action.CONFIRM_DWH, Action.RESYNC), queue_rank=3),
         Step(State.READY_TO_INFORM, sop_step=5, turn=NOBODY, turn_opener=True,
              standard=INFORM_STANDARD, clock=Clock.START, actions=(Action.INFORM,),
              queue_rank=4),
@@ -133,13 +137,32 @@ class Transition:
     target: State
     roles: frozenset[Role]  # empty: only the system (the recap sender) performs it
     opener_may: bool = False
+    needs_reason: bool = False  # ends only with a recorded reason (a preset or typed one)
+    leaves_batch: bool = False  # the ticket travels in a later recap again
 
 
 TRANSITIONS: tuple[Transition, ...] = (
     Transition(Action.VERIFY, State.NEW, State.VERIFIED, frozenset({Role.KASI})),
-    Transition(Action.REJECT, State.NEW, State.REJECTED, frozenset({Role.KASI})),
+    Transition(
+        Action.REJECT, State.NEW, State.REJECTED, frozenset({Role.KASI}), needs_reason=True
+    ),
     Transition(Action.CANCEL, State.NEW, State.CANCELLED, frozenset({Role.KASI}), opener_may=True),
     Transition(Action.SYNC_AT_KONSOLIDASI, State.VERIFIED, State.SYNCED, frozenset({Role.ADB})),
+    # The exception paths (SPEC §2): part of the procedure, each with a recorded reason.
+    Transition(
+        Action.RETURN_TO_KASI, State.VERIFIED, State.NEW, frozenset({Role.ADB}), needs_reason=True
+    ),
+    Transition(
+        Action.CANCEL, State.VERIFIED, State.CANCELLED, frozenset({Role.KASI}), needs_reason=True
+    ),
+    Transition(
+        Action.RESYNC,
+        State.SENT_TO_DWH,
+        State.VERIFIED,
+        frozenset({Role.ADB}),
+        needs_reason=True,
+        leaves_batch=True,
+    ),
     Transition(Action.SEND_TO_DWH, State.SYNCED, State.SENT_TO_DWH, frozenset()),
     Transition(
         Action.CONFIRM_DWH, State.SENT_TO_DWH, State.READY_TO_INFORM, frozenset({Role.ADB})
