@@ -16,9 +16,11 @@ CREATE INDEX inbox_unhandled ON inbox (update_id) WHERE handled_at IS NULL;
 --                   one pending row per card; `generation` counts requests while pending)
 --   delete:         delete message `message_id` in `chat_id`
 --   send:           post `text` in `chat_id` (as a reply to `reply_to`), once per `key`
+--   ping:           tell the people whose turn ticket `target_id` now is (a new message,
+--                   replying to the card; the previous ping of the ticket is deleted)
 CREATE TABLE outbox (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind             TEXT NOT NULL CHECK (kind IN ('card', 'summary', 'delete', 'send')),
+    kind             TEXT NOT NULL CHECK (kind IN ('card', 'summary', 'delete', 'send', 'ping')),
     key              TEXT NOT NULL,
     chat_id          INTEGER,
     message_id       INTEGER,
@@ -52,3 +54,8 @@ CREATE UNIQUE INDEX tickets_intake ON tickets (intake_chat_id, intake_message_id
     WHERE intake_message_id IS NOT NULL;
 -- Replying to a card finds its ticket by an index, not a scan.
 CREATE INDEX tickets_card ON tickets (chat_id, card_message_id);
+
+-- The ticket's current turn ping (SPEC §3 "Whose turn it is"); tickets pinged together
+-- share one message.
+ALTER TABLE tickets ADD COLUMN ping_message_id INTEGER;
+CREATE INDEX tickets_ping ON tickets (ping_message_id) WHERE ping_message_id IS NOT NULL;

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ticketbot.emulator.botapi import ApiCall
 from ticketbot.emulator.simulation import Simulation
 
 VALID_FORM = (
@@ -37,6 +38,11 @@ def form(**fields: str) -> str:
         if value:
             out.append(f"{label}: {value}")
     return "\n".join(out)
+
+
+def not_pings(calls: list[ApiCall]) -> list[ApiCall]:
+    """Messages the bot sent, less its turn pings (SPEC §3 "Whose turn it is")."""
+    return [c for c in calls if not str(c.params.get("text", "")).startswith("🔔")]
 
 
 FULL_NUMBER = re.compile(r"(?<!\d)\d{16}(?!\d)")

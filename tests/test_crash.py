@@ -223,6 +223,10 @@ async def test_kill_9_at_the_hard_moments_of_an_office_day(office: Office_) -> N
                         api.button_data(GROUP_ID, cards[t], "Diinformasikan"))  # fmt: skip
     await api.wait_until(lambda: all("Selesai" in (api.message(GROUP_ID, c).plain or "")
                             for c in cards.values()))  # fmt: skip
+    # Every turn is over: no ping stands in the group (they go a few seconds after the turn).
+    await api.wait_until(lambda: not [m for m in api.visible(GROUP_ID)
+                                      if m.from_id == api.bot_id
+                                      and (m.text or "").startswith("🔔")])  # fmt: skip
     await o.stop()
     assert o.process is not None and o.process.returncode == 0, o.logs[-1]
     assert len(o.smtp.received) == 1  # exactly once, whatever died when

@@ -242,7 +242,7 @@ async def test_delivered_effects_and_handled_updates_are_pruned_after_a_week(
     repo = sim.office.repo
     assert await repo.prune_delivered(datetime.now(UTC) - timedelta(days=7)) == (0, 0)
     effects, updates = await repo.prune_delivered(datetime.now(UTC) + timedelta(seconds=1))
-    assert effects == 2  # the card and the deletion of the intake
+    assert effects == 3  # the card, the Kasi's turn ping and the deletion of the intake
     assert updates == 0  # the newest update stays: it holds the offset
     assert await repo.pending_effects() == 0
     assert await repo.last_update_id() is not None

@@ -448,7 +448,9 @@ async def test_supergroup_upgrade_is_followed_and_survives_a_restart(sim: Simula
     await sim.say(STAF, VALID_FORM)
     card = sim.last_bot_message().message_id
     await sim.api.migrate_group(GROUP_ID, NEW_GROUP)
-    await sim.api.wait_for_call("sendMessage", 2)
+    await sim.api.wait_until(
+        lambda: any("supergrup" in (m.plain or "") for m in sim.api.visible(NEW_GROUP))
+    )
     told = [m for m in sim.api.visible(NEW_GROUP) if "supergrup" in (m.plain or "")]
     assert len(told) == 1 and f"group_id = {NEW_GROUP}" in (told[0].plain or "")
     # Work goes on in the new group: an old card's button, and a new intake.

@@ -369,7 +369,11 @@ async def test_a_whole_office_day_at_debug_logs_no_nik_kk_or_phone(tmp_path: Pat
                                      kk="1273-0101-0109-0004", lembaga="Bank"))  # fmt: skip
             await sim.say(STAF, form(hp="0631 21799"))  # invalid: refused
             await sim.say(STAF, form(keterangan=f"NIK lain {FORMATS['full-width']}"))
-            first, second = 2, 4
+            first, second = (
+                t.card_message_id
+                for t in [await sim.office.repo.get_ticket(i) for i in (1, 2)]
+                if t is not None
+            )
             for card in (first, second):
                 await sim.tap(KASI, card, "NIK")
                 await sim.tap(KASI, card, "Verifikasi")

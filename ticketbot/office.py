@@ -43,6 +43,7 @@ from ticketbot.records import (
     Ticket,
     card_effect,
     delete_effect,
+    ping_effect,
     summary_effect,
 )
 from ticketbot.repository import Repository
@@ -278,7 +279,7 @@ class Office:
             return FormRefused(result.errors, result.warnings)
 
         def effects(ticket_id: int) -> list[Effect]:
-            implied = [card_effect(ticket_id)]
+            implied = [card_effect(ticket_id), ping_effect(ticket_id)]
             if remove_message and message_id is not None:
                 implied.append(delete_effect(chat_id, message_id))
             return implied
@@ -407,8 +408,9 @@ class Office:
                 return Refused(ticket, Refusal.NOT_ALLOWED, Action.CONFIRM_DWH)
             if isinstance(decision, Transition):
                 outcome = await self.repo.apply(
-                    ticket.id, decision, actor, self.clock(), None, [card_effect(ticket.id)]
-                )
+                    ticket.id, decision, actor, self.clock(), None,
+                    [card_effect(ticket.id), ping_effect(ticket.id)],
+                )  # fmt: skip
                 if outcome.applied:
                     confirmed.append(ticket.id)
         await self.repo.enqueue([summary_effect(batch.id)], self.clock())
@@ -417,8 +419,9 @@ class Office:
     async def _apply(
         self, ticket: Ticket, transition: Transition, actor: Actor, detail: str | None
     ) -> PressOutcome:
-        # The transition and what it implies in the group commit together.
-        implied = [card_effect(ticket.id)]
+        # The transition and what it implies in the group commit together: the card, and a
+        # ping to whoever's turn it now is (Telegram does not notify on edits).
+        implied = [card_effect(ticket.id), ping_effect(ticket.id)]
         outcome = await self.repo.apply(
             ticket.id, transition, actor, self.clock(), detail, implied
         )

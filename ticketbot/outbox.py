@@ -36,7 +36,8 @@ from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
 
-MESSAGE_KINDS = ("card", "summary", "send")
+MESSAGE_KINDS = ("card", "summary", "send", "ping")
+PING_GROUP = 20  # tickets one ping message may name
 DELETE_KINDS = ("delete",)
 PROBE_SPAN = 30  # how many message ids after the intent a lost post is looked for in
 PROBE_MISSING = 3  # missing ids in a row that end the search
@@ -212,6 +213,8 @@ class OutboxWorker:
             elif item.kind == "send":
                 await self.pacer.acquire(chat, charged=True)
                 await self._send(item)
+            elif item.kind == "ping":
+                await self._ping(item)
             else:
                 await self._place(item)
         except RetryAfter as error:
@@ -260,6 +263,48 @@ class OutboxWorker:
         sent = await telegram_io.send(self.bot, item.chat_id, CardView(text, ()), item.reply_to)
         self.saw(item.chat_id, sent.message_id)
         await self.services.repo.effect_done(item, utcnow(), sent.message_id)
+
+    async def _ping(self, item: OutboxItem) -> None:
+        """Turn pings: Telegram does not notify on edits, so whose turn it is gets a new short
+        message replying to the card, naming them by a clickable mention. Pings due now for
+        the same people go as one message; a ticket's previous ping is taken back."""
+        s = self.services
+        assert item.target_id is not None
+        ticket = await s.repo.get_ticket(item.target_id)
+        if ticket is None:
+            await s.repo.effect_failed(item, utcnow(), "no such ticket")
+            return
+        people = await s.office.turn(ticket)
+        who = sorted(p.user_id for p in people)
+        items, tickets = [item], [ticket]
+        if who:
+            # Those due within the gathering window go now, with this one.
+            for other in await s.repo.due_pings(utcnow() + s.repo.ping_gather):
+                if other.id == item.id or other.target_id is None or len(items) >= PING_GROUP:
+                    continue
+                t = await s.repo.get_ticket(other.target_id)
+                if (
+                    t is not None
+                    and t.chat_id == ticket.chat_id
+                    and sorted(p.user_id for p in await s.office.turn(t)) == who
+                ):
+                    items.append(other)
+                    tickets.append(t)
+        ids = {t.id for t in tickets}
+        for old in {t.ping_message_id for t in tickets if t.ping_message_id}:
+            if await s.repo.ping_sharers(old) <= ids:  # nobody else still needs it
+                await self.pacer.acquire(ticket.chat_id, charged=False)
+                await telegram_io.delete(self.bot, ticket.chat_id, old)
+        posted = None
+        if who:
+            await self.pacer.acquire(ticket.chat_id, charged=True)
+            view = CardView(s.views.ping(tickets, people), ())
+            sent = await telegram_io.send(self.bot, ticket.chat_id, view, ticket.card_message_id)
+            self.saw(ticket.chat_id, sent.message_id)
+            posted = sent.message_id
+        await s.repo.set_ping(sorted(ids), posted)
+        for done in items:
+            await s.repo.effect_done(done, utcnow(), posted)
 
     async def _place(self, item: OutboxItem) -> None:
         """A card or a recap summary: render it now, then edit it where it is, or post it

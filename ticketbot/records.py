@@ -40,6 +40,7 @@ class Ticket:
     chat_id: int
     card_message_id: int | None
     batch_id: int | None = None
+    ping_message_id: int | None = None  # the turn ping now standing for this ticket
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,11 @@ class Effect:
 
 def card_effect(ticket_id: int) -> Effect:
     return Effect("card", f"card:{ticket_id}", target_id=ticket_id)
+
+
+def ping_effect(ticket_id: int) -> Effect:
+    """Tell whoever's turn it now is (and take back the ticket's previous ping)."""
+    return Effect("ping", f"ping:{ticket_id}", target_id=ticket_id)
 
 
 def summary_effect(batch_id: int) -> Effect:

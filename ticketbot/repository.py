@@ -76,7 +76,7 @@ def _batch(row: Any) -> Batch:
 TICKET_COLUMNS = (
     "id, nik, kk, lembaga, lembaga_key, phone, nama, keterangan, photo_file_id, state, "
     "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id, "
-    "batch_id"
+    "batch_id, ping_message_id"
 )
 BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
@@ -86,13 +86,14 @@ OUTBOX_COLUMNS = (
     "id, kind, key, chat_id, message_id, target_id, text, reply_to, person_id, refused,"
     " generation, probe_from, attempts"
 )
-REFUSAL_GAP = timedelta(minutes=1)  # at most one refusal reply a minute to one person
+REFUSAL_GAP = timedelta(minutes=1)
+PING_GATHER = timedelta(seconds=3)  # at most one refusal reply a minute to one person
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
 
 
 def _ticket(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
-     state_since, step_since, reason, chat_id, card, batch_id) = row  # fmt: skip
+     state_since, step_since, reason, chat_id, card, batch_id, ping) = row  # fmt: skip
     return Ticket(
         id=int(id_),
         nik=str(nik),
@@ -112,6 +113,7 @@ def _ticket(row: Any) -> Ticket:
         chat_id=int(chat_id),
         card_message_id=card if isinstance(card, int) else None,
         batch_id=batch_id if isinstance(batch_id, int) else None,
+        ping_message_id=ping if isinstance(ping, int) else None,
     )
 
 
@@ -137,6 +139,7 @@ class Repository:
         self._enqueued = False
         # Called after a transaction that queued effects commits (wakes the outbox worker).
         self.on_enqueue: Callable[[], None] = lambda: None
+        self.ping_gather = PING_GATHER
 
     @classmethod
     async def open(cls, path: Path, *, migrate: bool = True) -> Repository:
@@ -305,6 +308,27 @@ class Repository:
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE card_message_id IS NULL ORDER BY id"
         ) as cur:
             return [_ticket(r) for r in await cur.fetchall()]
+
+    async def set_ping(self, ticket_ids: Sequence[int], message_id: int | None) -> None:
+        async with self._write() as conn:
+            await conn.executemany(
+                "UPDATE tickets SET ping_message_id = ? WHERE id = ?",
+                [(message_id, i) for i in ticket_ids],
+            )
+
+    async def ping_sharers(self, message_id: int) -> set[int]:
+        async with self._conn.execute(
+            "SELECT id FROM tickets WHERE ping_message_id = ?", (message_id,)
+        ) as cur:
+            return {int(r[0]) for r in await cur.fetchall()}
+
+    async def due_pings(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        async with self._conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND kind = 'ping'"
+            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (to_db_time(now), limit),
+        ) as cur:
+            return [OutboxItem(*r) for r in await cur.fetchall()]
 
     async def set_card_message(self, ticket_id: int, message_id: int) -> None:
         async with self._write() as conn:
@@ -594,10 +618,13 @@ class Repository:
                 continue
             if e.person_id is not None:
                 values["due"] = await self._next_reply_slot(e.person_id, stamp)
+            if e.kind == "ping":
+                # Pings falling in the same few seconds for the same people go as one.
+                values["due"] = to_db_time(datetime.now(UTC) + self.ping_gather)
             conflict = (
                 "ON CONFLICT (key) WHERE status = 'pending' DO UPDATE SET"
                 " generation = generation + 1"
-                if e.kind in ("card", "summary")
+                if e.kind in ("card", "summary", "ping")
                 else "ON CONFLICT DO NOTHING"
             )
             await self._conn.execute(

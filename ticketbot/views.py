@@ -309,6 +309,13 @@ class Views:
 
         return fit_message(render, facts.total)
 
+    def ping(self, tickets: list[Ticket], people: list[Person]) -> str:
+        """The turn ping: the people by clickable mention, the tickets, the step."""
+        return self.texts.render(
+            "telegram/ping.html", people=self.turn(people), tickets=tickets,
+            step=self.texts.label("queue", tickets[0].state),
+        )  # fmt: skip
+
     def turn(self, people: list[Person]) -> list[Person]:
         """Whose turn it is, each named (by the role's title when the bot never saw them)."""
         return [Person(p.user_id, p.name or self.texts.label("roles", p.role), p.role)

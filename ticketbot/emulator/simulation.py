@@ -25,6 +25,7 @@ from ticketbot.recap import RecapDesk
 from ticketbot.services import App, Services, services_of
 
 GROUP_ID = -1001234567890
+PING_MARK = "🔔"  # how a turn ping begins (templates/telegram/ping.html)
 TZ = ZoneInfo("Asia/Jakarta")
 
 
@@ -94,6 +95,7 @@ class Simulation:
     settings: Mapping[str, Any] = field(default_factory=dict)
     api: FakeBotApi = field(default_factory=FakeBotApi)
     smtp: SmtpSink = field(default_factory=SmtpSink)
+    ping_gather: float = 0.0  # seconds turn pings wait to be combined (production: 3)
 
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
@@ -130,6 +132,8 @@ class Simulation:
         # Jobs run on the simulated clock, by hand (run_jobs), never on the wall clock.
         assert self.app.job_queue is not None
         self.app.job_queue.scheduler.pause()
+        # Turn pings wait a few seconds to be combined; here only if a test asks.
+        self.services.repo.ping_gather = timedelta(seconds=self.ping_gather)
 
     async def run_jobs(self) -> None:
         """What the scheduled jobs do, now, on the simulated clock."""
@@ -223,4 +227,12 @@ class Simulation:
         return self.api.message(GROUP_ID, message_id)
 
     def last_bot_message(self) -> StoredMessage:
-        return [m for m in self.api.visible(GROUP_ID) if m.from_id == self.api.bot_id][-1]
+        """The bot's newest message in the group that is not a turn ping (a card, a reply)."""
+        return [m for m in self._bot_messages() if not m.text or m.text[:1] != PING_MARK][-1]
+
+    def pings(self) -> list[StoredMessage]:
+        """The bot's turn pings standing in the group."""
+        return [m for m in self._bot_messages() if (m.text or "")[:1] == PING_MARK]
+
+    def _bot_messages(self) -> list[StoredMessage]:
+        return [m for m in self.api.visible(GROUP_ID) if m.from_id == self.api.bot_id]
