@@ -152,3 +152,28 @@ async def test_a_new_ticket_says_when_the_same_request_was_rejected_before(
     assert again != card
     text = card_text(sim, again)
     assert "pernah ditolak: #1 — NIK tidak ditemukan di database SIAK" in text
+
+
+async def test_foto_goes_privately_protected_and_is_recorded(sim: Simulation) -> None:
+    await sim.say(STAF, VALID_FORM, photo=True)
+    card = sim.last_bot_message().message_id
+    assert "🖼 Foto" in labels(sim, card)
+    # No private chat with the bot yet: a pop-up says how.
+    q = await sim.tap(KASI, card, "Foto")
+    answer = sim.answer_to(q)
+    assert answer["show_alert"] is True and "chat pribadi" in answer["text"]
+    refused = [c for c in sim.api.errors if c.method == "sendPhoto"]
+    assert [c.status for c in refused] == [403]
+    sim.api.calls.remove(refused[0])
+    # After /start in a private chat: the photo arrives there, protected, without the NIK.
+    await sim.say(KASI, "/start", chat_id=KASI.user_id)
+    q = await sim.tap(KASI, card, "Foto")
+    assert "dikirim ke chat pribadi" in sim.answer_to(q)["text"]
+    [sent] = [
+        m for m in sim.api.messages.values() if m.chat_id == KASI.user_id and m.photo_file_id
+    ]
+    ticket = await sim.office.repo.get_ticket(1)
+    assert ticket is not None and sent.photo_file_id == ticket.photo_file_id
+    assert sent.protected and "1273014506850001" not in (sent.plain or "")
+    views = [e for e in await sim.office.repo.events_for(1) if e.action == "view_photo"]
+    assert [e.actor_id for e in views] == [KASI.user_id, KASI.user_id]

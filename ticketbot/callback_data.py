@@ -27,6 +27,7 @@ class Press(StrEnum):
     CONFIRM_DWH = "d"
     INFORM = "i"
     VIEW_NIK = "n"
+    VIEW_PHOTO = "f"  # "Foto": the KK/KTP-el photo, sent to the presser privately
     CONFIRM_BATCH = "D"  # id is a recap batch, not a ticket
 
 

@@ -13,7 +13,7 @@ from telegram.constants import MessageEntityType
 from ticketbot import callback_data, group, telegram_io
 from ticketbot.domain.lifecycle import Role
 from ticketbot.domain.privacy import carries_full_number, clean_text, clip_utf16, redact_numbers
-from ticketbot.office import FormRefused, Opened, ReasonHasNumber
+from ticketbot.office import FormRefused, Opened, PhotoShown, ReasonHasNumber
 from ticketbot.recap import NewsKind
 from ticketbot.records import Actor
 from ticketbot.services import Context, Services
@@ -110,7 +110,14 @@ async def on_button(update: Update, context: Context) -> None:
         return
     # The answer goes straight out (never behind group messages); what the tap changed in
     # the group was queued with the change itself.
-    text, alert = s.views.answer(decision.result())
+    outcome = decision.result()
+    text, alert = s.views.answer(outcome)
+    if isinstance(outcome, PhotoShown) and outcome.ticket.photo_file_id:
+        caption = s.texts.answer("photo_caption", ticket_id=outcome.ticket.id)
+        if not await telegram_io.send_photo_privately(
+            context.bot, outcome.user_id, outcome.ticket.photo_file_id, caption
+        ):
+            text, alert = s.texts.answer("photo_start_first"), True
     await telegram_io.answer(query, text, alert=alert)
 
 

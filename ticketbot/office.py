@@ -135,6 +135,14 @@ class NikShown:
 
 
 @dataclass(frozen=True)
+class PhotoShown:
+    """The presser may see the intake photo: it goes to their private chat (recorded)."""
+
+    ticket: Ticket
+    user_id: int
+
+
+@dataclass(frozen=True)
 class Refused:
     ticket: Ticket
     refusal: Refusal
@@ -153,7 +161,14 @@ class Invalid:
 
 
 PressOutcome = (
-    Applied | ReasonMenu | BatchConfirmed | NikShown | Refused | ReasonHasNumber | Invalid
+    Applied
+    | ReasonMenu
+    | BatchConfirmed
+    | NikShown
+    | PhotoShown
+    | Refused
+    | ReasonHasNumber
+    | Invalid
 )
 
 
@@ -352,8 +367,10 @@ class Office:
             return Invalid()
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)
-        if press.press == Press.VIEW_NIK:
-            return await self._view_nik(ticket, actor, roles)
+        if press.press in (Press.VIEW_NIK, Press.VIEW_PHOTO):
+            return await self._view_nik(
+                ticket, actor, roles, photo=press.press == Press.VIEW_PHOTO
+            )
         events = await self.repo.events_for(ticket.id)
         if press.press in MENU_PRESSES:
             action = MENU_PRESSES[press.press]
@@ -432,14 +449,20 @@ class Office:
         return Applied(outcome.ticket, transition.action)
 
     async def _view_nik(
-        self, ticket: Ticket, actor: Actor, roles: frozenset[Role]
+        self, ticket: Ticket, actor: Actor, roles: frozenset[Role], *, photo: bool = False
     ) -> PressOutcome:
+        """The full NIK/KK (a pop-up) or the intake photo (a private message), to office
+        staff only, while the ticket is open; every view is recorded."""
         if not may_view_nik(ticket.state, roles):
             if roles:
                 return Refused(ticket, Refusal.CLOSED, Action.VIEW_NIK)
             return Refused(ticket, Refusal.NOT_ALLOWED, None)
-        await self.repo.record_event(ticket.id, actor, Action.VIEW_NIK, self.clock())
-        return NikShown(ticket)
+        if photo and ticket.photo_file_id is None:
+            return Invalid()
+        assert actor.user_id is not None
+        kind = Action.VIEW_PHOTO if photo else Action.VIEW_NIK
+        await self.repo.record_event(ticket.id, actor, kind, self.clock())
+        return PhotoShown(ticket, actor.user_id) if photo else NikShown(ticket)
 
     async def _refused(self, ticket: Ticket, action: Action, refusal: Refusal) -> Refused:
         last = None

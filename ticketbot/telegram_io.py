@@ -22,7 +22,7 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from ticketbot.domain.privacy import redact_numbers
 from ticketbot.views import CardView
@@ -101,6 +101,17 @@ async def answer(query: CallbackQuery, text: str, *, alert: bool = False) -> Non
         await query.answer(text[:200], show_alert=alert)
     except TelegramError as error:
         log.warning("callback query not answered: %s", error.message)
+
+
+async def send_photo_privately(bot: Bot, user_id: int, file_id: str, caption: str) -> bool:
+    """The intake photo to one person's private chat, protected from forwarding and saving.
+    False when Telegram refuses (the person never started a chat with the bot)."""
+    try:
+        await bot.send_photo(user_id, file_id, caption=caption, protect_content=True)
+    except (Forbidden, BadRequest) as error:
+        log.info("photo not sent privately: %s", error.message)
+        return False
+    return True
 
 
 async def delete(bot: Bot, chat_id: int, message_id: int) -> bool:

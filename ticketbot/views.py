@@ -35,6 +35,7 @@ from ticketbot.office import (
     Invalid,
     NikShown,
     Person,
+    PhotoShown,
     PressOutcome,
     QueueFacts,
     ReasonHasNumber,
@@ -159,6 +160,12 @@ class Views:
             rows[-1] = (*rows[-1], nik)
         else:
             rows.append((nik,))
+        if t.photo_file_id:
+            photo = Button(a("button_photo"), cb.encode(Press.VIEW_PHOTO, t.id))
+            if len(rows[-1]) < 2:
+                rows[-1] = (*rows[-1], photo)
+            else:
+                rows.append((photo,))
         return tuple(rows)
 
     def whatsapp_url(self, t: Ticket) -> str:
@@ -222,6 +229,8 @@ class Views:
                 return a("batch_confirmed", count=len(confirmed)), False
             case NikShown(ticket=t):
                 return a("nik", ticket_id=t.id, nik=t.nik, kk=t.kk), True
+            case PhotoShown(ticket=t):
+                return a("photo_sent", ticket_id=t.id), False
             case Refused():
                 return self._refusal(outcome), False
             case ReasonHasNumber():

@@ -45,6 +45,7 @@ class Action(StrEnum):
     CONFIRM_DWH = "confirm_dwh"
     INFORM = "inform"
     VIEW_NIK = "view_nik"
+    VIEW_PHOTO = "view_photo"
     RETURN_TO_KASI = "return_to_kasi"  # "Kembalikan": the ADB sends it back, with a reason
     RESYNC = "resync"  # "Ulang": the DWH still cannot read it; sync again, with a reason
 

@@ -84,6 +84,7 @@ class StoredMessage:
     reply_to: int | None = None
     deleted: bool = False
     edits: int = 0
+    protected: bool = False  # protect_content: no forwarding, no saving
 
 
 @dataclass
@@ -113,6 +114,7 @@ class FakeBotApi:
     calls: list[ApiCall] = field(default_factory=list)
     messages: dict[tuple[int, int], StoredMessage] = field(default_factory=dict)
     commands: list[dict[str, str]] = field(default_factory=list)
+    started: set[int] = field(default_factory=set)  # users who opened a private chat
 
     def __post_init__(self) -> None:
         # (method, condition, action): run once, right after Telegram has done the call and
@@ -264,6 +266,8 @@ class FakeBotApi:
             photo_file_id=f"AgACAgUAAxkBAAI{next(self._photo_ids):08d}" if photo else None,
         )  # fmt: skip
         self.messages[(chat_id, m.message_id)] = m
+        if chat_id == user_id:
+            self.started.add(user_id)  # a private chat with the bot is open from now on
         update_id = await self._push({"message": self._message_dict(m)})
         return update_id, m.message_id
 
@@ -606,6 +610,24 @@ class FakeBotApi:
         m.deleted = True
         return True
 
+    async def _api_sendPhoto(self, params: dict[str, Any]) -> Any:
+        chat_id = self._chat(params)
+        if chat_id > 0 and chat_id not in self.started:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+        photo = params.get("photo")
+        if not isinstance(photo, str) or not photo.startswith("AgAC"):
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        caption = params.get("caption") or ""
+        if caption:
+            self._text(params, "caption", MAX_CAPTION)
+        m = StoredMessage(
+            chat_id=chat_id, message_id=self._new_message_id(chat_id), from_id=self.bot_id,
+            date=int(time.time()), text=caption or None, plain=caption or None,
+            photo_file_id=photo, protected=bool(params.get("protect_content")),
+        )  # fmt: skip
+        self.messages[(chat_id, m.message_id)] = m
+        return self._message_dict(m)
+
     async def _api_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
         record = self._callbacks.get(str(params.get("callback_query_id")))
         invalid = "query is too old and response timeout expired or query ID is invalid"
@@ -644,7 +666,7 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
                 params[key] = json.loads(params[key])
             except json.JSONDecodeError:
                 params[key] = None
-    for key in ("disable_notification", "show_alert", "drop_pending_updates"):
+    for key in ("disable_notification", "show_alert", "drop_pending_updates", "protect_content"):
         if isinstance(params.get(key), str):
             params[key] = params[key] == "true"
     return params
