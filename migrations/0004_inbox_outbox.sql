@@ -59,3 +59,13 @@ CREATE INDEX tickets_card ON tickets (chat_id, card_message_id);
 -- share one message.
 ALTER TABLE tickets ADD COLUMN ping_message_id INTEGER;
 CREATE INDEX tickets_ping ON tickets (ping_message_id) WHERE ping_message_id IS NOT NULL;
+
+-- Reminders and chases (SPEC §3): how often a ticket's overdue step (key "ticket:N", about
+-- its deadline) or an unconfirmed recap batch ("batch:N") has been reminded, and when, so a
+-- restart neither repeats nor skips one.
+CREATE TABLE reminders (
+    key        TEXT PRIMARY KEY,
+    about      TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    last_at    TEXT NOT NULL
+);

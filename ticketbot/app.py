@@ -33,6 +33,7 @@ from ticketbot.office import Office
 from ticketbot.outbox import OutboxWorker, Pacer
 from ticketbot.recap import RecapDesk
 from ticketbot.records import card_effect
+from ticketbot.reminders import ReminderDesk
 from ticketbot.repository import Repository
 from ticketbot.services import App, BotData, Services
 from ticketbot.texts import Texts
@@ -90,9 +91,11 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
         texts = Texts(config.office.timezone)
         office = Office(config, repo, clock)
         tg = config.telegram
+        views = Views(config, texts)
         s = Services(
             config=config, repo=repo, office=office,
-            desk=RecapDesk(config, repo, texts, clock), views=Views(config, texts),
+            desk=RecapDesk(config, repo, texts, clock), views=views,
+            reminders=ReminderDesk(config, repo, office, views, clock),
             texts=texts, group_filter=group,
             outbox=OutboxWorker(app.bot, None, Pacer(tg.group_messages_per_minute,
                                                       tg.messages_per_second)),

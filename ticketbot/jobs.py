@@ -34,6 +34,12 @@ def schedule_jobs(app: AnyApp) -> None:
         on_recap_job, interval=60, first=1, name="recap-tick",
         job_kwargs={"misfire_grace_time": 60, "coalesce": True},
     )  # fmt: skip
+    # Overdue steps, unconfirmed recaps and the morning summary: every minute, the rules and
+    # their memory are the reminder desk's (reminders.py).
+    app.job_queue.run_repeating(
+        on_reminder_job, interval=60, first=10, name="reminders",
+        job_kwargs={"coalesce": True},
+    )  # fmt: skip
     # Delivered effects and handled updates are kept a week, then forgotten.
     app.job_queue.run_repeating(
         on_prune_job, interval=3600, first=30, name="prune",
@@ -71,3 +77,7 @@ async def on_prune_job(context: Context) -> None:
     effects, updates = await repo.prune_delivered(datetime.now(UTC) - KEEP_DELIVERED)
     if effects or updates:
         log.info("pruned %s delivered effects and %s handled updates", effects, updates)
+
+
+async def on_reminder_job(context: Context) -> None:
+    await services_of(context.application).reminders.tick()

@@ -332,6 +332,12 @@ class Office:
         names = await self.repo.names_of(i for i, _ in pairs)
         return [Person(i, names.get(i), role) for i, role in pairs]
 
+    async def people_of(self, role: Role | str) -> list[Person]:
+        """Everyone in a role (a `Role`, or "kadis"), named as the bot last saw them."""
+        ids = sorted(self.config.kadis if role == "kadis" else self.config.roles[Role(role)])
+        names = await self.repo.names_of(ids)
+        return [Person(i, names.get(i), str(role)) for i in ids]
+
     def due(self, ticket: Ticket) -> datetime | None:
         return deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
 

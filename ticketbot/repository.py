@@ -797,6 +797,38 @@ class Repository:
             )
         return effects.rowcount, updates.rowcount
 
+    # -- reminders -----------------------------------------------------------------------
+
+    async def reminder_state(self) -> dict[str, tuple[str, int, datetime]]:
+        """key -> (about, count, last reminded) for everything reminded so far."""
+        async with self._conn.execute("SELECT key, about, count, last_at FROM reminders") as cur:
+            return {
+                str(r[0]): (str(r[1]), int(r[2]), datetime.fromisoformat(str(r[3])))
+                for r in await cur.fetchall()
+            }
+
+    async def record_reminders(
+        self, records: Sequence[tuple[str, str, int]], now: datetime, effects: Sequence[Effect]
+    ) -> None:
+        """A round's reminders and the record of them, in one transaction."""
+        async with self._write() as conn:
+            await conn.executemany(
+                "INSERT INTO reminders (key, about, count, last_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET about = excluded.about,"
+                " count = excluded.count, last_at = excluded.last_at",
+                [(key, about, n, now.isoformat()) for key, about, n in records],
+            )
+            await self._enqueue(effects)
+
+    async def unconfirmed_batches(self) -> list[tuple[Batch, int]]:
+        """Sent recap batches with tickets the ADB has not confirmed yet, and how many."""
+        async with self._conn.execute(
+            f"SELECT {', '.join('b.' + c.strip() for c in BATCH_COLUMNS.split(','))},"
+            " count(t.id) FROM recap_batches AS b JOIN tickets AS t ON t.batch_id = b.id"
+            " WHERE b.status = 'sent' AND t.state = 'sent_to_dwh' GROUP BY b.id ORDER BY b.id"
+        ) as cur:
+            return [(_batch(r[:-1]), int(r[-1])) for r in await cur.fetchall()]
+
     # -- settings -------------------------------------------------------------------------
 
     async def setting(self, key: str) -> str | None:

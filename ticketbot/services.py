@@ -12,6 +12,7 @@ from ticketbot.config import Config
 from ticketbot.office import Office
 from ticketbot.outbox import OutboxWorker
 from ticketbot.recap import RecapDesk
+from ticketbot.reminders import ReminderDesk
 from ticketbot.repository import Repository
 from ticketbot.texts import Texts
 from ticketbot.views import Views
@@ -27,6 +28,7 @@ class Services:
     texts: Texts
     group_filter: filters.Chat
     outbox: OutboxWorker
+    reminders: ReminderDesk
     overdue_shown: set[tuple[int, datetime]] = field(default_factory=set)
 
 

@@ -7,6 +7,8 @@ telegram_io delivers. Buttons are described neutrally (label + callback data or 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 from urllib.parse import quote
 
 from ticketbot import callback_data as cb
@@ -323,6 +325,29 @@ class Views:
         return self.texts.render(
             "telegram/ping.html", people=self.turn(people), tickets=tickets,
             step=self.texts.label("queue", tickets[0].state),
+        )  # fmt: skip
+
+    def reminder(self, reminder: Any) -> str:
+        """One reminder round for one audience (reminders.Reminder)."""
+        items = [
+            {"ticket": o.ticket, "step": self.texts.label("queue", o.ticket.state),
+             "late": o.late_minutes}
+            for o in reminder.overdue
+        ]  # fmt: skip
+        return self.texts.render_fitting(
+            "telegram/reminder.html", items, people=self.turn(reminder.people),
+            escalated=self.turn(reminder.escalated_to), unconfirmed=reminder.unconfirmed,
+        )  # fmt: skip
+
+    def morning(self, queue: QueueFacts, unconfirmed: list[Any], today: date) -> str:
+        steps = [
+            {"title": self.texts.label("queue", state), "count": len(rows),
+             "overdue": sum(r.overdue for r in rows)}
+            for state, rows in queue.by_step if rows
+        ]  # fmt: skip
+        return self.texts.render(
+            "telegram/morning.html", steps=steps, total=queue.total, overdue=queue.overdue,
+            unconfirmed=unconfirmed, today=today,
         )  # fmt: skip
 
     def turn(self, people: list[Person]) -> list[Person]:
