@@ -162,7 +162,9 @@ class OutboxWorker:
         repo = self.services.repo
         while True:
             try:
-                items = await repo.due_effects(utcnow(), kinds)
+                # Messages one at a time: what is most urgent is chosen again before each
+                # (a new card overtakes thirty re-renders); deletions go in batches.
+                items = await repo.due_effects(utcnow(), kinds, 1 if "card" in kinds else 20)
             except Exception:
                 log.exception("outbox: cannot read the database; trying again")
                 await asyncio.sleep(1)

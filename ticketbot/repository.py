@@ -677,7 +677,12 @@ class Repository:
             " AND (kind != 'delete' OR NOT EXISTS (SELECT 1 FROM outbox AS r"
             "   WHERE r.status = 'pending' AND r.kind = 'send' AND r.chat_id = outbox.chat_id"
             "   AND r.reply_to = outbox.message_id AND r.next_attempt_at <= :now))"
-            " ORDER BY id LIMIT :limit",
+            # What people wait for first (a new card, a reply, a notice), then pings, then
+            # re-renders of cards already standing (e.g. thirty turning TERLAMBAT at once).
+            " ORDER BY CASE WHEN kind = 'send' THEN 0"
+            "   WHEN kind = 'card' AND (SELECT card_message_id FROM tickets"
+            "     WHERE tickets.id = outbox.target_id) IS NULL THEN 0"
+            "   WHEN kind = 'ping' THEN 1 ELSE 2 END, id LIMIT :limit",
             {"now": to_db_time(now), "limit": limit, **{f"k{i}": k for i, k in enumerate(kinds)}},
         ) as cur:
             return [OutboxItem(*r) for r in await cur.fetchall()]
