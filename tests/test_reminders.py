@@ -14,6 +14,7 @@ from tests.conftest import VALID_FORM, form
 from ticketbot.emulator.botapi import StoredMessage
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, TZ, Simulation
 from ticketbot.jobs import sweep_overdue
+from ticketbot.records import card_effect
 
 KADIS = 666666666
 
@@ -156,3 +157,22 @@ async def test_no_reminder_outside_work_hours_even_when_overdue(sim: Simulation)
     assert reminders(sim) == []
     await jobs_at(sim, at(25, 7, 31))
     assert len(reminders(sim)) == 1
+
+
+async def test_the_card_and_the_queue_say_how_long_the_dwh_has_kept_it(sim: Simulation) -> None:
+    await sim.run_jobs()
+    await sim.say(STAF, VALID_FORM)
+    card = sim.last_bot_message().message_id
+    await sim.tap(KASI, card, "Verifikasi")
+    await sim.tap(ADB, card, "Konsolidasi")
+    await jobs_at(sim, at(24, 15, 0))
+    await jobs_at(sim, at(26, 15, 0))  # two working days later
+    await sim.say(STAF, "/antrian")
+    assert "#1 BPJS Kesehatan — menunggu DWH 2.0 hari kerja" in (
+        sim.last_bot_message().plain or ""
+    )
+    await sim.services.repo.enqueue([card_effect(1)])  # the card is rendered again
+    await sim.services.outbox.drained()
+    assert "Menunggu admin DWH pusat sejak Sel 24 Nov 15:00 (2 hari kerja)" in (
+        sim.message(card).plain or ""
+    )

@@ -183,6 +183,7 @@ class CardFacts:
     due: datetime | None
     left_minutes: float  # work minutes to the deadline; negative once overdue
     menu: Action | None  # the action whose reasons are shown on the card
+    dwh_workdays: float | None  # how long it has waited on the central DWH admin
     earlier: list[Ticket] = field(default_factory=list)  # rejected/cancelled before
     earlier_reasons: dict[int, str] = field(default_factory=dict)
 
@@ -226,6 +227,7 @@ class QueueRow:
     deadline: datetime | None
     overdue: bool
     overdue_minutes: float
+    dwh_workdays: float | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,7 @@ class Office:
             due=due,
             left_minutes=left,
             menu=_open_menu(events, ticket.state),
+            dwh_workdays=self.dwh_workdays(ticket),
             earlier=earlier,
             earlier_reasons={t.id: await self.repo.closing_reason(t.id) or "" for t in earlier},
         )
@@ -337,6 +340,13 @@ class Office:
         ids = sorted(self.config.kadis if role == "kadis" else self.config.roles[Role(role)])
         names = await self.repo.names_of(ids)
         return [Person(i, names.get(i), str(role)) for i in ids]
+
+    def dwh_workdays(self, ticket: Ticket) -> float | None:
+        """Working days a ticket has waited on the central DWH admin (None: it is not)."""
+        if ticket.state != State.SENT_TO_DWH:
+            return None
+        cal = self.config.calendar
+        return cal.work_minutes_between(ticket.state_since, self.clock()) / cal.day_minutes
 
     def due(self, ticket: Ticket) -> datetime | None:
         return deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
@@ -538,7 +548,8 @@ class Office:
         for t in await self.repo.open_tickets():
             due = self.due(t)
             late = -self.config.calendar.work_minutes_between(now, due) if due else 0.0
-            rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0)))
+            rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0),
+                                 self.dwh_workdays(t)))  # fmt: skip
         by_step = []
         for state in QUEUE_ORDER:
             in_step = [r for r in rows if r.t.state == state]

@@ -123,6 +123,7 @@ class Views:
             left_minutes=max(facts.left_minutes, 0),
             overdue_minutes=-facts.left_minutes if overdue else 0,
             waiting_dwh=t.state == State.SENT_TO_DWH,
+            dwh_workdays=facts.dwh_workdays,
             turn=self.turn(facts.turn),
             choosing_reason=facts.menu is not None,
             menu=self.texts.label("reasons_of", facts.menu) if facts.menu else "",
