@@ -67,6 +67,16 @@ async def test_adb_returns_a_verified_ticket_to_the_kasi_with_a_reason(sim: Simu
     assert await state_of(sim) == State.VERIFIED
 
 
+async def test_only_the_adb_may_send_a_ticket_back(sim: Simulation) -> None:
+    card = await open_card(sim)
+    await sim.tap(KASI, card, "Verifikasi")
+    for who in (KASI, STAF):
+        q = await sim.tap(who, card, "Kembalikan")
+        assert sim.answer_to(q)["text"] == "Tombol ini hanya untuk ADB SIAK."
+    assert await state_of(sim) == State.VERIFIED
+    assert "Sinkron di Konsolidasi" in labels(sim, card)[0]  # no menu opened
+
+
 async def test_a_typed_reason_by_reply_and_going_back(sim: Simulation) -> None:
     card = await open_card(sim)
     await sim.tap(KASI, card, "Verifikasi")
