@@ -56,6 +56,7 @@ async def test_valid_form_posts_one_card_stores_ticket_and_deletes_intake(sim: S
         "status",
         "antrian",
         "rekap",
+        "laporan",
         "bantuan",
         "id",
     ]

@@ -34,7 +34,9 @@ from ticketbot.outbox import OutboxWorker, Pacer
 from ticketbot.recap import RecapDesk
 from ticketbot.records import card_effect
 from ticketbot.reminders import ReminderDesk
+from ticketbot.report import ReportDesk
 from ticketbot.repository import Repository
+from ticketbot.retention import Retention
 from ticketbot.services import App, BotData, Services
 from ticketbot.texts import Texts
 from ticketbot.views import Views
@@ -96,6 +98,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
             config=config, repo=repo, office=office,
             desk=RecapDesk(config, repo, texts, clock), views=views,
             reminders=ReminderDesk(config, repo, office, views, clock),
+            reports=ReportDesk(config, repo, texts, clock, group_id=lambda: office.group_id),
+            retention=Retention(config, repo, clock),
             texts=texts, group_filter=group,
             outbox=OutboxWorker(app.bot, None, Pacer(tg.group_messages_per_minute,
                                                       tg.messages_per_second)),
@@ -165,6 +169,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     # /status <#N | NIK> and /antrian, for staff in the group.
     app.add_handler(CommandHandler("status", handlers.on_status, new_in_office))
     app.add_handler(CommandHandler("antrian", handlers.on_antrian, new_in_office))
+    # /laporan [YYYY-MM]: the monthly report, as a chart and a spreadsheet.
+    app.add_handler(CommandHandler("laporan", handlers.on_laporan, new_in_office))
     # Every inline button; the office re-checks chat, card, role and state.
     app.add_handler(CallbackQueryHandler(handlers.on_button))
     # A reply to a card: the free-text reason of a rejection.

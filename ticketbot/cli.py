@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ticketbot import __version__
 from ticketbot.config import Config, ConfigError, config_warnings, file_holds_secret, load_config
 from ticketbot.logs import redact, setup_logging
+
+if TYPE_CHECKING:
+    from ticketbot.repository import Repository
 
 EXIT_CONFIG = 2
 EXIT_RETRY = 1
@@ -131,30 +137,127 @@ def cmd_recap(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     from ticketbot.clock import now_utc
     from ticketbot.recap import RecapDesk
-    from ticketbot.repository import Repository, migration_files
     from ticketbot.texts import Texts
-
-    if not config.database_path.exists():
-        print(f"database.path: {config.database_path} does not exist", file=sys.stderr)
-        return EXIT_CONFIG
 
     async def main() -> int:
         # Read only: no migration, no batch frozen, nothing sent.
-        repo = await Repository.open(config.database_path, migrate=False)
-        try:
-            if await repo.schema_version() != len(migration_files()):
-                print("database.path: the database needs migrating; start the bot once",
-                      file=sys.stderr)  # fmt: skip
-                return EXIT_CONFIG
+        async with _database(config) as repo:
             desk = RecapDesk(config, repo, Texts(config.office.timezone), now_utc)
             content = await desk.preview_email()
-        finally:
-            await repo.close()
         print(f"Subject: {content.subject}\nAttachment: {content.filename}\n")
         print(content.text, end="")
         return 0
 
-    return asyncio.run(main())
+    return _run_on_database(config, main)
+
+
+class _Refused(Exception):
+    """A one-line problem with the database; exit 2."""
+
+
+@contextlib.asynccontextmanager
+async def _database(config: Config) -> AsyncIterator[Repository]:
+    """The bot's database as it is: never created, never migrated here."""
+    from ticketbot.repository import Repository, migration_files
+
+    repo = await Repository.open(config.database_path, migrate=False)
+    try:
+        if await repo.schema_version() != len(migration_files()):
+            raise _Refused("database.path: the database needs migrating; start the bot once")
+        yield repo
+    finally:
+        await repo.close()
+
+
+def _run_on_database(config: Config, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    if not config.database_path.exists():
+        print(f"database.path: {config.database_path} does not exist", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return asyncio.run(main())
+    except _Refused as problem:
+        print(problem, file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The monthly report's files (SPEC §4b), owner-only, in --out."""
+    config = _load(args.config, need_token=False)
+    from ticketbot.clock import now_utc
+    from ticketbot.domain.report import Month
+    from ticketbot.paths import write_private
+    from ticketbot.report import ReportDesk
+    from ticketbot.texts import Texts
+
+    try:
+        month = Month.parse(args.month)
+    except ValueError:
+        print(f"--month: {args.month!r} is not a month like 2026-10", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.out.exists() and not args.out.is_dir():
+        print(f"--out: {args.out} is a file; name a directory", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def main() -> int:
+        async with _database(config) as repo:
+            desk = ReportDesk(config, repo, Texts(config.office.timezone), now_utc)
+            files = await desk.build(month)
+        args.out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name, data in ((files.png_name, files.png), (files.xlsx_name, files.xlsx),
+                           (f"laporan-{month}.txt", files.text.encode("utf-8"))):  # fmt: skip
+            write_private(args.out / name, data)
+            print(args.out / name)
+        return 0
+
+    return _run_on_database(config, main)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Everything held on one NIK (the resident's right of access), owner-only."""
+    config = _load(args.config, need_token=False)
+    from ticketbot.clock import now_utc
+    from ticketbot.domain.privacy import ascii_digits, mask_number, strip_separators
+    from ticketbot.retention import Retention, operator
+
+    nik = ascii_digits(strip_separators(args.nik))
+    if len(nik) != 16 or not nik.isdigit():
+        print("--nik: a NIK is 16 digits", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.out.exists():
+        print(f"{args.out} already exists; choose a new file name", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def main() -> int:
+        async with _database(config) as repo:
+            found = await Retention(config, repo, now_utc).export(nik, args.out, operator())
+        print(f"{found} ticket(s) for NIK {mask_number(nik)} written to {args.out}")
+        return 0
+
+    return _run_on_database(config, main)
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Apply the retention rule now (the bot also does it daily)."""
+    config = _load(args.config, need_token=False)
+    from ticketbot.clock import now_utc
+    from ticketbot.retention import Retention, operator
+
+    async def main() -> int:
+        async with _database(config) as repo:
+            retention = Retention(config, repo, now_utc)
+            if args.dry_run:
+                due = await retention.due()
+                shown = ", ".join(f"#{i}" for i in due[:50]) + (" …" if len(due) > 50 else "")
+                print(
+                    f"{len(due)} closed ticket(s) past {config.retention_days} days would be"
+                    f" purged{': ' + shown if due else ''}; nothing changed (--dry-run)"
+                )
+                return 0
+            purged = await retention.purge(operator())
+        print(f"{len(purged)} closed ticket(s) past {config.retention_days} days purged")
+        return 0
+
+    return _run_on_database(config, main)
 
 
 def _send_test_email(config: Config) -> int:
@@ -229,6 +332,35 @@ def parser() -> argparse.ArgumentParser:
         "out", type=Path, help="the new file to write (owner-only, not overwritten)"
     )
     backup.set_defaults(func=cmd_backup)
+
+    report = sub.add_parser("report", help="the monthly report's chart, XLSX and text")
+    report.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+    report.add_argument("--month", required=True, help="the month, e.g. 2026-10")
+    report.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="directory for the files (created owner-only if missing)",
+    )
+    report.set_defaults(func=cmd_report)
+
+    export = sub.add_parser("export", help="everything held on one NIK (subject access)")
+    export.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+    export.add_argument("--nik", required=True, help="the resident's 16-digit NIK")
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="the new file to write (owner-only, not overwritten)",
+    )
+    export.set_defaults(func=cmd_export)
+
+    purge = sub.add_parser("purge", help="apply the retention rule now (also runs daily)")
+    purge.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+    purge.add_argument(
+        "--dry-run", action="store_true", help="list what would be erased; change nothing"
+    )
+    purge.set_defaults(func=cmd_purge)
     return p
 
 

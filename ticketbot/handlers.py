@@ -30,7 +30,9 @@ class Command:
 
 
 # Registered with setMyCommands; /help and /start are aliases of /bantuan.
-COMMANDS = tuple(Command(c) for c in ("tiket", "status", "antrian", "rekap", "bantuan", "id"))
+COMMANDS = tuple(
+    Command(c) for c in ("tiket", "status", "antrian", "rekap", "laporan", "bantuan", "id")
+)
 
 
 def actor_of(user: User) -> Actor:
@@ -186,6 +188,31 @@ async def on_rekap(update: Update, context: Context) -> None:
         # The reply already says what failed: one message, not two that disagree.
         await group.announce(s, [n for n in news if n.kind != NewsKind.FAILED])
     await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+
+
+async def on_laporan(update: Update, context: Context) -> None:
+    """/laporan [YYYY-MM]: the month's chart (with the figures as caption) and its XLSX."""
+    message = update.effective_message
+    if message is None:
+        return
+    s = context.bot_data.services
+    month = s.reports.choose(" ".join(context.args or []), s.office.clock())
+    if isinstance(month, str):
+        text = s.texts.render("telegram/report_refused.html", problem=month)
+        await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+        return
+    files = await s.reports.build(month)
+    pacer = s.outbox.pacer
+    sent = await telegram_io.send_files(
+        context.bot, lambda: pacer.acquire(message.chat_id, charged=True),
+        lambda seconds: pacer.pause(message.chat_id, seconds), message.chat_id,
+        message.message_id, (files.png_name, files.png), (files.xlsx_name, files.xlsx),
+        files.caption,
+    )  # fmt: skip
+    if not sent:
+        text = s.texts.render("telegram/report_refused.html", problem="send",
+                              title=files.subject)  # fmt: skip
+        await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_bantuan(update: Update, context: Context) -> None:

@@ -45,6 +45,15 @@ def schedule_jobs(app: AnyApp) -> None:
         on_prune_job, interval=3600, first=30, name="prune",
         job_kwargs={"coalesce": True},
     )  # fmt: skip
+    # The monthly report by email (first working day of a month; retries) and retention.
+    app.job_queue.run_repeating(
+        on_report_job, interval=300, first=20, name="report",
+        job_kwargs={"coalesce": True},
+    )  # fmt: skip
+    app.job_queue.run_repeating(
+        on_purge_job, interval=24 * 3600, first=40, name="purge",
+        job_kwargs={"coalesce": True},
+    )  # fmt: skip
     # Cards say TERLAMBAT once their step's deadline passes.
     app.job_queue.run_repeating(
         on_overdue_job, interval=60, first=5, name="overdue",
@@ -81,3 +90,12 @@ async def on_prune_job(context: Context) -> None:
 
 async def on_reminder_job(context: Context) -> None:
     await services_of(context.application).reminders.tick()
+
+
+async def on_report_job(context: Context) -> None:
+    s = services_of(context.application)
+    await s.reports.tick()  # a failure's notice is queued with the failure itself
+
+
+async def on_purge_job(context: Context) -> None:
+    await services_of(context.application).retention.purge()

@@ -217,7 +217,7 @@ class RecapDesk:
     # -- the email -----------------------------------------------------------------------
 
     def _domain(self) -> str:
-        return _domain_of(self.config.smtp.sender)
+        return domain_of(self.config.smtp.sender)
 
     async def rows(self, tickets: list[Ticket]) -> list[RecapRow]:
         rows = []
@@ -312,11 +312,11 @@ def test_email(config: Config) -> EmailMessage:
     if config.recap.cc:
         message["Cc"] = ", ".join(config.recap.cc)
     message["Date"] = email.utils.formatdate(localtime=True)
-    message["Message-ID"] = email.utils.make_msgid(domain=_domain_of(config.smtp.sender))
+    message["Message-ID"] = email.utils.make_msgid(domain=domain_of(config.smtp.sender))
     message.set_content(texts.render("email/test.txt", office=config.office.name) + "\n")
     return message
 
 
-def _domain_of(sender: str) -> str:
+def domain_of(sender: str) -> str:
     _, address = email.utils.parseaddr(sender)
     return address.rpartition("@")[2] or "ticketbot.invalid"

@@ -41,6 +41,7 @@ class Ticket:
     card_message_id: int | None
     batch_id: int | None = None
     ping_message_id: int | None = None  # the turn ping now standing for this ticket
+    purged_at: datetime | None = None  # retention applied: NIK/KK masked, contacts erased
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,22 @@ class Batch:
     late_notified: bool
     summary_message_id: int | None
     error_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """The monthly report's email for one month: delivered exactly once (SPEC §4b)."""
+
+    month: str  # YYYY-MM
+    created_at: datetime
+    message_id: str
+    status: str  # pending | sent | failed
+    attempts: int
+    next_attempt_at: datetime
+    error_kind: str | None
+    last_error: str | None
+    sent_at: datetime | None
+    notified: bool
 
 
 @dataclass(frozen=True)

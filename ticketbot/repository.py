@@ -17,6 +17,7 @@ import aiosqlite
 
 from ticketbot import schema
 from ticketbot.domain.lifecycle import OPEN_STATES, STEPS, Action, Clock, State, Transition
+from ticketbot.domain.report import Change, TicketHistory
 from ticketbot.domain.validation import TicketForm
 from ticketbot.paths import MIGRATIONS_DIR, private_file
 from ticketbot.records import (
@@ -26,6 +27,7 @@ from ticketbot.records import (
     Effect,
     Event,
     OutboxItem,
+    ReportRun,
     Ticket,
     TransitionOutcome,
 )
@@ -44,6 +46,12 @@ __all__ = [
     "split_statements",
 ]
 OPEN_STATE_LIST = tuple(s.value for s in OPEN_STATES)
+CLOSED_STATE_LIST = tuple(s.value for s in State if s not in OPEN_STATES)
+PURGE_CHUNK = 500
+FETCH_CHUNK = 5000  # rows per trip to the database thread in large reads
+STATE_OF = {s.value: s for s in State}  # tickets per transaction: the writer is never held long
+# The NIK/KK as a purged ticket keeps them (SPEC §5 retention; privacy.mask_number).
+MASKED_SQL = "substr({0}, 1, 6) || '******' || substr({0}, 13, 4)"
 # What entering a state does to tickets.step_since (the table of steps says which).
 STEP_SINCE_SQL = {Clock.START: ":stamp", Clock.KEEP: "step_since", Clock.STOP: "NULL"}
 
@@ -76,7 +84,7 @@ def _batch(row: Any) -> Batch:
 TICKET_COLUMNS = (
     "id, nik, kk, lembaga, lembaga_key, phone, nama, keterangan, photo_file_id, state, "
     "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id, "
-    "batch_id, ping_message_id"
+    "batch_id, ping_message_id, purged_at"
 )
 BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
@@ -91,9 +99,37 @@ PING_GATHER = timedelta(seconds=3)  # at most one refusal reply a minute to one 
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
 
 
+REPORT_RUN_COLUMNS = (
+    "month, created_at, message_id, status, attempts, next_attempt_at, error_kind, last_error,"
+    " sent_at, notified"
+)
+
+
+def _report_run(row: Any) -> ReportRun:
+    return ReportRun(
+        month=str(row[0]), created_at=datetime.fromisoformat(row[1]), message_id=str(row[2]),
+        status=str(row[3]), attempts=int(row[4]), next_attempt_at=datetime.fromisoformat(row[5]),
+        error_kind=row[6], last_error=row[7], sent_at=from_db_time(row[8]),
+        notified=bool(row[9]),
+    )  # fmt: skip
+
+
+def histories(tickets: Iterable[Any], events: Iterable[Any]) -> list[TicketHistory]:
+    """The rows of `Repository.report_rows` as the report reads them (CPU: off the loop)."""
+    changes: dict[int, list[Change]] = {}
+    parse, state = datetime.fromisoformat, STATE_OF.__getitem__
+    for r in events:
+        changes.setdefault(r[0], []).append(
+            Change(parse(r[1]), r[2], state(r[3]) if r[3] else None, state(r[4]), r[5])
+        )
+    return [
+        TicketHistory(r[0], r[1], r[2], parse(r[3]), tuple(changes.get(r[0], ()))) for r in tickets
+    ]
+
+
 def _ticket(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
-     state_since, step_since, reason, chat_id, card, batch_id, ping) = row  # fmt: skip
+     state_since, step_since, reason, chat_id, card, batch_id, ping, purged) = row  # fmt: skip
     return Ticket(
         id=int(id_),
         nik=str(nik),
@@ -114,6 +150,7 @@ def _ticket(row: Any) -> Ticket:
         card_message_id=card if isinstance(card, int) else None,
         batch_id=batch_id if isinstance(batch_id, int) else None,
         ping_message_id=ping if isinstance(ping, int) else None,
+        purged_at=from_db_time(purged if isinstance(purged, str) else None),
     )
 
 
@@ -857,6 +894,178 @@ class Repository:
             await conn.execute(
                 "UPDATE tickets SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
             )
+
+    # -- the monthly report ------------------------------------------------------------------
+
+    async def report_rows(
+        self, start: datetime, end: datetime
+    ) -> tuple[list[Any], list[Any]]:  # fmt: skip
+        """Every ticket open at some time in [start, end) and its transitions, as rows for
+        `histories()` (which a worker thread runs): two queries, whatever the number of
+        tickets. The NIK leaves the database masked."""
+        opens = ",".join("?" * len(OPEN_STATE_LIST))
+        where = f"opened_at < ? AND (state IN ({opens}) OR state_since >= ?)"
+        args = (to_db_time(end), *OPEN_STATE_LIST, to_db_time(start))
+        events: list[Any] = []
+        async with self._conn.execute(
+            "SELECT ticket_id, at, action, from_state, to_state, detail FROM events"
+            f" WHERE to_state IS NOT NULL AND ticket_id IN (SELECT id FROM tickets WHERE {where})"
+            " ORDER BY ticket_id, id",
+            args,
+        ) as cur:
+            while rows := await cur.fetchmany(FETCH_CHUNK):
+                events += rows
+        async with self._conn.execute(
+            f"SELECT id, {MASKED_SQL.format('nik')}, lembaga, opened_at FROM tickets"
+            f" WHERE {where} ORDER BY id",
+            args,
+        ) as cur:
+            tickets = list(await cur.fetchall())
+        return tickets, events
+
+    async def first_opened_at(self) -> datetime | None:
+        async with self._conn.execute("SELECT min(opened_at) FROM tickets") as cur:
+            row = await cur.fetchone()
+        return from_db_time(row[0] if row else None)
+
+    async def report_run(self, month: str) -> ReportRun | None:
+        async with self._conn.execute(
+            f"SELECT {REPORT_RUN_COLUMNS} FROM report_runs WHERE month = ?", (month,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _report_run(row) if row else None
+
+    async def due_report_runs(self, now: datetime) -> list[ReportRun]:
+        async with self._conn.execute(
+            f"SELECT {REPORT_RUN_COLUMNS} FROM report_runs WHERE status = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY month",
+            (to_db_time(now),),
+        ) as cur:
+            return [_report_run(r) for r in await cur.fetchall()]
+
+    async def create_report_run(self, month: str, now: datetime, message_id: str) -> None:
+        """The month's report is due: recorded once (a restart finds it, never a second)."""
+        async with self._write() as conn:
+            await conn.execute(
+                "INSERT INTO report_runs (month, created_at, message_id, next_attempt_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (month) DO NOTHING",
+                (month, to_db_time(now), message_id, to_db_time(now)),
+            )
+
+    async def resume_failed_report_runs(self, now: datetime) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE report_runs SET status = 'pending', next_attempt_at = ?"
+                " WHERE status = 'failed'",
+                (to_db_time(now),),
+            )
+
+    async def report_run_sent(self, month: str, now: datetime) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE report_runs SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+                " error_kind = NULL WHERE month = ?",
+                (to_db_time(now), month),
+            )
+
+    async def report_run_deferred(
+        self, month: str, next_at: datetime, kind: str, error: str, *, failed: bool,
+        effects: Sequence[Effect] = (),
+    ) -> None:  # fmt: skip
+        """A failed attempt: retried at `next_at`, or failed for good; the group's notice
+        (if any) is committed with it, so it is told once."""
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE report_runs SET attempts = attempts + 1, next_attempt_at = ?,"
+                " error_kind = ?, last_error = ?, status = ?,"
+                " notified = notified OR ? WHERE month = ?",
+                (to_db_time(next_at), kind, error[:500], "failed" if failed else "pending",
+                 bool(effects), month),
+            )  # fmt: skip
+            await self._enqueue(effects)
+
+    # -- retention and the data subject's access (UU 27/2022) ----------------------------
+
+    async def purgeable(self, closed_before: datetime, limit: int | None = None) -> list[int]:
+        """Closed tickets past retention, not yet purged; never one whose recap batch still
+        waits on the DWH admin (a batch not sent, or one of its tickets unconfirmed)."""
+        closed = ",".join("?" * len(CLOSED_STATE_LIST))
+        async with self._conn.execute(
+            f"SELECT t.id FROM tickets AS t WHERE t.purged_at IS NULL"
+            f" AND t.state IN ({closed}) AND t.state_since < ?"
+            " AND (t.batch_id IS NULL OR (EXISTS (SELECT 1 FROM recap_batches AS b"
+            "   WHERE b.id = t.batch_id AND b.status = 'sent') AND NOT EXISTS (SELECT 1"
+            "   FROM tickets AS o WHERE o.batch_id = t.batch_id AND o.state = 'sent_to_dwh')))"
+            " ORDER BY t.id" + (" LIMIT ?" if limit is not None else ""),
+            (
+                *CLOSED_STATE_LIST,
+                to_db_time(closed_before),
+                *((limit,) if limit is not None else ()),
+            ),
+        ) as cur:
+            return [int(r[0]) for r in await cur.fetchall()]  # fmt: skip
+
+    async def purge(
+        self, ticket_ids: Sequence[int], actor: Actor, now: datetime, detail: str,
+        effects: Callable[[list[int]], Sequence[Effect]] = lambda _: (),
+    ) -> list[int]:  # fmt: skip
+        """Erase phone, name, keterangan and the photo reference, mask NIK and KK, and
+        record a `purge` event per ticket, a chunk per transaction, with `effects` of the
+        purged tickets that have a card. A ticket that is open again or already purged is
+        left alone. Returns the tickets purged."""
+        done: list[int] = []
+        closed = ",".join("?" * len(CLOSED_STATE_LIST))
+        stamp = to_db_time(now)
+        for at in range(0, len(ticket_ids), PURGE_CHUNK):
+            chunk = list(ticket_ids[at : at + PURGE_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            async with self._write() as conn:
+                async with conn.execute(
+                    f"UPDATE tickets SET nik = {MASKED_SQL.format('nik')},"
+                    f" kk = {MASKED_SQL.format('kk')}, phone = '', nama = NULL,"
+                    " keterangan = '', photo_file_id = NULL, purged_at = ?"
+                    f" WHERE id IN ({marks}) AND purged_at IS NULL AND state IN ({closed})"
+                    " RETURNING id, card_message_id",
+                    (stamp, *chunk, *CLOSED_STATE_LIST),
+                ) as cur:
+                    rows = sorted((int(r[0]), r[1] is not None) for r in await cur.fetchall())
+                purged = [ticket_id for ticket_id, _ in rows]
+                for ticket_id in purged:
+                    await self._insert_event(ticket_id, actor, "purge", None, None, stamp, detail)
+                await self._enqueue(effects([i for i, has_card in rows if has_card]))
+            done += purged
+        return done
+
+    async def subject_record(self, nik: str) -> tuple[list[Ticket], list[Event], list[Batch]]:
+        """Everything held on one NIK: its tickets, their events, the recaps they went in."""
+        tickets = sorted(await self.tickets_by_nik(nik), key=lambda t: t.id)
+        ids = [t.id for t in tickets]
+        marks = ",".join("?" * len(ids))
+        async with self._conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id IN ({marks}) ORDER BY id", ids
+        ) as cur:
+            events = [_event(r) for r in await cur.fetchall()]
+        async with self._conn.execute(
+            # A batch's sending and its tickets' send_to_dwh events share one stamp (after
+            # an "Ulang" the ticket's batch_id names only its latest batch).
+            f"SELECT {BATCH_COLUMNS} FROM recap_batches WHERE id IN (SELECT batch_id FROM"
+            f" tickets WHERE id IN ({marks})) OR sent_at IN (SELECT at FROM events"
+            f" WHERE action = 'send_to_dwh' AND ticket_id IN ({marks})) ORDER BY id",
+            [*ids, *ids],
+        ) as cur:
+            batches = [_batch(r) for r in await cur.fetchall()]
+        return tickets, events, batches
+
+    async def record_access(
+        self, ticket_ids: Sequence[int], actor: Actor, action: str, now: datetime, detail: str
+    ) -> None:
+        """An export (or another access) recorded against every ticket it read, or against
+        no ticket when none was found."""
+        async with self._write():
+            stamp = to_db_time(now)
+            targets: Sequence[int | None] = ticket_ids or [None]
+            for ticket_id in targets:
+                await self._insert_event(ticket_id, actor, action, None, None, stamp, detail)
 
     # -- backup -------------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ from ticketbot.paths import MIGRATIONS_DIR
 Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+# A migration whose first line is this rebuilds a table (SQLite's way to change a CHECK):
+# foreign keys are off while it runs, and checked before it commits.
+REBUILDS_TABLES = "-- rebuilds-tables"
 
 
 def split_statements(script: str) -> list[str]:
@@ -80,12 +83,25 @@ async def migrate(
     for version, path in migration_files(directory):
         if version <= current or (upto is not None and version > upto):
             continue
-        async with transaction() as tx:
-            for statement in split_statements(path.read_text(encoding="utf-8")):
-                await tx.execute(statement)
-            await tx.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (version, path.name, datetime.now(UTC).isoformat(timespec="microseconds")),
-            )
+        script = path.read_text(encoding="utf-8")
+        rebuilds = script.startswith(REBUILDS_TABLES)
+        if rebuilds:  # a no-op inside a transaction: set it before
+            await conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            async with transaction() as tx:
+                for statement in split_statements(script):
+                    await tx.execute(statement)
+                if rebuilds:
+                    async with tx.execute("PRAGMA foreign_key_check") as cur:
+                        broken = list(await cur.fetchall())
+                    if broken:
+                        raise RuntimeError(f"{path.name} breaks foreign keys: {broken[:3]}")
+                await tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, path.name, datetime.now(UTC).isoformat(timespec="microseconds")),
+                )
+        finally:
+            if rebuilds:
+                await conn.execute("PRAGMA foreign_keys = ON")
         current = version
     return current

@@ -13,7 +13,9 @@ from ticketbot.office import Office
 from ticketbot.outbox import OutboxWorker
 from ticketbot.recap import RecapDesk
 from ticketbot.reminders import ReminderDesk
+from ticketbot.report import ReportDesk
 from ticketbot.repository import Repository
+from ticketbot.retention import Retention
 from ticketbot.texts import Texts
 from ticketbot.views import Views
 
@@ -29,6 +31,8 @@ class Services:
     group_filter: filters.Chat
     outbox: OutboxWorker
     reminders: ReminderDesk
+    reports: ReportDesk
+    retention: Retention
     overdue_shown: set[tuple[int, datetime]] = field(default_factory=set)
 
 

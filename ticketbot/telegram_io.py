@@ -10,25 +10,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from telegram import (
     Bot,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from ticketbot.domain.privacy import redact_numbers
 from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+FILE_ATTEMPTS = 3  # a file sent in answer to a command: a 429 is waited out, then given up
 
 
 def keyboard(view: CardView) -> InlineKeyboardMarkup | None:
@@ -124,3 +128,46 @@ async def delete(bot: Bot, chat_id: int, message_id: int) -> bool:
             return True
         log.warning("could not delete message %s: %s", message_id, error.message)
         return False
+
+
+async def send_files(
+    bot: Bot,
+    acquire: Callable[[], Awaitable[None]],
+    pause: Callable[[float], None],
+    chat_id: int,
+    reply_to: int,
+    photo: tuple[str, bytes],
+    document: tuple[str, bytes],
+    caption: str,
+) -> bool:
+    """A chart and a spreadsheet in answer to a command (/laporan), each within the group's
+    budget (`acquire`), a 429 waited out (`pause` tells the outbox too). False when Telegram
+    refuses; the person may ask again."""
+    reply = ReplyParameters(reply_to, allow_sending_without_reply=True)
+    for kind, (name, data) in (("photo", photo), ("document", document)):
+        for attempt in range(FILE_ATTEMPTS):
+            await acquire()
+            try:
+                if kind == "photo":
+                    await bot.send_photo(
+                        chat_id,
+                        InputFile(data, filename=name),
+                        caption=redact_numbers(caption),
+                        parse_mode=ParseMode.HTML,
+                        reply_parameters=reply,
+                    )
+                else:
+                    await bot.send_document(chat_id, InputFile(data, filename=name),
+                                            reply_parameters=reply)  # fmt: skip
+                break
+            except RetryAfter as error:
+                seconds = error.retry_after
+                wait = seconds if isinstance(seconds, int | float) else seconds.total_seconds()
+                pause(wait)
+                if attempt + 1 == FILE_ATTEMPTS:
+                    return False
+                await asyncio.sleep(wait)  # Telegram named the moment: nothing to await
+            except TelegramError as error:
+                log.warning("%s %s not sent: %s", kind, name, error.message)
+                return False
+    return True

@@ -22,6 +22,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
+from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.worksheet import Worksheet
@@ -46,24 +47,45 @@ def sheet_text(value: str) -> str:
     return XML_ILLEGAL.sub("", value).replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _cell(ws: WriteOnlyWorksheet, column: Column, value: Any) -> WriteOnlyCell:
+@dataclass(frozen=True)
+class _ColumnStyles:
+    """A column's cell styles, registered once: every cell of the column shares them (a
+    style set on each cell costs more than writing the cell)."""
+
+    text: StyleArray
+    quoted: StyleArray  # text that starts like a formula, and NIK/KK: Excel's quote prefix
+    date: StyleArray
+
+    @classmethod
+    def of(cls, ws: WriteOnlyWorksheet, column: Column) -> _ColumnStyles:
+        def style(*, quoted: bool = False, date: bool = False) -> StyleArray:
+            cell = WriteOnlyCell(ws, value=None)
+            if column.wrap:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+            if column.kind == "digits":
+                cell.number_format = "@"
+            if date:
+                cell.number_format = DATE_FORMAT
+            cell.quotePrefix = quoted
+            return cell._style
+
+        return cls(style(), style(quoted=True), style(date=True))
+
+
+def _cell(ws: WriteOnlyWorksheet, column: Column, styles: _ColumnStyles, value: Any) -> Any:
     if value is None or value == "":
-        return WriteOnlyCell(ws, value=None)
+        return None
     if column.kind == "date" and isinstance(value, datetime):
         cell = WriteOnlyCell(ws, value=value.replace(tzinfo=None))  # Excel has no zones
-        cell.number_format = DATE_FORMAT
+        cell._style = styles.date
         return cell
     if column.kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
-        return WriteOnlyCell(ws, value=value)
+        return value
     text = sheet_text(str(value))
     cell = WriteOnlyCell(ws, value=text)
     cell.data_type = "s"  # a literal string, never a formula, whatever it starts with
-    if column.kind == "digits":
-        cell.number_format = "@"
-    if text.startswith(FORMULA_LEAD) or column.kind == "digits":
-        cell.quotePrefix = True
-    if column.wrap:
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    quoted = column.kind == "digits" or text.startswith(FORMULA_LEAD)
+    cell._style = styles.quoted if quoted else styles.text
     return cell
 
 
@@ -96,9 +118,10 @@ def add_table(
         cell.alignment = Alignment(wrap_text=True, vertical="top")
         header.append(cell)
     ws.append(header)
+    styles = [_ColumnStyles.of(ws, c) for c in columns]
     count = 0
     for row in rows:
-        ws.append([_cell(ws, c, v) for c, v in zip(columns, row, strict=True)])
+        ws.append([_cell(ws, c, st, v) for c, st, v in zip(columns, styles, row, strict=True)])
         count += 1
     last = get_column_letter(len(columns))
     ws.auto_filter.ref = f"A1:{last}{count + 1}"

@@ -61,6 +61,11 @@ class WorkCalendar:
     day_hours: tuple[tuple[int, Hours], ...] = ()  # weekday -> hours, where they differ
     special: tuple[SpecialPeriod, ...] = ()
     open_on: frozenset[date] = field(default_factory=frozenset)
+    # hours() per day, remembered: every deadline and every working-time sum asks it (a few
+    # hundred distinct days a year).
+    _hours: dict[date, Hours | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def holiday_name(self, day: date) -> str | None:
         if day in self.extra_holidays:
@@ -75,6 +80,13 @@ class WorkCalendar:
 
     def hours(self, day: date) -> Hours | None:
         """The office's hours on `day`; None when it does not serve."""
+        try:
+            return self._hours[day]
+        except KeyError:
+            found = self._hours[day] = self._find_hours(day)
+            return found
+
+    def _find_hours(self, day: date) -> Hours | None:
         if day in self.extra_holidays:
             return None
         period = next((p for p in self.special if p.first <= day <= p.last), None)

@@ -29,6 +29,10 @@ from ticketbot.emulator.entities import EntityError, plain_text, utf16_len
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # Telegram: photos up to 10 MB,
+MAX_PHOTO_SIDES = 10_000  # width + height at most 10 000, ratio at most 20
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # documents up to 50 MB (bots, cloud Bot API)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_CALLBACK_DATA = 64
 MAX_ANSWER_TEXT = 200
 CALLBACK_ANSWER_WINDOW = 15.0
@@ -59,6 +63,30 @@ def bad_request(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with the call (multipart/form-data)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG or JPEG; None when the bytes are neither."""
+    if data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(b"\xff\xd8"):
+        at = 2
+        while at + 9 < len(data) and data[at] == 0xFF:
+            marker, length = data[at + 1], int.from_bytes(data[at + 2 : at + 4], "big")
+            if 0xC0 <= marker <= 0xC3:
+                height = int.from_bytes(data[at + 5 : at + 7], "big")
+                return int.from_bytes(data[at + 7 : at + 9], "big"), height
+            at += 2 + length
+    return None
+
+
 @dataclass
 class ApiCall:
     method: str
@@ -85,6 +113,8 @@ class StoredMessage:
     deleted: bool = False
     edits: int = 0
     protected: bool = False  # protect_content: no forwarding, no saving
+    upload: Upload | None = None  # the photo or document as uploaded
+    photo_size: tuple[int, int] = (1280, 960)
 
 
 @dataclass
@@ -222,8 +252,17 @@ class FakeBotApi:
         }  # fmt: skip
         source = m.text if m.from_id != self.bot_id else m.plain
         if m.photo_file_id:
+            width, height = m.photo_size
             out["photo"] = [{"file_id": m.photo_file_id, "file_unique_id": m.photo_file_id[-8:],
-                             "width": 1280, "height": 960}]  # fmt: skip
+                             "width": width, "height": height}]  # fmt: skip
+            if source:
+                out["caption"] = source
+                out["caption_entities"] = _command_entities(source)
+        elif m.upload is not None:
+            out["document"] = {"file_id": f"BQAC{m.message_id:08d}", "file_unique_id":
+                               f"doc{m.message_id}", "file_name": m.upload.filename,
+                               "mime_type": m.upload.content_type,
+                               "file_size": len(m.upload.data)}  # fmt: skip
             if source:
                 out["caption"] = source
                 out["caption_entities"] = _command_entities(source)
@@ -615,15 +654,53 @@ class FakeBotApi:
         if chat_id > 0 and chat_id not in self.started:
             raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         photo = params.get("photo")
-        if not isinstance(photo, str) or not photo.startswith("AgAC"):
+        upload, size = None, (1280, 960)
+        if isinstance(photo, Upload):
+            if len(photo.data) > MAX_PHOTO_BYTES:
+                raise bad_request("PHOTO_SAVE_FILE_INVALID")
+            found = image_size(photo.data)
+            if found is None:
+                raise bad_request("IMAGE_PROCESS_FAILED")
+            width, height = found
+            if width + height > MAX_PHOTO_SIDES or max(width, height) > 20 * min(width, height):
+                raise bad_request("PHOTO_INVALID_DIMENSIONS")
+            upload, size, photo = photo, found, f"AgAC{next(self._photo_ids):012d}"
+        elif not isinstance(photo, str) or not photo.startswith("AgAC"):
             raise bad_request("wrong file identifier/HTTP URL specified")
+        return self._store_file(chat_id, params, photo_file_id=photo, upload=upload,
+                                photo_size=size)  # fmt: skip
+
+    async def _api_sendDocument(self, params: dict[str, Any]) -> Any:
+        chat_id = self._chat(params)
+        if chat_id > 0 and chat_id not in self.started:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+        document = params.get("document")
+        if not isinstance(document, Upload):
+            raise bad_request("there is no document in the request")
+        if not document.data:
+            raise bad_request("file must be non-empty")
+        if len(document.data) > MAX_DOCUMENT_BYTES:
+            raise ApiError(413, "Request Entity Too Large")
+        return self._store_file(chat_id, params, upload=document)
+
+    def _store_file(
+        self,
+        chat_id: int,
+        params: dict[str, Any],
+        *,
+        photo_file_id: str | None = None,
+        upload: Upload | None = None,
+        photo_size: tuple[int, int] = (1280, 960),
+    ) -> dict[str, Any]:
         caption = params.get("caption") or ""
-        if caption:
-            self._text(params, "caption", MAX_CAPTION)
+        plain = self._text(params, "caption", MAX_CAPTION) if caption else None
+        reply_to = self._check_reply(params, chat_id)
         m = StoredMessage(
             chat_id=chat_id, message_id=self._new_message_id(chat_id), from_id=self.bot_id,
-            date=int(time.time()), text=caption or None, plain=caption or None,
-            photo_file_id=photo, protected=bool(params.get("protect_content")),
+            date=int(time.time()), text=caption or None, plain=plain,
+            parse_mode=params.get("parse_mode"), photo_file_id=photo_file_id,
+            reply_to=reply_to, protected=bool(params.get("protect_content")), upload=upload,
+            photo_size=photo_size,
         )  # fmt: skip
         self.messages[(chat_id, m.message_id)] = m
         return self._message_dict(m)
@@ -659,7 +736,11 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
             params.update(await request.json())
         else:
             form = await request.post()
-            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+            for key, value in form.items():
+                if isinstance(value, str):
+                    params[key] = value
+                elif isinstance(value, web.FileField):
+                    params[key] = Upload(value.filename, value.content_type, value.file.read())
     for key in JSON_FIELDS & params.keys():
         if isinstance(params[key], str):
             try:

@@ -143,6 +143,8 @@ class Simulation:
         await run_recap(self.app)
         await sweep_overdue(self.app)
         await self.services.reminders.tick()
+        await self.services.reports.tick()
+        await self.services.retention.purge()
         await self.services.outbox.drained()
 
     async def stop_bot(self) -> None:

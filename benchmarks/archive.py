@@ -1,0 +1,116 @@
+"""A seeded archive for the benchmarks: N tickets with their events, written straight into a
+migrated database with sqlite3's executemany (a million tickets in well under a minute).
+
+Most tickets went the whole way (open, verify, sync, recap, DWH confirmation, inform); the
+newest `open_share` are still open, spread over the open states. Every NIK is made up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ticketbot.domain.lifecycle import State
+from ticketbot.repository import Repository
+
+GROUP_ID = -1001234567890
+STAF, KASI, ADB = 333333333, 111111111, 222222222
+LEMBAGA = ("BPJS Kesehatan", "BPJS Ketenagakerjaan", "Bank BRI", "Telkomsel", "DJP")
+# (action, actor, to_state, offset from opening)
+WHOLE_WAY = (
+    ("verify", KASI, State.VERIFIED, timedelta(minutes=6)),
+    ("sync_at_konsolidasi", ADB, State.SYNCED, timedelta(hours=2)),
+    ("send_to_dwh", None, State.SENT_TO_DWH, timedelta(hours=5)),
+    ("confirm_dwh", ADB, State.READY_TO_INFORM, timedelta(days=1)),
+    ("inform", STAF, State.DONE, timedelta(days=1, minutes=5)),
+)
+OPEN_STATES = (State.NEW, State.VERIFIED, State.SYNCED, State.SENT_TO_DWH,
+               State.READY_TO_INFORM)  # fmt: skip
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _rows(
+    count: int, start: datetime, span: timedelta, open_share: float
+) -> Iterator[tuple[tuple[object, ...], list[tuple[object, ...]]]]:
+    step = span / max(count, 1)
+    first_open = int(count * (1 - open_share))
+    for i in range(count):
+        ticket_id = i + 1
+        opened = start + step * i
+        path = list(WHOLE_WAY)
+        if i >= first_open:  # still open: stopped somewhere on the way
+            stop = OPEN_STATES[i % len(OPEN_STATES)]
+            path = path[: OPEN_STATES.index(stop)]
+        state = path[-1][2] if path else State.NEW
+        last = opened + (path[-1][3] if path else timedelta())
+        lembaga = LEMBAGA[i % len(LEMBAGA)]
+        step_since = None if state in (State.DONE, State.SENT_TO_DWH) else stamp(last)
+        if state == State.SYNCED:
+            step_since = stamp(opened + WHOLE_WAY[0][3])
+        ticket = (
+            ticket_id, f"1273{ticket_id:012d}", f"1273{ticket_id + 10**11:012d}", lembaga,
+            lembaga.lower(), "+6281234567890", None, "", None, state.value, STAF,
+            stamp(opened), stamp(last), step_since, None, GROUP_ID, ticket_id, None, None,
+            None, None, None,
+        )  # fmt: skip
+        events = [(ticket_id, STAF, "Sari Staf", "open", None, "new", stamp(opened), None)]
+        source = State.NEW
+        for action, actor, target, offset in path:
+            events.append(
+                (
+                    ticket_id,
+                    actor,
+                    "ticketbot" if actor is None else "Petugas",
+                    action,
+                    source.value,
+                    target.value,
+                    stamp(opened + offset),
+                    None,
+                )
+            )
+            source = target
+        yield ticket, events
+
+
+def seed(path: Path, count: int, *, end: datetime, span: timedelta,
+         open_share: float = 0.03) -> float:  # fmt: skip
+    """Write `count` tickets opened over `span` ending at `end`; returns the seconds taken."""
+    started = time.perf_counter()
+
+    async def migrate() -> None:
+        repo = await Repository.open(path)
+        await repo.close()
+
+    asyncio.run(migrate())
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA synchronous = OFF")
+    tickets: list[tuple[object, ...]] = []
+    events: list[tuple[object, ...]] = []
+
+    def flush() -> None:
+        con.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * 22)})", tickets)
+        con.executemany(
+            "INSERT INTO events (ticket_id, actor_id, actor_name, action, from_state,"
+            " to_state, at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            events,
+        )
+        tickets.clear()
+        events.clear()
+
+    with con:
+        for ticket, its_events in _rows(count, end - span, span, open_share):
+            tickets.append(ticket)
+            events.extend(its_events)
+            if len(tickets) >= 50_000:
+                flush()
+        flush()
+    con.execute("PRAGMA optimize")
+    con.close()
+    return time.perf_counter() - started

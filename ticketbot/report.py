@@ -1,0 +1,354 @@
+"""The monthly report for the head of the office (SPEC §4b).
+
+The figures come from the event log (domain/report.py); this module renders them as a chart
+(PNG, sized for a phone), an XLSX and an email, all in a worker thread so the event loop
+keeps answering taps, and delivers the monthly email exactly once: one `report_runs` row per
+month, the same Message-ID on every attempt, retried with the recap's back-off, the group
+told once when it cannot go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import io
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from ticketbot.clock import Clock
+from ticketbot.config import Config
+from ticketbot.domain.calendar import Sla
+from ticketbot.domain.lifecycle import Standard, Unit
+from ticketbot.domain.report import Month, MonthReport, build_report
+from ticketbot.mailer import DeliveryError, FailureKind, send_email
+from ticketbot.recap import XLSX_TYPE, Sender, domain_of, retry_delay
+from ticketbot.records import Effect, ReportRun, send_effect
+from ticketbot.repository import Repository, histories
+from ticketbot.texts import Texts, wrap_plain
+from ticketbot.xlsx import Column, add_table, new_workbook, workbook_bytes
+
+log = logging.getLogger(__name__)
+CHART_INCHES = (7.2, 9.6)  # at 150 dpi: 1080 x 1440 px, a phone screen's width
+CHART_DPI = 150
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    month: Month
+    figures: MonthReport
+    png: bytes
+    xlsx: bytes
+    caption: str  # Telegram HTML, under 1024 characters
+    subject: str
+    text: str
+    html: str
+
+    @property
+    def png_name(self) -> str:
+        return f"laporan-{self.month}.png"
+
+    @property
+    def xlsx_name(self) -> str:
+        return f"laporan-{self.month}.xlsx"
+
+
+def standard_text(standard: Standard | None, sla: Sla) -> str:
+    if standard is None:
+        return ""
+    amount: float = getattr(sla, standard.setting)
+    shown = f"{amount:g}"
+    return f"{shown} hari kerja" if standard.unit == Unit.WORKDAYS else f"{shown} menit"
+
+
+def month_title(texts: Texts, month: Month) -> str:
+    return f"{texts.label('months', str(month.month))} {month.year}"
+
+
+# -- rendering (CPU only: runs in a worker thread) -----------------------------------------
+
+
+def chart_png(report: MonthReport, texts: Texts, office: str, sla: Sla) -> bytes:
+    """Two panels a phone shows whole: share within the standard per step, and tickets
+    opened and closed per week. matplotlib's object API with the Agg canvas: no pyplot,
+    no global state, safe in a thread."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=CHART_INCHES, dpi=CHART_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1)
+    title = f"Laporan {month_title(texts, report.month)}"
+    if not report.complete:
+        title += f" (s.d. {texts.day(report.end - timedelta(microseconds=1))})"
+    fig.suptitle(f"{title}\n{office}", fontsize=14, fontweight="bold")
+
+    names = [
+        f"{s.sop_step}. {texts.label('sop_steps', str(s.sop_step))}\n"
+        f"standar {standard_text(s.standard, sla)}"
+        for s in report.steps
+    ]
+    shares = [100 * (s.within_share or 0) for s in report.steps]
+    colours = [
+        "#9e9e9e" if not s.handled else "#2e7d32" if share >= 90 else
+        "#f9a825" if share >= 70 else "#c62828"
+        for s, share in zip(report.steps, shares, strict=True)
+    ]  # fmt: skip
+    bars = top.barh(names, shares, color=colours)
+    top.invert_yaxis()
+    top.set_xlim(0, 100)
+    top.set_xlabel("% tepat waktu", fontsize=12)
+    top.set_title("Tepat waktu per langkah SOP", fontsize=13, loc="left")
+    top.tick_params(axis="y", labelsize=12)
+    for bar, step, share in zip(bars, report.steps, shares, strict=True):
+        label = f"{share:.0f}% ({step.within}/{step.handled})" if step.handled else "belum ada"
+        inside = share > 55
+        top.text(
+            share - 2 if inside else share + 2, bar.get_y() + bar.get_height() / 2, label,
+            va="center", ha="right" if inside else "left", fontsize=13,
+            color="white" if inside else "black", fontweight="bold",
+        )  # fmt: skip
+
+    weeks = report.weeks
+    xs = list(range(len(weeks)))
+    opened = bottom.bar([x - 0.2 for x in xs], [w.opened for w in weeks], 0.4, label="Dibuka",
+                        color="#1565c0")  # fmt: skip
+    closed = bottom.bar([x + 0.2 for x in xs], [w.closed for w in weeks], 0.4, label="Ditutup",
+                        color="#90a4ae")  # fmt: skip
+    bottom.bar_label(opened, fontsize=11)
+    bottom.bar_label(closed, fontsize=11)
+    firsts = [max(w.monday, report.month.first_day) for w in weeks]  # a week's days in the month
+    bottom.set_xticks(xs, [f"{d.day:d}/{d.month:d}" for d in firsts], fontsize=12)
+    bottom.set_xlabel("minggu, mulai tanggal (tgl/bln)", fontsize=12)
+    bottom.set_title(f"Tiket per minggu — dibuka {report.opened}, ditutup {report.closed}",
+                     fontsize=13, loc="left")  # fmt: skip
+    bottom.legend(fontsize=12)
+    bottom.margins(y=0.15)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+SUMMARY_COLUMNS = (
+    Column("Langkah SOP", 28, wrap=True),
+    Column("Standar", 16),
+    Column("Ditangani", 11, "number"),
+    Column("Median (menit kerja)", 14, "number"),
+    Column("Persentil 90 (menit kerja)", 14, "number"),
+    Column("Tepat waktu", 12, "number"),
+    Column("% tepat waktu", 12, "number"),
+)
+TICKET_COLUMNS = (
+    Column("No. Tiket", 10, "number"),
+    Column("NIK (tersamar)", 19),
+    Column("Lembaga Pengguna", 22, wrap=True),
+    Column("Dibuka", 17, "date"),
+    Column("Status akhir periode", 30, wrap=True),
+    Column("Langkah 3 (menit kerja)", 12, "number"),
+    Column("Langkah 4 (menit kerja)", 12, "number"),
+    Column("Langkah 5 (menit kerja)", 12, "number"),
+    Column("Lewat standar (langkah)", 12),
+    Column("Alasan", 40, wrap=True),
+)
+
+
+def report_workbook(report: MonthReport, texts: Texts, title: str, sla: Sla) -> bytes:
+    """The same numbers as the chart and the email, and a row per ticket (masked NIK)."""
+    tz = texts.tz
+    wb = new_workbook()
+    add_table(wb, "Ringkasan", SUMMARY_COLUMNS, [
+        (f"2. {texts.label('sop_steps', '2')} (tiket dibuka)", "", report.opened, None, None,
+         None, None),
+        *((f"{s.sop_step}. {texts.label('sop_steps', str(s.sop_step))}",
+           standard_text(s.standard, sla), s.handled, _round(s.median_minutes),
+           _round(s.p90_minutes), s.within,
+           _round(100 * s.within_share) if s.within_share is not None else None)
+          for s in report.steps),
+    ], print_header=title)  # fmt: skip
+    add_table(wb, "Lembaga", (Column("Lembaga Pengguna", 30, wrap=True),
+                              Column("Tiket dibuka", 12, "number")),
+              report.lembaga, print_header=title)  # fmt: skip
+    add_table(wb, "Alasan", (Column("Jalur", 26), Column("Alasan", 50, wrap=True),
+                             Column("Jumlah", 10, "number")),
+              ((texts.label("actions", a), r, n) for a, r, n in report.reasons),
+              print_header=title)  # fmt: skip
+    add_table(wb, "Terbuka akhir periode", (
+        Column("No. Tiket", 10, "number"), Column("NIK (tersamar)", 19),
+        Column("Lembaga Pengguna", 22, wrap=True), Column("Status", 30, wrap=True),
+        Column("Dibuka", 17, "date"), Column("Umur (hari)", 10, "number"),
+        Column("Lewat standar", 12),
+    ), ((t.ticket_id, t.nik_masked, t.lembaga, texts.label("states", t.state),
+         t.opened_at.astimezone(tz), t.age_days, "Ya" if t.overdue else "")
+        for t in report.open_at_end), print_header=title)  # fmt: skip
+    add_table(wb, "Per minggu", (Column("Minggu mulai (Senin)", 20), Column("Dibuka", 10,
+              "number"), Column("Ditutup", 10, "number")),
+              ((w.monday.isoformat(), w.opened, w.closed) for w in report.weeks),
+              print_header=title)  # fmt: skip
+    add_table(wb, "Tiket", TICKET_COLUMNS, (
+        (t.ticket_id, t.nik_masked, t.lembaga, t.opened_at.astimezone(tz),
+         texts.label("states", t.state_at_end), _round(t.minutes.get(3)),
+         _round(t.minutes.get(4)), _round(t.minutes.get(5)),
+         ", ".join(map(str, t.late_steps)), "; ".join(t.reasons))
+        for t in report.tickets
+    ), print_header=title)  # fmt: skip
+    return workbook_bytes(wb)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def render_files(report: MonthReport, texts: Texts, office: str, sla: Sla) -> ReportFiles:
+    context = {
+        "report": report, "office": office, "title": month_title(texts, report.month),
+        "standard": lambda s: standard_text(s, sla),
+    }  # fmt: skip
+    subject = " ".join(texts.render("email/report_subject.txt", **context).split())
+    return ReportFiles(
+        month=report.month,
+        figures=report,
+        png=chart_png(report, texts, office, sla),
+        xlsx=report_workbook(report, texts, subject, sla),
+        caption=texts.render("telegram/report_caption.html", **context),
+        subject=subject,
+        text=wrap_plain(texts.render("email/report.txt", subject=subject, **context)) + "\n",
+        html=texts.render("email/report.html", subject=subject, **context) + "\n",
+    )
+
+
+# -- the desk ---------------------------------------------------------------------------
+
+
+@dataclass
+class ReportDesk:
+    config: Config
+    repo: Repository
+    texts: Texts
+    clock: Clock
+    send: Sender = send_email
+    rng: random.Random = field(default_factory=random.Random)
+    group_id: Callable[[], int] | None = None  # where failures are told (office.group_id)
+    _cache: dict[str, ReportFiles] = field(default_factory=dict)
+    _resumed: bool = False
+
+    async def build(self, month: Month) -> ReportFiles:
+        """The month's figures and files, computed and drawn in a worker thread."""
+        start, end = month.bounds(self.config.calendar.tz)
+        tickets, events = await self.repo.report_rows(start, end)
+        config, now = self.config, self.clock()
+
+        def work() -> ReportFiles:
+            found = histories(tickets, events)
+            report = build_report(month, found, config.calendar, config.sla, now)
+            return render_files(report, self.texts, config.office.name, config.sla)
+
+        return await asyncio.to_thread(work)
+
+    def default_month(self, now: datetime) -> Month:
+        """`/laporan` alone: the month running, or the last one on (and before the end
+        of) the first working day of a month, when the head of office asks for it."""
+        today = now.astimezone(self.config.calendar.tz).date()
+        month = Month.of(today)
+        first = self.first_work_moment(month)
+        return month.previous() if today <= first.date() else month
+
+    def first_work_moment(self, month: Month) -> datetime:
+        start, _ = month.bounds(self.config.calendar.tz)
+        return self.config.calendar.add_work_time(start, 0)
+
+    def choose(self, text: str, now: datetime) -> Month | str:
+        """The month asked for, or why not (a key of report_refused.html)."""
+        if not text.strip():
+            return self.default_month(now)
+        try:
+            month = Month.parse(text)
+        except ValueError:
+            return "format"
+        if month > Month.of(now.astimezone(self.config.calendar.tz).date()):
+            return "future"
+        return month
+
+    # -- the monthly email, exactly once -------------------------------------------------
+
+    def due_month(self, now: datetime) -> Month | None:
+        """The last month, once the first working moment of this one has passed."""
+        this = Month.of(now.astimezone(self.config.calendar.tz).date())
+        return this.previous() if now >= self.first_work_moment(this) else None
+
+    async def tick(self) -> list[Effect]:
+        """Record the month's report when due, deliver what is pending; returns the
+        notices for the group (already recorded with the failure)."""
+        if not self.config.report_to:
+            return []
+        now = self.clock()
+        if not self._resumed:
+            # Refused for good last time (a bad address, a login): the operator fixes the
+            # configuration and restarts; try once more then.
+            await self.repo.resume_failed_report_runs(now)
+            self._resumed = True
+        month = self.due_month(now)
+        if month is not None and await self.repo.report_run(str(month)) is None:
+            first = await self.repo.first_opened_at()
+            _, end = month.bounds(self.config.calendar.tz)
+            if first is not None and first < end:  # a new office has nothing to report yet
+                message_id = email.utils.make_msgid(
+                    idstring=f"laporan-{month}.{uuid.uuid4().hex[:12]}",
+                    domain=domain_of(self.config.smtp.sender),
+                )
+                await self.repo.create_report_run(str(month), now, message_id)
+        notices: list[Effect] = []
+        for run in await self.repo.due_report_runs(now):
+            notices += await self._deliver(run)
+        return notices
+
+    async def _deliver(self, run: ReportRun) -> list[Effect]:
+        month = Month.parse(run.month)
+        try:
+            files = self._cache.get(run.month) or await self.build(month)
+            self._cache = {run.month: files}  # reused by the retries, one month held
+            message = self.email(files, run)
+            await self.send(self.config.smtp, message)
+        except Exception as caught:
+            error = caught if isinstance(caught, DeliveryError) else None
+            if error is None:
+                log.exception("the report of %s could not be built", run.month)
+                error = DeliveryError(FailureKind.BUILD, f"{type(caught).__name__}: {caught}")
+            log.warning("the report of %s was not delivered (%s): %s", run.month, error.kind,
+                        error.reason)  # fmt: skip
+            effects: Sequence[Effect] = ()
+            if error.permanent and not run.notified:
+                text = self.texts.render(
+                    "telegram/report_failed.html", title=month_title(self.texts, month),
+                    kind=error.kind, to=self.config.report_to,
+                )  # fmt: skip
+                group = self.group_id() if self.group_id else self.config.telegram.group_id
+                effects = [send_effect(group, text, f"report-failed:{run.month}")]
+            await self.repo.report_run_deferred(
+                run.month, self.clock() + retry_delay(run.attempts + 1, self.rng), error.kind,
+                error.reason, failed=error.permanent, effects=effects,
+            )  # fmt: skip
+            return list(effects)
+        await self.repo.report_run_sent(run.month, self.clock())
+        self._cache.pop(run.month, None)
+        log.info("the report of %s was accepted by the mail server", run.month)
+        return []
+
+    def email(self, files: ReportFiles, run: ReportRun) -> EmailMessage:
+        """The same Message-ID and Date on every attempt: the run's."""
+        message = EmailMessage()
+        message["Subject"] = files.subject
+        message["From"] = self.config.smtp.sender
+        message["To"] = ", ".join(self.config.report_to)
+        message["Date"] = email.utils.format_datetime(run.created_at)
+        message["Message-ID"] = run.message_id
+        message.set_content(files.text)
+        message.add_alternative(files.html, subtype="html")
+        message.add_attachment(files.png, maintype="image", subtype="png",
+                               filename=files.png_name)  # fmt: skip
+        message.add_attachment(files.xlsx, maintype=XLSX_TYPE[0], subtype=XLSX_TYPE[1],
+                               filename=files.xlsx_name)  # fmt: skip
+        return message
