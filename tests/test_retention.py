@@ -296,7 +296,7 @@ async def test_migration_5_keeps_every_ticket_and_its_checks(tmp_path: Path) -> 
             " VALUES (1, 1, 'Sari', 'open', 'new', ?)", (stamp,),
         )  # fmt: skip
         await db.commit()
-        assert await repo.migrate() == 5
+        assert await repo.migrate(upto=5) == 5
         again = await repo.get_ticket(1)
         assert again is not None and (again.nik, again.kk, again.purged_at) == (
             nik(1),

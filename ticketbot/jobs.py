@@ -69,8 +69,7 @@ async def run_recap(app: AnyApp) -> None:
 
 async def sweep_overdue(app: AnyApp) -> None:
     """Re-render cards once when their step's deadline passes, so they say TERLAMBAT."""
-    s = services_of(app)
-    await group.show_cards(s, [t.id for t in await s.office.newly_overdue(s.overdue_shown)])
+    await services_of(app).office.newly_overdue()
 
 
 async def on_recap_job(context: Context) -> None:

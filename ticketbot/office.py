@@ -7,9 +7,12 @@ it was pressed on, the presser's role and the current state are all re-checked h
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import holidays
 
 from ticketbot.callback_data import ButtonPress, Press
 from ticketbot.clock import Clock, now_utc
@@ -247,6 +250,15 @@ class Office:
 
     def __post_init__(self) -> None:
         self.group_id = self.group_id or self.config.telegram.group_id
+        # Every transition stores its step's deadline, by this office's calendar and standards.
+        calendar, sla = self.config.calendar, self.config.sla
+        self.repo.deadline = lambda state, since: deadline(state, since, calendar, sla)
+
+    def deadline_rule(self) -> str:
+        """What the stored deadlines were computed with: the calendar, the standards and the
+        holidays package (a new release can add a year's cuti bersama)."""
+        text = f"{self.config.calendar!r}|{self.config.sla!r}|{holidays.__version__}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     async def remember(self, actor: Actor) -> None:
         """Store a staff member's display name once per change (cards mention by name)."""
@@ -542,33 +554,29 @@ class Office:
         )
 
     async def queue(self) -> QueueFacts:
-        """`/antrian`: open tickets by step (the table's queue order), overdue first."""
+        """`/antrian`: open tickets by step (the table's queue order), overdue first; reads
+        only what one message can show, and the counts."""
         now = self.clock()
-        rows = []
-        for t in await self.repo.open_tickets():
-            due = self.due(t)
-            late = -self.config.calendar.work_minutes_between(now, due) if due else 0.0
-            rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0),
-                                 self.dwh_workdays(t)))  # fmt: skip
+        shown, counts, overdue = await self.repo.queue(now)
         by_step = []
         for state in QUEUE_ORDER:
-            in_step = [r for r in rows if r.t.state == state]
-            in_step.sort(key=lambda r: (not r.overdue, r.deadline or now, r.t.id))
-            by_step.append((state, in_step))
+            rows = []
+            for t in shown.get(state, []):
+                due = self.due(t)
+                late = -self.config.calendar.work_minutes_between(now, due) if due else 0.0
+                rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0),
+                                     self.dwh_workdays(t)))  # fmt: skip
+            by_step.append((state, rows))
         # Steps with overdue tickets first, then the order of the SOP.
-        by_step.sort(key=lambda g: not any(r.overdue for r in g[1]))
-        return QueueFacts(by_step, len(rows), sum(r.overdue for r in rows))
+        by_step.sort(key=lambda g: not overdue.get(g[0], 0))
+        return QueueFacts(by_step, sum(counts.values()), sum(overdue.values()))
 
-    async def newly_overdue(self, already: set[tuple[int, datetime]]) -> list[Ticket]:
-        """Open tickets whose step deadline has passed and whose card has not yet said so."""
-        now = self.clock()
-        found = []
-        for t in await self.repo.open_tickets():
-            due = self.due(t)
-            if due is not None and due < now and (t.id, due) not in already:
-                already.add((t.id, due))
-                found.append(t)
-        return found
+    async def newly_overdue(self) -> list[int]:
+        """Open tickets whose step deadline has passed and whose card has not yet said so:
+        their cards are queued for a re-render, once (remembered in the database)."""
+        return await self.repo.newly_overdue(
+            self.clock(), lambda ids: [card_effect(i) for i in ids]
+        )
 
 
 def _open_menu(events: list[Event], state: State) -> Action | None:

@@ -96,7 +96,7 @@ class ReminderDesk:
             return seen[1] + 1
 
         audiences: dict[tuple[int, ...], Reminder] = {}
-        for t in await self.repo.open_tickets():
+        for t in await self.repo.overdue_tickets(now):
             due = self.office.due(t)
             if due is None or due >= now:
                 continue

@@ -56,6 +56,10 @@ MASKED_SQL = "substr({0}, 1, 6) || '******' || substr({0}, 13, 4)"
 STEP_SINCE_SQL = {Clock.START: ":stamp", Clock.KEEP: "step_since", Clock.STOP: "NULL"}
 
 
+Deadline = Callable[[State, datetime | None], datetime | None]
+QUEUE_SHOWN = 40  # /antrian rows fetched per step: more never fit one message
+
+
 def to_db_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -177,6 +181,9 @@ class Repository:
         # Called after a transaction that queued effects commits (wakes the outbox worker).
         self.on_enqueue: Callable[[], None] = lambda: None
         self.ping_gather = PING_GATHER
+        # The running step's deadline (the office's calendar and standards), stored with
+        # every transition; None: deadlines are filled in by `refresh_deadlines`.
+        self.deadline: Deadline | None = None
 
     @classmethod
     async def open(cls, path: Path, *, migrate: bool = True) -> Repository:
@@ -268,6 +275,7 @@ class Repository:
             )  # fmt: skip
             ticket_id = cur.lastrowid
             assert ticket_id is not None
+            await self._set_due(ticket_id, State.NEW, stamp)
             await self._insert_event(ticket_id, opener, Action.OPEN, None, State.NEW, stamp, None)
             await self._enqueue(effects(ticket_id))
             ticket = await self.get_ticket(ticket_id)
@@ -394,15 +402,17 @@ class Repository:
             step = STEP_SINCE_SQL[STEPS[transition.target].clock]
             reason = ":detail" if transition.action == Action.REJECT else "reject_reason"
             batch = "NULL" if transition.leaves_batch else "batch_id"
-            cur = await conn.execute(
+            async with conn.execute(
                 f"UPDATE tickets SET state = :target, state_since = :stamp, step_since = {step},"
                 f" reject_reason = {reason}, batch_id = {batch}"
-                " WHERE id = :id AND state = :source",
+                " WHERE id = :id AND state = :source RETURNING step_since",
                 {"target": transition.target.value, "stamp": stamp, "id": ticket_id,
                  "source": transition.source.value, "detail": detail},
-            )  # fmt: skip
-            applied = cur.rowcount == 1
-            if applied:
+            ) as cur:  # fmt: skip
+                changed = await cur.fetchone()
+            applied = changed is not None
+            if changed is not None:
+                await self._set_due(ticket_id, transition.target, changed[0])
                 await self._insert_event(
                     ticket_id, actor, transition.action, transition.source,
                     transition.target, stamp, detail,
@@ -413,6 +423,99 @@ class Repository:
             raise LookupError(f"ticket {ticket_id} does not exist")
         last = None if applied else await self.last_transition(ticket_id)
         return TransitionOutcome(applied, ticket, last)
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    def _due_text(self, state: State, step_since: str | None) -> str | None:
+        if self.deadline is None:
+            return None
+        due = self.deadline(state, from_db_time(step_since))
+        return to_db_time(due) if due is not None else None
+
+    async def _set_due(self, ticket_id: int, state: State, step_since: str | None) -> None:
+        """Inside a write: the deadline of the step the ticket just entered."""
+        await self._conn.execute(
+            "UPDATE tickets SET due_at = ? WHERE id = ?",
+            (self._due_text(state, step_since), ticket_id),
+        )
+
+    async def refresh_deadlines(self, rule: str) -> int:
+        """Compute the stored deadlines of the open tickets again when the rule that made
+        them (calendar, standards, holidays) is not `rule`; returns how many."""
+        if self.deadline is None or await self.setting("deadline_rule") == rule:
+            return 0
+        opens = ",".join("?" * len(OPEN_STATE_LIST))
+        async with self._conn.execute(
+            f"SELECT id, state, step_since FROM tickets WHERE state IN ({opens})",
+            OPEN_STATE_LIST,
+        ) as cur:
+            rows = list(await cur.fetchall())
+        async with self._write() as conn:
+            await conn.executemany(
+                "UPDATE tickets SET due_at = ? WHERE id = ?",
+                [(self._due_text(STATE_OF[r[1]], r[2]), r[0]) for r in rows],
+            )
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('deadline_rule', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (rule,),
+            )
+        return len(rows)
+
+    async def queue(
+        self, now: datetime
+    ) -> tuple[dict[State, list[Ticket]], dict[State, int], dict[State, int]]:
+        """`/antrian`: per open state the first QUEUE_SHOWN tickets by deadline (overdue
+        first), how many there are, and how many are overdue. Reads what it shows."""
+        stamp = to_db_time(now)
+        opens = ",".join("?" * len(OPEN_STATE_LIST))
+        counts: dict[State, int] = {}
+        overdue: dict[State, int] = {}
+        async with self._conn.execute(
+            f"SELECT state, count(*), sum(due_at < ?) FROM tickets WHERE state IN ({opens})"
+            " GROUP BY state",
+            (stamp, *OPEN_STATE_LIST),
+        ) as cur:
+            for state, count, late in await cur.fetchall():
+                counts[STATE_OF[state]], overdue[STATE_OF[state]] = count, late or 0
+        shown: dict[State, list[Ticket]] = {}
+        for state in counts:
+            async with self._conn.execute(
+                f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state = ?"
+                " ORDER BY due_at, id LIMIT ?",
+                (state.value, QUEUE_SHOWN),
+            ) as cur:
+                shown[state] = [_ticket(r) for r in await cur.fetchall()]
+        return shown, counts, overdue
+
+    async def overdue_tickets(self, now: datetime, limit: int = 1000) -> list[Ticket]:
+        """Open tickets past their deadline, the longest overdue first."""
+        opens = ",".join("?" * len(OPEN_STATE_LIST))
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE due_at < ? AND state IN ({opens})"
+            " ORDER BY due_at, id LIMIT ?",
+            (to_db_time(now), *OPEN_STATE_LIST, limit),
+        ) as cur:
+            return [_ticket(r) for r in await cur.fetchall()]
+
+    async def newly_overdue(
+        self, now: datetime, effects: Callable[[list[int]], Sequence[Effect]], limit: int = 200
+    ) -> list[int]:
+        """Open tickets whose deadline passed and whose card does not say so yet: marked as
+        shown, with `effects` (their cards re-rendered), in one transaction. The mark is in
+        the database, so a restart re-renders none of them again."""
+        opens = ",".join("?" * len(OPEN_STATE_LIST))
+        async with self._write() as conn:
+            async with conn.execute(
+                f"UPDATE tickets SET overdue_shown = due_at WHERE id IN (SELECT id FROM tickets"
+                f" WHERE due_at < ? AND state IN ({opens})"
+                " AND (overdue_shown IS NULL OR overdue_shown != due_at)"
+                " ORDER BY due_at LIMIT ?) RETURNING id",
+                (to_db_time(now), *OPEN_STATE_LIST, limit),
+            ) as cur:
+                ids = sorted(int(r[0]) for r in await cur.fetchall())
+            await self._enqueue(effects(ids))
+        return ids
 
     # -- events -------------------------------------------------------------------------
 
@@ -579,13 +682,16 @@ class Repository:
                 ids = [int(r[0]) for r in await rows.fetchall()]
             for ticket_id in ids:
                 step = STEP_SINCE_SQL[STEPS[send.target].clock]
-                updated = await conn.execute(
+                async with conn.execute(
                     f"UPDATE tickets SET state = :target, state_since = :stamp,"
-                    f" step_since = {step} WHERE id = :id AND state = :source",
+                    f" step_since = {step} WHERE id = :id AND state = :source"
+                    " RETURNING step_since",
                     {"target": send.target.value, "stamp": stamp, "id": ticket_id,
                      "source": send.source.value},
-                )  # fmt: skip
-                if updated.rowcount == 1:
+                ) as cur:  # fmt: skip
+                    updated = await cur.fetchone()
+                if updated is not None:
+                    await self._set_due(ticket_id, send.target, updated[0])
                     await self._insert_event(
                         ticket_id, BOT_ACTOR, send.action, send.source, send.target, stamp, detail
                     )

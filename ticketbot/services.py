@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot, filters
@@ -33,7 +32,6 @@ class Services:
     reminders: ReminderDesk
     reports: ReportDesk
     retention: Retention
-    overdue_shown: set[tuple[int, datetime]] = field(default_factory=set)
 
 
 class BotData:

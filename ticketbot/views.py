@@ -314,12 +314,14 @@ class Views:
                 if left > 0:
                     kept.append({"title": title, "rows": in_step[:left]})
                 left -= len(in_step)
+            hidden = facts.total - sum(len(g["rows"]) for g in kept)
             return self.texts.render(
                 "telegram/antrian.html", groups=kept, total=facts.total,
-                overdue_count=facts.overdue, hidden=facts.total - shown,
+                overdue_count=facts.overdue, hidden=hidden,
             )  # fmt: skip
 
-        return fit_message(render, facts.total)
+        # The office read only what one message can show; the counts are of all.
+        return fit_message(render, sum(len(rows) for _, rows in groups))
 
     def ping(self, tickets: list[Ticket], people: list[Person]) -> str:
         """The turn ping: the people by clickable mention, the tickets, the step."""
