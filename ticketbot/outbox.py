@@ -46,6 +46,7 @@ MAX_RETRY = 300.0
 # A call is counted here when it leaves and by Telegram when it arrives: keep a little apart
 # so our own pacing never meets a 429.
 MARGIN = 0.25
+HOLD_AT_MOST = 1.0  # seconds a lane waits for a chat's budget before it moves on to others
 
 
 def utcnow() -> datetime:
@@ -69,6 +70,13 @@ class Pacer:
 
     def wait_for(self, chat_id: int | None, *, charged: bool) -> float:
         """Seconds until a call may go; 0 when it may go now (and it is counted)."""
+        return self._wait(chat_id, charged=charged, count=True)
+
+    def blocked_for(self, chat_id: int | None, *, charged: bool) -> float:
+        """Seconds until a call to `chat_id` may go; nothing is counted."""
+        return self._wait(chat_id, charged=charged, count=False)
+
+    def _wait(self, chat_id: int | None, *, charged: bool, count: bool) -> float:
         now = time.monotonic()
         waits = [self._paused.get(chat_id or 0, 0) - now]
         # Deletions leave a fifth of the bot's budget to messages: a flood of them never
@@ -80,7 +88,7 @@ class Pacer:
             group = self._group.setdefault(chat_id, deque())
             waits.append(_window_wait(group, self.group_limit, 60.0 + MARGIN, now))
         wait = max(waits)
-        if wait > 0:
+        if wait > 0 or not count:
             return wait
         self._global.append(now)
         if group is not None:
@@ -175,6 +183,8 @@ class OutboxWorker:
             for item in items:
                 self._busy += 1
                 try:
+                    if await self._postponed(item):
+                        continue
                     await self._handle(item)
                 except asyncio.CancelledError:
                     raise
@@ -197,6 +207,16 @@ class OutboxWorker:
                 await self._wake.wait()
 
     # -- one effect ------------------------------------------------------------------------
+
+    async def _postponed(self, item: OutboxItem) -> bool:
+        """An effect whose chat cannot take it for a while (a 429's retry_after, the group's
+        minute spent) steps aside until then: the lane goes on with other chats' effects."""
+        chat = await self._chat_of(item)
+        wait = self.pacer.blocked_for(chat, charged=item.kind not in DELETE_KINDS)
+        if wait <= HOLD_AT_MOST:
+            return False
+        await self.services.repo.effect_postpone(item, utcnow() + timedelta(seconds=wait))
+        return True
 
     async def _chat_of(self, item: OutboxItem) -> int | None:
         if item.chat_id is not None or item.target_id is None:

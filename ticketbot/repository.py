@@ -872,6 +872,13 @@ class Repository:
                 (to_db_time(at), error, probe_from, item.id),
             )
 
+    async def effect_postpone(self, item: OutboxItem, at: datetime) -> None:
+        """Not an attempt: its chat cannot take it before `at` (a 429, a spent budget)."""
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (to_db_time(at), item.id)
+            )
+
     async def forget_probe(self, item: OutboxItem) -> None:
         async with self._write() as conn:
             await conn.execute("UPDATE outbox SET probe_from = NULL WHERE id = ?", (item.id,))
