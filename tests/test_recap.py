@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import VALID_FORM, form
+from ticketbot import recap
 from ticketbot.domain.lifecycle import State
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, TZ, Simulation
+from ticketbot.xlsx import RecapRow
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -161,7 +164,14 @@ async def test_smtp_down_then_up_sends_exactly_once(sim: Simulation) -> None:
     assert await states(sim) == [State.SENT_TO_DWH]
 
 
-async def test_451_then_250(sim: Simulation) -> None:
+async def test_451_then_250(sim: Simulation, monkeypatch: pytest.MonkeyPatch) -> None:
+    built, build = [], recap.recap_workbook
+
+    def counted(rows: Sequence[RecapRow], title: str) -> bytes:
+        built.append(len(rows))
+        return build(rows, title)
+
+    monkeypatch.setattr(recap, "recap_workbook", counted)
     await sim.run_jobs()
     await synced(sim)
     sim.smtp.refusals.append("451 4.3.0 Mailbox busy, try later")
@@ -172,6 +182,7 @@ async def test_451_then_250(sim: Simulation) -> None:
     sim.clock.now = batch.next_attempt_at
     await sim.run_jobs()
     assert len(sim.smtp.received) == 1 and await states(sim) == [State.SENT_TO_DWH]
+    assert built == [1]  # built once, in a worker thread; the retry sent the same message
 
 
 async def test_550_fails_for_good_and_rekap_kirim_retries(sim: Simulation) -> None:

@@ -110,6 +110,7 @@ class RecapDesk:
 
     def __post_init__(self) -> None:
         self._lock = asyncio.Lock()  # one delivery at a time: /rekap kirim twice at once
+        self._built: tuple[int, EmailMessage] | None = None  # the last batch's message
 
     @property
     def schedule(self) -> RecapSchedule:
@@ -219,30 +220,16 @@ class RecapDesk:
     def _domain(self) -> str:
         return domain_of(self.config.smtp.sender)
 
-    async def rows(self, tickets: list[Ticket]) -> list[RecapRow]:
-        rows = []
-        tz = self.config.calendar.tz
-        for t in tickets:
-            events = await self.repo.events_for(t.id)
-            # The latest of each step: after an "Ulang" the ticket was synced again.
-            done = {e.action: e for e in events if e.to_state}
-            opened, verified, synced = (
-                done.get(a.value) for a in (Action.OPEN, Action.VERIFY, Action.SYNC_AT_KONSOLIDASI)
-            )
-            rows.append(RecapRow(
-                ticket_id=t.id, nik=t.nik, kk=t.kk, nama=t.nama or "", lembaga=t.lembaga,
-                keterangan=t.keterangan,
-                opened_at=_at(opened, tz), opened_by=opened.actor_name if opened else "",
-                verified_at=_at(verified, tz), verified_by=verified.actor_name if verified else "",
-                synced_at=_at(synced, tz), synced_by=synced.actor_name if synced else "",
-                repeat=Action.RESYNC.value in done,
-            ))  # fmt: skip
-        return rows
-
     async def render(self, due: date, tickets: list[Ticket]) -> Email:
-        rows = await self.rows(tickets)
-        office = self.config.office.name
+        """The email of `tickets`: their events in one query per thousands, then the rows,
+        the templates and the XLSX in a worker thread (the event loop keeps answering)."""
+        events = await self.repo.events_of([t.id for t in tickets])
+        return await asyncio.to_thread(self._render, due, tickets, events)
+
+    def _render(self, due: date, tickets: list[Ticket], events: dict[int, list[Event]]) -> Email:
         tz = self.config.calendar.tz
+        rows = [recap_row(t, events.get(t.id, []), tz) for t in tickets]
+        office = self.config.office.name
         day = self.texts.day(datetime.combine(due, self.config.recap.time, tz))
         context = {"office": office, "day": day, "rows": rows}
         subject = self.texts.render("email/subject.txt", count=len(rows), **context)
@@ -256,7 +243,10 @@ class RecapDesk:
         )
 
     async def build_message(self, batch: Batch) -> EmailMessage:
-        """The same bytes-to-be on every attempt: Message-ID and Date come from the batch."""
+        """The same bytes-to-be on every attempt: Message-ID and Date come from the batch, and
+        a batch is built once (a frozen batch does not change), then reused by its retries."""
+        if self._built is not None and self._built[0] == batch.id:
+            return self._built[1]
         content = await self.render(batch.due_date, await self.repo.batch_tickets(batch.id))
         recap = self.config.recap
         message = EmailMessage()
@@ -272,6 +262,7 @@ class RecapDesk:
         message.add_attachment(
             content.xlsx, maintype=XLSX_TYPE[0], subtype=XLSX_TYPE[1], filename=content.filename
         )
+        self._built = (batch.id, message)
         return message
 
     async def preview(self) -> str:
@@ -300,6 +291,22 @@ class RecapDesk:
 
 def _at(event: Event | None, tz: tzinfo) -> datetime | None:
     return event.at.astimezone(tz) if event else None
+
+
+def recap_row(t: Ticket, events: list[Event], tz: tzinfo) -> RecapRow:
+    # The latest of each step: after an "Ulang" the ticket was synced again.
+    done = {e.action: e for e in events if e.to_state}
+    opened, verified, synced = (
+        done.get(a.value) for a in (Action.OPEN, Action.VERIFY, Action.SYNC_AT_KONSOLIDASI)
+    )
+    return RecapRow(
+        ticket_id=t.id, nik=t.nik, kk=t.kk, nama=t.nama or "", lembaga=t.lembaga,
+        keterangan=t.keterangan,
+        opened_at=_at(opened, tz), opened_by=opened.actor_name if opened else "",
+        verified_at=_at(verified, tz), verified_by=verified.actor_name if verified else "",
+        synced_at=_at(synced, tz), synced_by=synced.actor_name if synced else "",
+        repeat=Action.RESYNC.value in done,
+    )  # fmt: skip
 
 
 def test_email(config: Config) -> EmailMessage:
