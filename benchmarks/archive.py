@@ -54,11 +54,13 @@ def _rows(
         step_since = None if state in (State.DONE, State.SENT_TO_DWH) else stamp(last)
         if state == State.SYNCED:
             step_since = stamp(opened + WHOLE_WAY[0][3])
+        sent = len(path) >= 3  # the recap of its day took it: one batch a day
+        batch = (opened - start).days + 1 if sent else None
         ticket = (
             ticket_id, f"1273{ticket_id:012d}", f"1273{ticket_id + 10**11:012d}", lembaga,
             lembaga.lower(), "+6281234567890", None, "", None, state.value, STAF,
-            stamp(opened), stamp(last), step_since, None, GROUP_ID, ticket_id, None, None,
-            None, None, None,
+            stamp(opened), stamp(last), step_since, None, GROUP_ID, ticket_id, batch, None,
+            None, None, None, None, None,
         )  # fmt: skip
         events = [(ticket_id, STAF, "Sari Staf", "open", None, "new", stamp(opened), None)]
         source = State.NEW
@@ -80,7 +82,7 @@ def _rows(
 
 
 def seed(path: Path, count: int, *, end: datetime, span: timedelta,
-         open_share: float = 0.03) -> float:  # fmt: skip
+         open_share: float = 0.005) -> float:  # fmt: skip
     """Write `count` tickets opened over `span` ending at `end`; returns the seconds taken."""
     started = time.perf_counter()
 
@@ -95,7 +97,7 @@ def seed(path: Path, count: int, *, end: datetime, span: timedelta,
     events: list[tuple[object, ...]] = []
 
     def flush() -> None:
-        con.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * 22)})", tickets)
+        con.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * 24)})", tickets)
         con.executemany(
             "INSERT INTO events (ticket_id, actor_id, actor_name, action, from_state,"
             " to_state, at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -105,6 +107,21 @@ def seed(path: Path, count: int, *, end: datetime, span: timedelta,
         events.clear()
 
     with con:
+        days = span.days + 2
+        con.executemany(
+            "INSERT INTO recap_batches (id, due_date, created_at, message_id, status,"
+            " next_attempt_at, sent_at) VALUES (?, ?, ?, ?, 'sent', ?, ?)",
+            [(d + 1, (end - span + timedelta(days=d)).date().isoformat(),
+              stamp(end - span + timedelta(days=d, hours=8)), f"<rekap-{d}@example.go.id>",
+              stamp(end - span + timedelta(days=d, hours=8)),
+              stamp(end - span + timedelta(days=d, hours=8))) for d in range(days)],
+        )  # fmt: skip
+        # Every day's recap ran (the newest synced tickets wait for today's).
+        con.executemany(
+            "INSERT INTO recap_runs (due_date, batch_id, ran_at) VALUES (?, ?, ?)",
+            [((end - span + timedelta(days=d)).date().isoformat(), d + 1,
+              stamp(end - span + timedelta(days=d, hours=8))) for d in range(days)],
+        )  # fmt: skip
         for ticket, its_events in _rows(count, end - span, span, open_share):
             tickets.append(ticket)
             events.extend(its_events)

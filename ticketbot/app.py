@@ -109,7 +109,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
         app.bot_data.services = s
         group.add_chat_ids(await office.find_group())
         # Stored deadlines follow the calendar and standards in force (only when they change).
-        await repo.refresh_deadlines(office.deadline_rule())
+        await repo.refresh_deadlines(office.deadline_rule(), clock())
         await app.bot.set_my_commands(
             [BotCommand(c.command, texts.label("commands", c.command))
              for c in handlers.COMMANDS]

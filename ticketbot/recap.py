@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
 from enum import StrEnum
+from typing import Any
 
 from ticketbot.clock import Clock
 from ticketbot.config import Config, SmtpConfig
@@ -23,7 +24,7 @@ from ticketbot.domain.calendar import WorkCalendar
 from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
 from ticketbot.records import card_effect, summary_effect
-from ticketbot.repository import Batch, Event, Repository, Ticket
+from ticketbot.repository import Batch, Event, Repository, Ticket, events_by_ticket
 from ticketbot.texts import Texts, wrap_plain
 from ticketbot.xlsx import RecapRow, recap_workbook
 
@@ -223,11 +224,12 @@ class RecapDesk:
     async def render(self, due: date, tickets: list[Ticket]) -> Email:
         """The email of `tickets`: their events in one query per thousands, then the rows,
         the templates and the XLSX in a worker thread (the event loop keeps answering)."""
-        events = await self.repo.events_of([t.id for t in tickets])
-        return await asyncio.to_thread(self._render, due, tickets, events)
+        rows = await self.repo.event_rows([t.id for t in tickets])
+        return await asyncio.to_thread(self._render, due, tickets, rows)
 
-    def _render(self, due: date, tickets: list[Ticket], events: dict[int, list[Event]]) -> Email:
+    def _render(self, due: date, tickets: list[Ticket], event_rows: list[Any]) -> Email:
         tz = self.config.calendar.tz
+        events = events_by_ticket(event_rows)
         rows = [recap_row(t, events.get(t.id, []), tz) for t in tickets]
         office = self.config.office.name
         day = self.texts.day(datetime.combine(due, self.config.recap.time, tz))

@@ -132,6 +132,14 @@ def histories(tickets: Iterable[Any], events: Iterable[Any]) -> list[TicketHisto
     ]
 
 
+def events_by_ticket(rows: Iterable[Any]) -> dict[int, list[Event]]:
+    """Rows of `Repository.event_rows`, per ticket (CPU: off the loop)."""
+    found: dict[int, list[Event]] = {}
+    for row in rows:
+        found.setdefault(row[1], []).append(_event(row))
+    return found
+
+
 def _ticket(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
      state_since, step_since, reason, chat_id, card, batch_id, ping, purged) = row  # fmt: skip
@@ -440,10 +448,11 @@ class Repository:
             (self._due_text(state, step_since), ticket_id),
         )
 
-    async def refresh_deadlines(self, rule: str) -> int:
+    async def refresh_deadlines(self, rule: str, now: datetime) -> int:
         """Compute the stored deadlines of the open tickets again when the rule that made
         them (calendar, standards, holidays) is not `rule`; returns how many."""
-        if self.deadline is None or await self.setting("deadline_rule") == rule:
+        before = await self.setting("deadline_rule")
+        if self.deadline is None or before == rule:
             return 0
         opens = ",".join("?" * len(OPEN_STATE_LIST))
         async with self._conn.execute(
@@ -456,6 +465,13 @@ class Repository:
                 "UPDATE tickets SET due_at = ? WHERE id = ?",
                 [(self._due_text(STATE_OF[r[1]], r[2]), r[0]) for r in rows],
             )
+            if before is None:
+                # The first fill (an upgraded database): what is overdue now, its card already
+                # says (the bot before this one showed it); no re-render storm at upgrade.
+                await conn.execute(
+                    "UPDATE tickets SET overdue_shown = due_at WHERE due_at < ?",
+                    (to_db_time(now),),
+                )
             await conn.execute(
                 "INSERT INTO settings (key, value) VALUES ('deadline_rule', ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -559,9 +575,10 @@ class Repository:
         ) as cur:
             return [_event(r) for r in await cur.fetchall()]
 
-    async def events_of(self, ticket_ids: Sequence[int]) -> dict[int, list[Event]]:
-        """The events of many tickets, a query per EVENTS_CHUNK tickets (not one each)."""
-        found: dict[int, list[Event]] = {}
+    async def event_rows(self, ticket_ids: Sequence[int]) -> list[Any]:
+        """The events of many tickets as rows for `events_by_ticket()` (which a worker thread
+        runs), a query per EVENTS_CHUNK tickets (not one each)."""
+        rows: list[Any] = []
         for at in range(0, len(ticket_ids), EVENTS_CHUNK):
             chunk = list(ticket_ids[at : at + EVENTS_CHUNK])
             async with self._conn.execute(
@@ -569,9 +586,9 @@ class Repository:
                 f" ({','.join('?' * len(chunk))}) ORDER BY ticket_id, id",
                 chunk,
             ) as cur:
-                for row in await cur.fetchall():
-                    found.setdefault(row[1], []).append(_event(row))
-        return found
+                while found := await cur.fetchmany(FETCH_CHUNK):
+                    rows += found
+        return rows
 
     async def last_transition(self, ticket_id: int) -> Event | None:
         async with self._conn.execute(

@@ -31,6 +31,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 FORMULA_LEAD = ("=", "+", "-", "@")
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
+CELL_LIMIT = 32767  # characters a cell holds (Excel)
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,11 @@ def _cell(ws: WriteOnlyWorksheet, column: Column, styles: _ColumnStyles, value: 
         return cell
     if column.kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
         return value
-    text = sheet_text(str(value))
-    cell = WriteOnlyCell(ws, value=text)
-    cell.data_type = "s"  # a literal string, never a formula, whatever it starts with
+    text = sheet_text(str(value))[:CELL_LIMIT]
+    cell = WriteOnlyCell(ws)
+    # A literal string, never a formula, whatever it starts with. Set as is: sheet_text()
+    # already made it what a cell can hold (openpyxl's own check would run again per cell).
+    cell._value, cell.data_type = text, "s"
     quoted = column.kind == "digits" or text.startswith(FORMULA_LEAD)
     cell._style = styles.quoted if quoted else styles.text
     return cell
