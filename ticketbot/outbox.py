@@ -22,7 +22,6 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +30,7 @@ from telegram import Bot
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from ticketbot import telegram_io
-from ticketbot.records import OutboxItem, delete_effect, send_effect
+from ticketbot.records import OutboxItem, Placed, delete_effect, send_effect
 from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
@@ -183,9 +182,10 @@ class OutboxWorker:
             for item in items:
                 self._busy += 1
                 try:
-                    if await self._postponed(item):
+                    chat = await self._chat_of(item)
+                    if await self._postponed(item, chat):
                         continue
-                    await self._handle(item)
+                    await self._handle(item, chat)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -208,10 +208,9 @@ class OutboxWorker:
 
     # -- one effect ------------------------------------------------------------------------
 
-    async def _postponed(self, item: OutboxItem) -> bool:
+    async def _postponed(self, item: OutboxItem, chat: int | None) -> bool:
         """An effect whose chat cannot take it for a while (a 429's retry_after, the group's
         minute spent) steps aside until then: the lane goes on with other chats' effects."""
-        chat = await self._chat_of(item)
         wait = self.pacer.blocked_for(chat, charged=item.kind not in DELETE_KINDS)
         if wait <= HOLD_AT_MOST:
             return False
@@ -226,8 +225,7 @@ class OutboxWorker:
             return ticket.chat_id if ticket else None
         return int(self.services.office.group_id)
 
-    async def _handle(self, item: OutboxItem) -> None:
-        chat = await self._chat_of(item)
+    async def _handle(self, item: OutboxItem, chat: int | None) -> None:
         try:
             if item.kind == "delete":
                 await self.pacer.acquire(chat, charged=False)
@@ -324,9 +322,7 @@ class OutboxWorker:
             sent = await telegram_io.send(self.bot, ticket.chat_id, view, ticket.card_message_id)
             self.saw(ticket.chat_id, sent.message_id)
             posted = sent.message_id
-        await s.repo.set_ping(sorted(ids), posted)
-        for done in items:
-            await s.repo.effect_done(done, utcnow(), posted)
+        await s.repo.pings_done(items, sorted(ids), posted, utcnow())
 
     async def _place(self, item: OutboxItem) -> None:
         """A card or a recap summary: render it now, then edit it where it is, or post it
@@ -340,9 +336,7 @@ class OutboxWorker:
                 return
             chat, where = ticket.chat_id, ticket.card_message_id
             view = s.views.card(await s.office.card_facts(ticket))
-
-            async def record(message_id: int) -> None:
-                await s.repo.set_card_message(ticket.id, message_id)
+            place = Placed(card=ticket.id)
         else:
             batch = await s.repo.get_batch(item.target_id)
             if batch is None:
@@ -350,27 +344,25 @@ class OutboxWorker:
                 return
             chat, where = s.office.group_id, batch.summary_message_id
             view = s.views.batch_summary(await s.office.batch_facts(batch))
-
-            async def record(message_id: int) -> None:
-                await s.repo.set_batch_summary(batch.id, message_id)
+            place = Placed(summary=batch.id)
 
         await self.pacer.acquire(chat, charged=True)
+        found = False
         if where is None and item.probe_from is not None:
             where = await self._find_lost_post(chat, item.probe_from, view)
-            if where is not None:
-                await record(where)
+            found = where is not None
         if where is not None and await telegram_io.edit(self.bot, chat, where, view):
             self.saw(chat, where)
-            await s.repo.effect_done(item, utcnow())
+            await s.repo.effect_done(item, utcnow(), where if found else None, placed=place)
             return
-        await self._post(item, chat, view, record)
+        await self._post(item, chat, view, place)
 
     async def _post(
         self,
         item: OutboxItem,
         chat: int,
         view: CardView,
-        record: Callable[[int], Awaitable[None]],
+        place: Placed,
     ) -> None:
         # The intent first: if the answer is lost, the post is looked for from here on.
         probe_from = self._last_seen.get(chat, 0) + 1
@@ -384,8 +376,8 @@ class OutboxWorker:
             await self.services.repo.forget_probe(item)
             raise
         self.saw(chat, sent.message_id)
-        await record(sent.message_id)
-        await self.services.repo.effect_done(item, utcnow())
+        # Where the card (or summary) now is, recorded with the delivery: one transaction.
+        await self.services.repo.effect_done(item, utcnow(), sent.message_id, placed=place)
 
     async def _first_unknown_id(self, chat: int) -> int:
         known = await self.services.repo.known_bot_messages(chat, 0, 2**62)

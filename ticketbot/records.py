@@ -145,6 +145,14 @@ def send_effect(
 
 
 @dataclass(frozen=True)
+class Placed:
+    """What a delivered card or summary post is the message of (recorded with it)."""
+
+    card: int | None = None  # ticket id
+    summary: int | None = None  # recap batch id
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     id: int
     kind: str

@@ -27,6 +27,7 @@ from ticketbot.records import (
     Effect,
     Event,
     OutboxItem,
+    Placed,
     ReportRun,
     Ticket,
     TransitionOutcome,
@@ -362,13 +363,6 @@ class Repository:
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE card_message_id IS NULL ORDER BY id"
         ) as cur:
             return [_ticket(r) for r in await cur.fetchall()]
-
-    async def set_ping(self, ticket_ids: Sequence[int], message_id: int | None) -> None:
-        async with self._write() as conn:
-            await conn.executemany(
-                "UPDATE tickets SET ping_message_id = ? WHERE id = ?",
-                [(message_id, i) for i in ticket_ids],
-            )
 
     async def ping_sharers(self, message_id: int) -> set[int]:
         async with self._conn.execute(
@@ -877,22 +871,56 @@ class Repository:
         return int(row[0]) if row else 0
 
     async def effect_done(
-        self, item: OutboxItem, now: datetime, message_id: int | None = None
+        self,
+        item: OutboxItem,
+        now: datetime,
+        message_id: int | None = None,
+        *,
+        placed: Placed | None = None,
     ) -> bool:
-        """Delivered. False when the card was asked for again meanwhile: it stays pending
-        and is rendered once more."""
+        """Delivered (with where a card or summary now is, when `message_id` names it).
+        False when the card was asked for again meanwhile: it stays pending and is rendered
+        once more."""
         async with self._write() as conn:
-            cur = await conn.execute(
-                "UPDATE outbox SET status = 'done', done_at = ?, message_id = coalesce(?,"
-                " message_id), probe_from = NULL WHERE id = ? AND (generation = ?"
-                " OR kind != 'card' AND kind != 'summary')",
-                (to_db_time(now), message_id, item.id, item.generation),
+            if placed is not None and message_id is not None:
+                if placed.card is not None:
+                    await conn.execute(
+                        "UPDATE tickets SET card_message_id = ? WHERE id = ?",
+                        (message_id, placed.card),
+                    )
+                if placed.summary is not None:
+                    await conn.execute(
+                        "UPDATE recap_batches SET summary_message_id = ? WHERE id = ?",
+                        (message_id, placed.summary),
+                    )
+            return await self._effect_done(item, now, message_id)
+
+    async def _effect_done(self, item: OutboxItem, now: datetime, message_id: int | None) -> bool:
+        cur = await self._conn.execute(
+            "UPDATE outbox SET status = 'done', done_at = ?, message_id = coalesce(?,"
+            " message_id), probe_from = NULL WHERE id = ? AND (generation = ?"
+            " OR kind != 'card' AND kind != 'summary')",
+            (to_db_time(now), message_id, item.id, item.generation),
+        )
+        if cur.rowcount == 0:
+            await self._conn.execute(
+                "UPDATE outbox SET probe_from = NULL, attempts = 0 WHERE id = ?", (item.id,)
             )
-            if cur.rowcount == 0:
-                await conn.execute(
-                    "UPDATE outbox SET probe_from = NULL, attempts = 0 WHERE id = ?", (item.id,)
-                )
-            return cur.rowcount == 1
+        return cur.rowcount == 1
+
+    async def pings_done(
+        self, items: Sequence[OutboxItem], ticket_ids: Sequence[int], message_id: int | None,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Pings delivered as one message (or none: nobody's turn), recorded as the tickets'
+        current ping, in one transaction."""
+        async with self._write() as conn:
+            await conn.executemany(
+                "UPDATE tickets SET ping_message_id = ? WHERE id = ?",
+                [(message_id, i) for i in ticket_ids],
+            )
+            for item in items:
+                await self._effect_done(item, now, message_id)
 
     async def effect_retry(
         self, item: OutboxItem, at: datetime, error: str, *, probe_from: int | None = None

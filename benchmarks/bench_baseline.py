@@ -1,0 +1,161 @@
+"""Benchmark: ticketbot against a bare python-telegram-bot 22 bot on the same strict fake Bot
+API, same machine, same load. Prints a table with ratios; asserts nothing.
+
+    .venv/bin/python benchmarks/bench_baseline.py [--updates 200] [--runs 3]
+
+Each bot runs as its own process (`ticketbot run`, and benchmarks/bare_ptb.py), so its CPU
+time (user + system, from /proc) and peak resident memory (VmHWM) are its own. The load:
+N intakes, each answered by a card (and the intake deleted), then N taps on those cards.
+CPU is given per update and per Bot API call the bot made (ticketbot does more per update:
+a turn ping, taking the previous one back; the bare bot does only the card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import form
+from ticketbot.emulator.botapi import FakeBotApi
+from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF
+
+TOKEN = "424242:BENCH-baseline-not-a-real-token-x"
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def config(path: Path, base_url: str) -> Path:
+    path.write_text(
+        '[office]\nname = "Disdukcapil Kota Sibolga"\n'
+        f'[telegram]\nbase_url = "{base_url}"\ngroup_id = {GROUP_ID}\n'
+        "group_messages_per_minute = 60000\nmessages_per_second = 10000\n"
+        f"[roles]\nkasi = [{KASI.user_id}]\nadb = [{ADB.user_id}]\nstaf = [{STAF.user_id}]\n"
+        '[database]\npath = "office.sqlite3"\n'
+        '[smtp]\nhost = "127.0.0.1"\nport = 9\nsecurity = "none"\n'
+        'from = "Disdukcapil <disdukcapil@example.go.id>"\n'
+        '[recap]\nto = ["admin-dwh@example.go.id"]\ntime = "23:59"\n'
+        '[calendar]\nworkdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
+        'work_hours = "00:00-23:59"\npublic_holidays = ""\n'
+        '[reminders]\nmorning_summary = ""\n'
+    )
+    path.chmod(0o600)
+    return path
+
+
+def cards(api: FakeBotApi) -> list[int]:
+    return [m.message_id for m in api.visible(GROUP_ID)
+            if m.from_id == api.bot_id and (m.text or "").startswith("📋")]  # fmt: skip
+
+
+def bot_calls(api: FakeBotApi) -> int:
+    return len([c for c in api.calls if c.method != "getUpdates"])
+
+
+async def one_run(bot: str, n: int, tmp: Path) -> dict[str, float]:
+    api = FakeBotApi(token=TOKEN)
+    base_url = await api.start()
+    api.add_group(GROUP_ID)
+    for p in (KASI, ADB, STAF):
+        api.add_user(p.user_id, p.first_name, p.last_name)
+    if bot == "ticketbot":
+        argv = ["-m", "ticketbot", "run", "--config", str(config(tmp / "c.toml", base_url))]
+    else:
+        argv = [str(ROOT / "benchmarks" / "bare_ptb.py"), base_url, TOKEN, str(GROUP_ID)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, cwd=tmp, env={**os.environ, "TICKETBOT_TELEGRAM_TOKEN": TOKEN},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await api.wait_for_call("getMe" if bot != "ticketbot" else "setMyCommands",
+                                timeout=60)  # fmt: skip
+        await asyncio.sleep(1.0)  # start-up settles (imports, first poll): not measured
+        out: dict[str, float] = {}
+        cpu, calls, started = cpu_seconds(process.pid), bot_calls(api), time.perf_counter()
+        for i in range(n):
+            await api.post(
+                STAF.user_id,
+                GROUP_ID,
+                form(nik=f"127301{(i % 28) + 1:02d}0685{i + 1:04d}", lembaga=f"B{i}"),
+            )
+        await api.wait_until(lambda: len(cards(api)) >= n and all(
+            m.deleted for m in api.messages.values() if m.from_id == STAF.user_id
+        ), timeout=300)  # fmt: skip
+        out["intake_s"] = time.perf_counter() - started
+        out["intake_cpu"] = cpu_seconds(process.pid) - cpu
+        out["intake_calls"] = bot_calls(api) - calls
+        answered = len(api.calls_of("answerCallbackQuery"))
+        cpu, calls, started = cpu_seconds(process.pid), bot_calls(api), time.perf_counter()
+        for card in cards(api)[:n]:
+            await api.press(
+                KASI.user_id, GROUP_ID, card, api.button_data(GROUP_ID, card, "Verifikasi")
+            )
+        await api.wait_until(
+            lambda: len(api.calls_of("answerCallbackQuery")) >= answered + n
+            and all("Diverifikasi" in (api.message(GROUP_ID, c).plain or "")
+                    for c in cards(api)[:n]), timeout=300)  # fmt: skip
+        await asyncio.sleep(0.5)  # the pings that follow a tap (ticketbot) are part of it
+        out["tap_s"] = time.perf_counter() - started
+        out["tap_cpu"] = cpu_seconds(process.pid) - cpu
+        out["tap_calls"] = bot_calls(api) - calls
+        out["rss"] = peak_rss_mib(process.pid)
+        return out
+    finally:
+        process.terminate()
+        await process.wait()
+        await api.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, list[dict[str, float]]] = {"bare PTB": [], "ticketbot": []}
+    for _ in range(args.runs):
+        for bot, runs in results.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                runs.append(asyncio.run(one_run(bot, args.updates, Path(tmp))))
+    n = args.updates
+    med = {bot: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+           for bot, runs in results.items()}  # fmt: skip
+    rows = [
+        ("intake: CPU per update (ms)", lambda m: m["intake_cpu"] / n * 1000),
+        ("intake: Bot API calls per update", lambda m: m["intake_calls"] / n),
+        (
+            "intake: CPU per Bot API call (ms)",
+            lambda m: m["intake_cpu"] / m["intake_calls"] * 1000,
+        ),
+        ("tap: CPU per update (ms)", lambda m: m["tap_cpu"] / n * 1000),
+        ("tap: Bot API calls per update", lambda m: m["tap_calls"] / n),
+        ("tap: CPU per Bot API call (ms)", lambda m: m["tap_cpu"] / m["tap_calls"] * 1000),
+        ("peak RSS (MiB)", lambda m: m["rss"]),
+    ]
+    print(f"{n} intakes then {n} taps, median of {args.runs} runs")
+    print(f"{'':<36} {'bare PTB':>10} {'ticketbot':>10} {'ratio':>7}")
+    for name, value in rows:
+        bare, ours = value(med["bare PTB"]), value(med["ticketbot"])
+        print(f"{name:<36} {bare:>10.2f} {ours:>10.2f} {ours / bare:>6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
