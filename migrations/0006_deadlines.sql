@@ -10,3 +10,6 @@ CREATE INDEX tickets_queue ON tickets (state, due_at, id)
 CREATE INDEX tickets_due ON tickets (due_at) WHERE due_at IS NOT NULL;
 -- Start-up looks for tickets whose card was never posted.
 CREATE INDEX tickets_without_card ON tickets (id) WHERE card_message_id IS NULL;
+-- A batch's tickets by state (is any still waiting on the DWH admin?) without reading them all.
+DROP INDEX tickets_batch;
+CREATE INDEX tickets_batch ON tickets (batch_id, state);

@@ -224,6 +224,9 @@ class StatusQuery:
 StatusOutcome = TicketStatus | TicketsOfNik | StatusQuery
 
 
+QUEUE_SHOWN = 45  # /antrian rows read at most: one Telegram message never holds more
+
+
 @dataclass(frozen=True)
 class QueueRow:
     t: Ticket
@@ -555,21 +558,24 @@ class Office:
 
     async def queue(self) -> QueueFacts:
         """`/antrian`: open tickets by step (the table's queue order), overdue first; reads
-        only what one message can show, and the counts."""
+        the counts, then only as many tickets as one message can show."""
         now = self.clock()
-        shown, counts, overdue = await self.repo.queue(now)
-        by_step = []
-        for state in QUEUE_ORDER:
+        counts = await self.repo.queue_counts(now)
+        # Steps with overdue tickets first, then the order of the SOP.
+        order = sorted(QUEUE_ORDER, key=lambda state: not counts.get(state, (0, 0))[1])
+        by_step, room = [], QUEUE_SHOWN
+        for state in order:
             rows = []
-            for t in shown.get(state, []):
+            wanted = min(room, counts.get(state, (0, 0))[0])
+            for t in await self.repo.queue_tickets(state, wanted) if wanted else []:
                 due = self.due(t)
                 late = -self.config.calendar.work_minutes_between(now, due) if due else 0.0
                 rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0),
                                      self.dwh_workdays(t)))  # fmt: skip
+            room -= len(rows)
             by_step.append((state, rows))
-        # Steps with overdue tickets first, then the order of the SOP.
-        by_step.sort(key=lambda g: not overdue.get(g[0], 0))
-        return QueueFacts(by_step, sum(counts.values()), sum(overdue.values()))
+        total = sum(n for n, _ in counts.values())
+        return QueueFacts(by_step, total, sum(late for _, late in counts.values()))
 
     async def newly_overdue(self) -> list[int]:
         """Open tickets whose step deadline has passed and whose card has not yet said so:

@@ -250,6 +250,12 @@ class RecapDesk:
         if self._built is not None and self._built[0] == batch.id:
             return self._built[1]
         content = await self.render(batch.due_date, await self.repo.batch_tickets(batch.id))
+        # Encoding the attachment and the parts is CPU too: also off the loop.
+        message = await asyncio.to_thread(self._compose, batch, content)
+        self._built = (batch.id, message)
+        return message
+
+    def _compose(self, batch: Batch, content: Email) -> EmailMessage:
         recap = self.config.recap
         message = EmailMessage()
         message["Subject"] = content.subject
@@ -264,7 +270,6 @@ class RecapDesk:
         message.add_attachment(
             content.xlsx, maintype=XLSX_TYPE[0], subtype=XLSX_TYPE[1], filename=content.filename
         )
-        self._built = (batch.id, message)
         return message
 
     async def preview(self) -> str:

@@ -102,8 +102,10 @@ class ReminderDesk:
                 continue
             key, about = f"ticket:{t.id}", due.isoformat()
             n = due_round(key, about)
+            if n is None:
+                continue  # reminded lately: nothing to look up
             people = await self.office.turn(t)
-            if n is None or not people:
+            if not people:
                 continue
             late = cal.work_minutes_between(due, now)
             audience = await self._audience(audiences, people, t.state, n)

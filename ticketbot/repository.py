@@ -48,6 +48,7 @@ __all__ = [
 ]
 OPEN_STATE_LIST = tuple(s.value for s in OPEN_STATES)
 CLOSED_STATE_LIST = tuple(s.value for s in State if s not in OPEN_STATES)
+CLOSED_SQL = ", ".join(f"'{s}'" for s in CLOSED_STATE_LIST)  # constants of the code
 PURGE_CHUNK = 500  # tickets per transaction: the writer is never held long
 FETCH_CHUNK = 5000  # rows per trip to the database thread in large reads
 EVENTS_CHUNK = 5000  # ticket ids per query (SQLite takes up to 32766 parameters)
@@ -59,7 +60,6 @@ STEP_SINCE_SQL = {Clock.START: ":stamp", Clock.KEEP: "step_since", Clock.STOP: "
 
 
 Deadline = Callable[[State, datetime | None], datetime | None]
-QUEUE_SHOWN = 40  # /antrian rows fetched per step: more never fit one message
 
 
 def to_db_time(moment: datetime) -> str:
@@ -473,31 +473,23 @@ class Repository:
             )
         return len(rows)
 
-    async def queue(
-        self, now: datetime
-    ) -> tuple[dict[State, list[Ticket]], dict[State, int], dict[State, int]]:
-        """`/antrian`: per open state the first QUEUE_SHOWN tickets by deadline (overdue
-        first), how many there are, and how many are overdue. Reads what it shows."""
-        stamp = to_db_time(now)
+    async def queue_counts(self, now: datetime) -> dict[State, tuple[int, int]]:
+        """`/antrian`: per open state, how many tickets and how many of them overdue."""
         opens = ",".join("?" * len(OPEN_STATE_LIST))
-        counts: dict[State, int] = {}
-        overdue: dict[State, int] = {}
         async with self._conn.execute(
             f"SELECT state, count(*), sum(due_at < ?) FROM tickets WHERE state IN ({opens})"
             " GROUP BY state",
-            (stamp, *OPEN_STATE_LIST),
+            (to_db_time(now), *OPEN_STATE_LIST),
         ) as cur:
-            for state, count, late in await cur.fetchall():
-                counts[STATE_OF[state]], overdue[STATE_OF[state]] = count, late or 0
-        shown: dict[State, list[Ticket]] = {}
-        for state in counts:
-            async with self._conn.execute(
-                f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state = ?"
-                " ORDER BY due_at, id LIMIT ?",
-                (state.value, QUEUE_SHOWN),
-            ) as cur:
-                shown[state] = [_ticket(r) for r in await cur.fetchall()]
-        return shown, counts, overdue
+            return {STATE_OF[r[0]]: (r[1], r[2] or 0) for r in await cur.fetchall()}
+
+    async def queue_tickets(self, state: State, limit: int) -> list[Ticket]:
+        """The first `limit` tickets of a step by deadline (overdue first), by an index."""
+        async with self._conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state = ? ORDER BY due_at, id LIMIT ?",
+            (state.value, limit),
+        ) as cur:
+            return [_ticket(r) for r in await cur.fetchall()]
 
     async def overdue_tickets(self, now: datetime, limit: int = 1000) -> list[Ticket]:
         """Open tickets past their deadline, the longest overdue first."""
@@ -1159,24 +1151,21 @@ class Repository:
 
     # -- retention and the data subject's access (UU 27/2022) ----------------------------
 
-    async def purgeable(self, closed_before: datetime, limit: int | None = None) -> list[int]:
+    async def purgeable(self, closed_before: datetime) -> list[int]:
         """Closed tickets past retention, not yet purged; never one whose recap batch still
         waits on the DWH admin (a batch not sent, or one of its tickets unconfirmed)."""
-        closed = ",".join("?" * len(CLOSED_STATE_LIST))
         async with self._conn.execute(
-            f"SELECT t.id FROM tickets AS t WHERE t.purged_at IS NULL"
-            f" AND t.state IN ({closed}) AND t.state_since < ?"
+            # By closure time through the partial index (its states written out, as in the
+            # index, so the planner can use it; it would read every closed ticket by state).
+            "SELECT t.id FROM tickets AS t INDEXED BY tickets_purgeable"
+            f" WHERE t.purged_at IS NULL AND t.state IN ({CLOSED_SQL}) AND t.state_since < ?"
             " AND (t.batch_id IS NULL OR (EXISTS (SELECT 1 FROM recap_batches AS b"
             "   WHERE b.id = t.batch_id AND b.status = 'sent') AND NOT EXISTS (SELECT 1"
             "   FROM tickets AS o WHERE o.batch_id = t.batch_id AND o.state = 'sent_to_dwh')))"
-            " ORDER BY t.id" + (" LIMIT ?" if limit is not None else ""),
-            (
-                *CLOSED_STATE_LIST,
-                to_db_time(closed_before),
-                *((limit,) if limit is not None else ()),
-            ),
+            " ORDER BY t.id",
+            (to_db_time(closed_before),),
         ) as cur:
-            return [int(r[0]) for r in await cur.fetchall()]  # fmt: skip
+            return [int(r[0]) for r in await cur.fetchall()]
 
     async def purge(
         self, ticket_ids: Sequence[int], actor: Actor, now: datetime, detail: str,
