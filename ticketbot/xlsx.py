@@ -17,15 +17,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font
-from openpyxl.styles.cell_style import StyleArray
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from openpyxl.worksheet.worksheet import Worksheet
+if TYPE_CHECKING:  # openpyxl is imported when a sheet is written (30 MiB the bot need not hold)
+    from openpyxl import Workbook
+    from openpyxl.styles.cell_style import StyleArray
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 # XML 1.0 cannot carry these (tab, new line and carriage return it can).
 XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -59,6 +56,9 @@ class _ColumnStyles:
 
     @classmethod
     def of(cls, ws: WriteOnlyWorksheet, column: Column) -> _ColumnStyles:
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Alignment
+
         def style(*, quoted: bool = False, date: bool = False) -> StyleArray:
             cell = WriteOnlyCell(ws, value=None)
             if column.wrap:
@@ -74,6 +74,8 @@ class _ColumnStyles:
 
 
 def _cell(ws: WriteOnlyWorksheet, column: Column, styles: _ColumnStyles, value: Any) -> Any:
+    from openpyxl.cell import WriteOnlyCell
+
     if value is None or value == "":
         return None
     if column.kind == "date" and isinstance(value, datetime):
@@ -101,6 +103,11 @@ def add_table(
     print_header: str = "",
 ) -> None:
     """One sheet: a header row and one row per item, in a single pass over `rows`."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.worksheet import Worksheet
+
     ws = wb.create_sheet(title)
     for index, column in enumerate(columns, start=1):
         ws.column_dimensions[get_column_letter(index)].width = column.width
@@ -137,6 +144,8 @@ def workbook_bytes(wb: Workbook) -> bytes:
 
 
 def new_workbook() -> Workbook:
+    from openpyxl import Workbook
+
     return Workbook(write_only=True)
 
 
