@@ -224,7 +224,7 @@ class RecapDesk:
     async def render(self, due: date, tickets: list[Ticket]) -> Email:
         """The email of `tickets`: their events in one query per thousands, then the rows,
         the templates and the XLSX in a worker thread (the event loop keeps answering)."""
-        rows = await self.repo.event_rows([t.id for t in tickets])
+        rows = await self.repo.event_rows([t.id for t in tickets], ROW_ACTIONS)
         return await asyncio.to_thread(self._render, due, tickets, rows)
 
     def _render(self, due: date, tickets: list[Ticket], event_rows: list[Any]) -> Email:
@@ -298,6 +298,12 @@ class RecapDesk:
 
 def _at(event: Event | None, tz: tzinfo) -> datetime | None:
     return event.at.astimezone(tz) if event else None
+
+
+# The events a recap row is made of.
+ROW_ACTIONS = tuple(
+    a.value for a in (Action.OPEN, Action.VERIFY, Action.SYNC_AT_KONSOLIDASI, Action.RESYNC)
+)
 
 
 def recap_row(t: Ticket, events: list[Event], tz: tzinfo) -> RecapRow:

@@ -176,8 +176,8 @@ def _event(row: Any) -> Event:
         actor_id=actor_id if isinstance(actor_id, int) else None,
         actor_name=str(actor_name),
         action=str(action),
-        from_state=State(from_state) if isinstance(from_state, str) else None,
-        to_state=State(to_state) if isinstance(to_state, str) else None,
+        from_state=STATE_OF[from_state] if isinstance(from_state, str) else None,
+        to_state=STATE_OF[to_state] if isinstance(to_state, str) else None,
         at=datetime.fromisoformat(str(at)),
         detail=detail if isinstance(detail, str) else None,
     )
@@ -561,16 +561,19 @@ class Repository:
         ) as cur:
             return [_event(r) for r in await cur.fetchall()]
 
-    async def event_rows(self, ticket_ids: Sequence[int]) -> list[Any]:
-        """The events of many tickets as rows for `events_by_ticket()` (which a worker thread
-        runs), a query per EVENTS_CHUNK tickets (not one each)."""
+    async def event_rows(
+        self, ticket_ids: Sequence[int], actions: Sequence[str] = ()
+    ) -> list[Any]:  # fmt: skip
+        """The events of many tickets (only `actions`, when given) as rows for
+        `events_by_ticket()` (which a worker thread runs), a query per EVENTS_CHUNK tickets."""
         rows: list[Any] = []
+        only = f" AND action IN ({','.join('?' * len(actions))})" if actions else ""
         for at in range(0, len(ticket_ids), EVENTS_CHUNK):
             chunk = list(ticket_ids[at : at + EVENTS_CHUNK])
             async with self._conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id IN"
-                f" ({','.join('?' * len(chunk))}) ORDER BY ticket_id, id",
-                chunk,
+                f" ({','.join('?' * len(chunk))}){only} ORDER BY ticket_id, id",
+                [*chunk, *actions],
             ) as cur:
                 while found := await cur.fetchmany(FETCH_CHUNK):
                     rows += found

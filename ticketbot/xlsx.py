@@ -79,7 +79,9 @@ def _cell(ws: WriteOnlyWorksheet, column: Column, styles: _ColumnStyles, value: 
     if value is None or value == "":
         return None
     if column.kind == "date" and isinstance(value, datetime):
-        cell = WriteOnlyCell(ws, value=value.replace(tzinfo=None))  # Excel has no zones
+        cell = WriteOnlyCell(ws)
+        # Excel has no zones; a datetime is what a date cell holds (set as is, like text).
+        cell._value, cell.data_type = value.replace(tzinfo=None), "d"
         cell._style = styles.date
         return cell
     if column.kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
