@@ -47,6 +47,7 @@ __all__ = [
     "split_statements",
 ]
 OPEN_STATE_LIST = tuple(s.value for s in OPEN_STATES)
+OPEN_MARKS = ",".join("?" * len(OPEN_STATE_LIST))  # `state IN (...)` takes OPEN_STATE_LIST
 CLOSED_STATE_LIST = tuple(s.value for s in State if s not in OPEN_STATES)
 CLOSED_SQL = ", ".join(f"'{s}'" for s in CLOSED_STATE_LIST)  # constants of the code
 PURGE_CHUNK = 500  # tickets per transaction: the writer is never held long
@@ -300,10 +301,9 @@ class Repository:
         return _ticket(row) if row else None
 
     async def _open_duplicate(self, nik: str, lembaga_key: str) -> Ticket | None:
-        marks = ",".join("?" * len(OPEN_STATE_LIST))
         async with self._conn.execute(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? AND lembaga_key = ?"
-            f" AND state IN ({marks})",
+            f" AND state IN ({OPEN_MARKS})",
             (nik, lembaga_key, *OPEN_STATE_LIST),
         ) as cur:
             row = await cur.fetchone()
@@ -351,9 +351,8 @@ class Repository:
             return [_ticket(r) for r in await cur.fetchall()]
 
     async def open_tickets(self) -> list[Ticket]:
-        marks = ",".join("?" * len(OPEN_STATE_LIST))
         async with self._conn.execute(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ({marks}) ORDER BY id",
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ({OPEN_MARKS}) ORDER BY id",
             OPEN_STATE_LIST,
         ) as cur:
             return [_ticket(r) for r in await cur.fetchall()]
@@ -448,9 +447,8 @@ class Repository:
         before = await self.setting("deadline_rule")
         if self.deadline is None or before == rule:
             return 0
-        opens = ",".join("?" * len(OPEN_STATE_LIST))
         async with self._conn.execute(
-            f"SELECT id, state, step_since FROM tickets WHERE state IN ({opens})",
+            f"SELECT id, state, step_since FROM tickets WHERE state IN ({OPEN_MARKS})",
             OPEN_STATE_LIST,
         ) as cur:
             rows = list(await cur.fetchall())
@@ -475,9 +473,8 @@ class Repository:
 
     async def queue_counts(self, now: datetime) -> dict[State, tuple[int, int]]:
         """`/antrian`: per open state, how many tickets and how many of them overdue."""
-        opens = ",".join("?" * len(OPEN_STATE_LIST))
         async with self._conn.execute(
-            f"SELECT state, count(*), sum(due_at < ?) FROM tickets WHERE state IN ({opens})"
+            f"SELECT state, count(*), sum(due_at < ?) FROM tickets WHERE state IN ({OPEN_MARKS})"
             " GROUP BY state",
             (to_db_time(now), *OPEN_STATE_LIST),
         ) as cur:
@@ -493,9 +490,8 @@ class Repository:
 
     async def overdue_tickets(self, now: datetime, limit: int = 1000) -> list[Ticket]:
         """Open tickets past their deadline, the longest overdue first."""
-        opens = ",".join("?" * len(OPEN_STATE_LIST))
         async with self._conn.execute(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE due_at < ? AND state IN ({opens})"
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE due_at < ? AND state IN ({OPEN_MARKS})"
             " ORDER BY due_at, id LIMIT ?",
             (to_db_time(now), *OPEN_STATE_LIST, limit),
         ) as cur:
@@ -507,11 +503,10 @@ class Repository:
         """Open tickets whose deadline passed and whose card does not say so yet: marked as
         shown, with `effects` (their cards re-rendered), in one transaction. The mark is in
         the database, so a restart re-renders none of them again."""
-        opens = ",".join("?" * len(OPEN_STATE_LIST))
         async with self._write() as conn:
             async with conn.execute(
                 f"UPDATE tickets SET overdue_shown = due_at WHERE id IN (SELECT id FROM tickets"
-                f" WHERE due_at < ? AND state IN ({opens})"
+                f" WHERE due_at < ? AND state IN ({OPEN_MARKS})"
                 " AND (overdue_shown IS NULL OR overdue_shown != due_at)"
                 " ORDER BY due_at LIMIT ?) RETURNING id",
                 (to_db_time(now), *OPEN_STATE_LIST, limit),
@@ -1071,8 +1066,7 @@ class Repository:
         """Every ticket open at some time in [start, end) and its transitions, as rows for
         `histories()` (which a worker thread runs): two queries, whatever the number of
         tickets. The NIK leaves the database masked."""
-        opens = ",".join("?" * len(OPEN_STATE_LIST))
-        where = f"opened_at < ? AND (state IN ({opens}) OR state_since >= ?)"
+        where = f"opened_at < ? AND (state IN ({OPEN_MARKS}) OR state_since >= ?)"
         args = (to_db_time(end), *OPEN_STATE_LIST, to_db_time(start))
         events: list[Any] = []
         async with self._conn.execute(
