@@ -19,7 +19,7 @@ from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.domain.validation import TicketForm
 from ticketbot.emulator.simulation import GROUP_ID, STAF, TZ, Simulation
 from ticketbot.records import Actor
-from ticketbot.repository import Repository
+from ticketbot.repository import Repository, to_db_time
 
 NOW = datetime.now(TZ)
 KASI = Actor(111111111, "Rina Kasi")
@@ -278,7 +278,7 @@ async def test_the_daily_purge_rerenders_the_card_without_the_erased_data(
         assert len(sim.api.calls_of("editMessageText")) == edits
 
 
-async def test_migration_5_keeps_every_ticket_and_its_checks(tmp_path: Path) -> None:
+async def test_migrations_5_and_6_keep_every_ticket_and_its_checks(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     repo = await Repository.open(path, migrate=False)
     try:
@@ -316,5 +316,13 @@ async def test_migration_5_keeps_every_ticket_and_its_checks(tmp_path: Path) -> 
         # The events still refer to their ticket, and a ticket cannot vanish under them.
         with pytest.raises(aiosqlite.IntegrityError, match="FOREIGN KEY"):
             await db.execute("DELETE FROM tickets WHERE id = 1")
+        # On to version 6: the open ticket's deadline is filled in at start-up, once per
+        # rule (calendar and standards).
+        assert await repo.migrate() == 6
+        repo.deadline = lambda state, since: since + timedelta(minutes=10) if since else None
+        assert await repo.refresh_deadlines("rule-1", NOW) == 1
+        rows = await db.execute_fetchall("SELECT due_at, overdue_shown FROM tickets")
+        assert list(rows) == [(to_db_time(NOW + timedelta(minutes=10)), None)]
+        assert await repo.refresh_deadlines("rule-1", NOW) == 0
     finally:
         await repo.close()
