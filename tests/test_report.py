@@ -211,3 +211,15 @@ async def test_a_refused_monthly_email_is_told_once(tmp_path: Path) -> None:
         await sim.start_bot()
         await sim.run_jobs()
         assert len(sim.smtp.received) == 1
+
+
+@office_hours
+async def test_laporan_refused_by_telegram_says_so_in_indonesian(sim: Simulation) -> None:
+    sim.api.fail_next("sendPhoto", 400, "Bad Request: IMAGE_PROCESS_FAILED")
+    await sim.say(STAF, "/laporan 2026-05")
+    await sim.services.outbox.drained()
+    assert not sim.api.calls_of("sendPhoto", "sendDocument")
+    assert (sim.last_bot_message().plain or "").startswith(
+        "⚠️ Laporan Mei 2026 belum dapat dikirim ke grup."
+    )
+    sim.api.calls[:] = [c for c in sim.api.calls if not c.injected]

@@ -229,7 +229,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with _database(config) as repo:
-            found = await Retention(config, repo, now_utc).export(nik, args.out, operator())
+            retention = Retention(config, repo, now_utc)
+            found = await retention.export(nik, args.out, operator(retention.texts))
         print(f"{found} ticket(s) for NIK {mask_number(nik)} written to {args.out}")
         return 0
 
@@ -253,7 +254,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
                     f" purged{': ' + shown if due else ''}; nothing changed (--dry-run)"
                 )
                 return 0
-            purged = await retention.purge(operator())
+            purged = await retention.purge(operator(retention.texts))
         print(f"{len(purged)} closed ticket(s) past {config.retention_days} days purged")
         return 0
 

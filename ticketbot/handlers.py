@@ -211,7 +211,7 @@ async def on_laporan(update: Update, context: Context) -> None:
     )  # fmt: skip
     if not sent:
         text = s.texts.render("telegram/report_refused.html", problem="send",
-                              title=files.subject)  # fmt: skip
+                              title=files.title)  # fmt: skip
         await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
 
 

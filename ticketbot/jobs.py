@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,35 +31,11 @@ def schedule_jobs(app: AnyApp) -> None:
         name="recap-daily",
         job_kwargs={"misfire_grace_time": 3600, "coalesce": True},
     )
-    app.job_queue.run_repeating(
-        on_recap_job, interval=60, first=1, name="recap-tick",
-        job_kwargs={"misfire_grace_time": 60, "coalesce": True},
-    )  # fmt: skip
-    # Overdue steps, unconfirmed recaps and the morning summary: every minute, the rules and
-    # their memory are the reminder desk's (reminders.py).
-    app.job_queue.run_repeating(
-        on_reminder_job, interval=60, first=10, name="reminders",
-        job_kwargs={"coalesce": True},
-    )  # fmt: skip
-    # Delivered effects and handled updates are kept a week, then forgotten.
-    app.job_queue.run_repeating(
-        on_prune_job, interval=3600, first=30, name="prune",
-        job_kwargs={"coalesce": True},
-    )  # fmt: skip
-    # The monthly report by email (first working day of a month; retries) and retention.
-    app.job_queue.run_repeating(
-        on_report_job, interval=300, first=20, name="report",
-        job_kwargs={"coalesce": True},
-    )  # fmt: skip
-    app.job_queue.run_repeating(
-        on_purge_job, interval=24 * 3600, first=40, name="purge",
-        job_kwargs={"coalesce": True},
-    )  # fmt: skip
-    # Cards say TERLAMBAT once their step's deadline passes.
-    app.job_queue.run_repeating(
-        on_overdue_job, interval=60, first=5, name="overdue",
-        job_kwargs={"coalesce": True},
-    )  # fmt: skip
+    for callback, every, first, name in REPEATING:
+        app.job_queue.run_repeating(
+            callback, interval=every, first=first, name=name,
+            job_kwargs={"misfire_grace_time": every, "coalesce": True},
+        )  # fmt: skip
 
 
 async def run_recap(app: AnyApp) -> None:
@@ -98,3 +75,21 @@ async def on_report_job(context: Context) -> None:
 
 async def on_purge_job(context: Context) -> None:
     await services_of(context.application).retention.purge()
+
+
+# The jobs that repeat: (callback, every so many seconds, first after start-up, name).
+REPEATING: tuple[tuple[Callable[[Context], Coroutine[Any, Any, None]], int, int, str], ...] = (
+    # Retries, late notices and catch-up of the recap (the daily job sends it on time).
+    (on_recap_job, 60, 1, "recap-tick"),
+    # Cards say TERLAMBAT once their step's deadline passes.
+    (on_overdue_job, 60, 5, "overdue"),
+    # Overdue steps, unconfirmed recaps and the morning summary: the rules and their memory
+    # are the reminder desk's (reminders.py).
+    (on_reminder_job, 60, 10, "reminders"),
+    # The monthly report by email (first working day of a month; retries).
+    (on_report_job, 300, 20, "report"),
+    # Delivered effects and handled updates are kept a week, then forgotten.
+    (on_prune_job, 3600, 30, "prune"),
+    # Retention: personal data of tickets closed longer than privacy.retention_days.
+    (on_purge_job, 24 * 3600, 40, "purge"),
+)

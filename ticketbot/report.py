@@ -40,6 +40,7 @@ CHART_DPI = 150
 @dataclass(frozen=True)
 class ReportFiles:
     month: Month
+    title: str  # "Mei 2026"
     figures: MonthReport
     png: bytes
     xlsx: bytes
@@ -203,13 +204,15 @@ def _round(value: float | None) -> float | None:
 
 
 def render_files(report: MonthReport, texts: Texts, office: str, sla: Sla) -> ReportFiles:
+    title = month_title(texts, report.month)
     context = {
-        "report": report, "office": office, "title": month_title(texts, report.month),
+        "report": report, "office": office, "title": title,
         "standard": lambda s: standard_text(s, sla),
     }  # fmt: skip
     subject = " ".join(texts.render("email/report_subject.txt", **context).split())
     return ReportFiles(
         month=report.month,
+        title=title,
         figures=report,
         png=chart_png(report, texts, office, sla),
         xlsx=report_workbook(report, texts, subject, sla),
@@ -232,7 +235,7 @@ class ReportDesk:
     send: Sender = send_email
     rng: random.Random = field(default_factory=random.Random)
     group_id: Callable[[], int] | None = None  # where failures are told (office.group_id)
-    _cache: dict[str, ReportFiles] = field(default_factory=dict)
+    _built: ReportFiles | None = None  # the last report emailed, reused by its retries
     _resumed: bool = False
 
     async def build(self, month: Month) -> ReportFiles:
@@ -308,8 +311,9 @@ class ReportDesk:
     async def _deliver(self, run: ReportRun) -> list[Effect]:
         month = Month.parse(run.month)
         try:
-            files = self._cache.get(run.month) or await self.build(month)
-            self._cache = {run.month: files}  # reused by the retries, one month held
+            if self._built is None or self._built.month != month:
+                self._built = await self.build(month)
+            files = self._built
             message = self.email(files, run)
             await self.send(self.config.smtp, message)
         except Exception as caught:
@@ -333,7 +337,7 @@ class ReportDesk:
             )  # fmt: skip
             return list(effects)
         await self.repo.report_run_sent(run.month, self.clock())
-        self._cache.pop(run.month, None)
+        self._built = None
         log.info("the report of %s was accepted by the mail server", run.month)
         return []
 

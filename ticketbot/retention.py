@@ -28,13 +28,13 @@ from ticketbot.texts import Texts
 log = logging.getLogger(__name__)
 
 
-def operator() -> Actor:
+def operator(texts: Texts) -> Actor:
     """Who ran a CLI verb, as the event log names them."""
     try:
-        name = getpass.getuser()
+        login = getpass.getuser()
     except (KeyError, OSError):
-        name = "?"
-    return Actor(None, f"operator ({name}) lewat CLI")
+        login = "?"
+    return Actor(None, texts.label("records", "operator").format(login=login))
 
 
 @dataclass
@@ -42,6 +42,9 @@ class Retention:
     config: Config
     repo: Repository
     clock: Clock
+
+    def __post_init__(self) -> None:
+        self.texts = Texts(self.config.office.timezone)
 
     @property
     def keep(self) -> timedelta:
@@ -56,7 +59,8 @@ class Retention:
         if not ids:
             return []
         purged = await self.repo.purge(
-            ids, actor, self.clock(), f"retensi {self.config.retention_days} hari",
+            ids, actor, self.clock(),
+            self.texts.label("records", "purge").format(days=self.config.retention_days),
             effects=lambda with_card: [card_effect(i) for i in with_card],
         )  # fmt: skip
         log.info("retention: personal data of %s closed tickets erased (kept %s days)",
@@ -67,15 +71,18 @@ class Retention:
         """Write everything held on `nik` to `out` (owner-only); returns the tickets found.
         The export is recorded against each ticket (or against none when none was found)."""
         tickets, events, batches = await self.repo.subject_record(nik)
-        texts = Texts(self.config.office.timezone)
         now = self.clock()
-        text = texts.render(
+        text = self.texts.render(
             "export.txt", office=self.config.office.name, nik=nik, now=now, tickets=tickets,
             events=events, batches=batches, retention_days=self.config.retention_days,
         )  # fmt: skip
         write_private(out, (text.rstrip("\n") + "\n").encode("utf-8"))
         await self.repo.record_access(
-            [t.id for t in tickets], actor, "export", now, f"ekspor NIK {mask_number(nik)}"
+            [t.id for t in tickets],
+            actor,
+            "export",
+            now,
+            self.texts.label("records", "export").format(nik=mask_number(nik)),
         )
         log.info("export of NIK %s: %s tickets written", mask_number(nik), len(tickets))
         return len(tickets)
