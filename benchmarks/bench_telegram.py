@@ -4,7 +4,8 @@
 
 - tap -> answer while the group's message budget is spent (a backlog of cards waiting);
 - a burst of N intakes, carded against the physical floor: Telegram lets a group receive
-  20 messages a minute, so N cards need at least (N - 20) / 20 minutes after the first 20.
+  20 messages a minute, so N cards need at least (N - 20) / 20 minutes after the first 20;
+- the Kasi's tap in the middle of a flood of 1000 taps by somebody without a role.
 The fake Bot API enforces that limit (429 past it) and counts what the bot sent.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import form
-from ticketbot.emulator.simulation import GROUP_ID, KASI, STAF, Simulation
+from ticketbot.emulator.simulation import GROUP_ID, KASI, STAF, STRANGER, Simulation
 
 GROUP_PER_MINUTE = 20
 
@@ -71,10 +72,42 @@ async def run(burst: int) -> None:
             sim.api.calls[:] = [c for c in sim.api.calls if c.status != 429]
 
 
+async def outsider_flood(taps: int) -> None:
+    settings = {"telegram__messages_per_second": 200}
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Simulation(Path(tmp), settings=settings) as sim:
+            await sim.api.post(STAF.user_id, GROUP_ID, form())
+            await sim.api.wait_until(lambda: bool(cards(sim)))
+            card = cards(sim)[0]
+            data = sim.api.button_data(GROUP_ID, card, "Verifikasi")
+            started = time.monotonic()
+            for _ in range(taps // 2):
+                await sim.api.press(STRANGER.user_id, GROUP_ID, card, data)
+            pressed = time.monotonic()
+            _, kasi = await sim.api.press(KASI.user_id, GROUP_ID, card, data)
+            for _ in range(taps - taps // 2):
+                await sim.api.press(STRANGER.user_id, GROUP_ID, card, data)
+            await sim.api.wait_until(
+                lambda: len(sim.api.calls_of("answerCallbackQuery")) == taps + 1, timeout=300
+            )
+            answers = sim.api.calls_of("answerCallbackQuery")
+            [answer] = [c for c in answers if c.params["callback_query_id"] == kasi]
+            print(
+                f"kasi's tap in a flood of {taps} outsider taps: answered in"
+                f" {(answer.at - pressed) * 1000:.0f} ms, {answers.index(answer)} answers"
+                f" before it; all {taps + 1} answered in {answers[-1].at - started:.1f} s"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=100, help="intakes in the burst")
-    asyncio.run(run(parser.parse_args().burst))
+    parser.add_argument("--flood", type=int, default=1000, help="outsider taps in the flood")
+    args = parser.parse_args()
+    if args.flood > 0:
+        asyncio.run(outsider_flood(args.flood))
+    if args.burst > 0:
+        asyncio.run(run(args.burst))
 
 
 if __name__ == "__main__":

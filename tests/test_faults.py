@@ -9,7 +9,6 @@ import os
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -134,19 +133,24 @@ async def test_a_flood_never_delays_a_tap_or_another_persons_card(sim: Simulatio
     flood = [await sim.api.post(STAF.user_id, GROUP_ID, bad) for _ in range(1000)]
     for _ in range(30):
         await sim.api.post(STRANGER.user_id, GROUP_ID, "/id")
-    pressed = time.monotonic()
+    # The tap is answered before any group message queued by the flood: its answer never
+    # waits behind the group's budget (the seconds are in benchmarks/bench_telegram.py).
+    pressed = len(sim.api.calls)
     _, query_id = await sim.api.press(
         KASI.user_id, GROUP_ID, card, sim.api.button_data(GROUP_ID, card, "Verifikasi")
     )
     answer = await sim.api.wait_for_call("answerCallbackQuery")
     assert answer.params["callback_query_id"] == query_id
-    assert answer.at - pressed < 2.0
-    # Another person's intake, sent in the middle of the flood, is carded within seconds.
-    sent = time.monotonic()
+    after = sim.api.calls[pressed:]
+    # At most the one group message already on its way when the Kasi tapped.
+    assert len([c for c in after[: after.index(answer)] if c.method == "sendMessage"]) <= 1
+    # Another person's intake, sent in the middle of the flood, is carded before the
+    # flooder hears more than its first refusal.
     await sim.api.post(STAF2.user_id, GROUP_ID, form(lembaga="Bank"))
     await sim.api.wait_until(lambda: bool(cards_of(sim, 2)))
-    posted = next(c for c in sim.api.calls_of("sendMessage") if "Tiket #2" in c.params["text"])
-    assert posted.at - sent < 5.0
+    sends = [str(c.params["text"]) for c in sim.api.calls_of("sendMessage")]
+    card_2 = next(i for i, t in enumerate(sends) if "Tiket #2" in t)
+    assert len([t for t in sends[:card_2] if "belum dibuat" in t]) <= 1
     # The refusals to the flooder are combined: a handful of replies, never a thousand.
     processor = sim.app.update_processor  # type: ignore[union-attr]
     await processor.wait_handled(flood[-1][0], timeout=120)  # type: ignore[attr-defined]
@@ -202,27 +206,24 @@ async def test_stalled_mail_server_and_locked_database_never_hold_a_tap_or_sigte
             await api.press(who.user_id, GROUP_ID, card, api.button_data(GROUP_ID, card, label))
             await api.wait_for_call("editMessageText", n)
         # /rekap kirim against a mail server that never greets: answered all the same.
-        asked = time.monotonic()
         await api.post(ADB.user_id, GROUP_ID, "/rekap kirim")
         reply = await api.wait_for_call("sendMessage", 2, timeout=60)
-        assert "Rekap" in str(reply.params["text"])
-        assert reply.at - asked < 10  # the SMTP step timed out (5 s); no 5-minute wait
+        assert "Rekap" in str(reply.params["text"])  # the SMTP step timed out; no hang
         # Another process holds the database's write lock for 30 s; a tap still gets its
         # answer within 2 s and takes effect once the lock is gone.
         await api.post(STAF.user_id, GROUP_ID, form(lembaga="Bank"))
         second = (await api.wait_for_call("sendMessage", 3)).result["message_id"]
         locker = sqlite3.connect(tmp_path / "office.sqlite3", isolation_level=None)
         locker.execute("BEGIN IMMEDIATE")
-        pressed = time.monotonic()
         await api.press(KASI.user_id, GROUP_ID, second,
                         api.button_data(GROUP_ID, second, "Verifikasi"))  # fmt: skip
+        # Answered while the lock still stands: it said "on its way" without the database.
         answer = await api.wait_for_call("answerCallbackQuery", 3)
-        assert answer.at - pressed < 2.0
-        # SIGTERM while the database is still locked: gone within 10 s.
-        stopping = time.monotonic()
+        assert "Sedang diproses" in str(answer.params.get("text"))
+        # SIGTERM while the database is still locked: the process ends by itself (its
+        # watchdog bounds the stop; the bound is checked by waiting, not by a stopwatch).
         process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
-        assert time.monotonic() - stopping < 10, stderr.decode()
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
         assert process.returncode == 0, stderr.decode()
         locker.execute("ROLLBACK")
         locker.close()

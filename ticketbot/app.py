@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Awaitable
-from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.ext import (
@@ -19,7 +16,6 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
-    SimpleUpdateProcessor,
     TypeHandler,
     filters,
 )
@@ -27,7 +23,7 @@ from telegram.ext import (
 from ticketbot import handlers
 from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
-from ticketbot.inbox import Inbox
+from ticketbot.inbox import Inbox, TrackedUpdates
 from ticketbot.jobs import schedule_jobs
 from ticketbot.office import Office
 from ticketbot.outbox import OutboxWorker, Pacer
@@ -37,7 +33,7 @@ from ticketbot.reminders import ReminderDesk
 from ticketbot.report import ReportDesk
 from ticketbot.repository import Repository
 from ticketbot.retention import Retention
-from ticketbot.services import App, BotData, Services
+from ticketbot.services import App, BotData, Services, services_of
 from ticketbot.texts import Texts
 from ticketbot.views import Views
 
@@ -46,43 +42,6 @@ STOP_SECONDS = 6  # systemd waits 30 s; the spec asks for 10
 # Edited messages too: an intake corrected by editing it must be seen (and deleted).
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 TICKET_CAPTION = r"^/tiket(@\w+)?(\s|$)"
-
-
-class TrackedUpdates(SimpleUpdateProcessor):
-    """Processes updates concurrently (taps on phones race for real), marks each handled in
-    the durable inbox when its handler returns, and lets a caller wait until a given update
-    has been handled: the demo and the tests use that instead of sleeping."""
-
-    KEPT = 10_000  # handled ids remembered for waiters; older ones are forgotten
-
-    def __init__(self, max_concurrent_updates: int = 16) -> None:
-        super().__init__(max_concurrent_updates)
-        self.handled: set[int] = set()
-        self._order: deque[int] = deque()
-        self._changed: asyncio.Condition | None = None
-        self.inbox: Inbox | None = None
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        try:
-            await coroutine
-        finally:
-            if isinstance(update, Update):
-                if self.inbox is not None:
-                    await self.inbox.handled(update.update_id)
-                if self._changed is None:
-                    self._changed = asyncio.Condition()
-                async with self._changed:
-                    self.handled.add(update.update_id)
-                    self._order.append(update.update_id)
-                    if len(self._order) > self.KEPT:
-                        self.handled.discard(self._order.popleft())
-                    self._changed.notify_all()
-
-    async def wait_handled(self, update_id: int, timeout: float = 10) -> None:
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: update_id in self.handled)
 
 
 def build_application(config: Config, *, clock: Clock = now_utc) -> App:
@@ -195,7 +154,10 @@ async def serve(
     then the reverse, each part bounded in time so that SIGTERM ends the process within
     seconds (what is still pending stays in the database for the next start)."""
     await app.initialize()
-    inbox = Inbox(app, ALLOWED_UPDATES, poll_timeout)
+    inbox = Inbox(
+        app, ALLOWED_UPDATES, poll_timeout,
+        is_staff=lambda user_id: bool(services_of(app).config.roles_of(user_id)),
+    )  # fmt: skip
     try:
         if app.post_init is not None:
             await app.post_init(app)
@@ -207,7 +169,15 @@ async def serve(
         log.info("ticketbot is running")
         if ready is not None:
             ready.set()
-        await stop.wait()
+        stopping = asyncio.ensure_future(stop.wait())
+        assert inbox.task is not None
+        await asyncio.wait({stopping, inbox.task}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if inbox.task.done() and not inbox.task.cancelled():
+            # The inbox stops only for good (a refused token): so does the process, with
+            # its error, so that systemd sees it and restarts it.
+            error = inbox.task.exception()
+            raise error if error is not None else RuntimeError("the inbox stopped")
     finally:
         await inbox.stop()
         if app.running:

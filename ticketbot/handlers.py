@@ -13,6 +13,7 @@ from telegram.constants import MessageEntityType
 from ticketbot import callback_data, group, telegram_io
 from ticketbot.domain.lifecycle import Role
 from ticketbot.domain.privacy import carries_full_number, clean_text, clip_utf16, redact_numbers
+from ticketbot.inbox import storage_fault
 from ticketbot.office import FormRefused, Opened, PhotoShown, ReasonHasNumber
 from ticketbot.recap import NewsKind
 from ticketbot.records import Actor
@@ -59,7 +60,11 @@ async def remember_people(update: Update, context: Context) -> None:
     user = update.effective_user
     s = context.bot_data.services
     if user and s.config.roles_of(user.id):
-        await s.office.remember(actor_of(user))
+        if update.callback_query is not None:
+            # A tap's answer never waits on this write (the database may be busy).
+            context.application.create_task(s.office.remember(actor_of(user)), update=update)
+        else:
+            await s.office.remember(actor_of(user))
 
 
 def key_of(update: Update) -> str:
@@ -278,15 +283,22 @@ async def on_group_moved(update: Update, context: Context) -> None:
 async def on_error(update: object, context: Context) -> None:
     """Log first; then tell the person something went wrong (a tap is always answered)."""
     log.error("error while handling an update", exc_info=context.error)
-    if not isinstance(update, Update) or update.effective_chat is None:
+    if not isinstance(update, Update):
         return
-    if not context.bot_data.ready:
+    if storage_fault(context.error):
+        # The database could not write (a full disk): the update runs again, not lost.
+        context.bot_data.storage_fault(update.update_id)
+    if update.effective_chat is None or not context.bot_data.ready:
         return
     s: Services = context.bot_data.services
     try:
         if update.callback_query is not None:
-            # answer() ignores a query that was already answered before the failure.
-            await telegram_io.answer(update.callback_query, s.texts.answer("failed"))
+            # answer() ignores a query that was already answered before the failure; a
+            # storage fault is tried again, so the tap is on its way, not failed.
+            text = s.texts.answer("processing" if storage_fault(context.error) else "failed")
+            await telegram_io.answer(update.callback_query, text)
+        elif storage_fault(context.error):
+            return  # it runs again by itself: nothing to tell yet
         elif update.effective_chat.id == s.office.group_id:
             text = s.texts.render("telegram/error.html")
             await s.repo.enqueue([group.notice(s, text, f"error:{update.update_id}")])

@@ -5,8 +5,14 @@ their handlers have finished: a crash in between loses them. Here getUpdates is 
 our own offset, and the offset only moves past updates that are already committed to the
 `inbox` table; the Application then handles them from its update queue as usual, and each
 is marked handled when its handler returns. At start-up, stored updates not yet handled are
-handled first. Taps skip the queue (and the store's wait): a tap must be answered within
-seconds, whatever backlog of group messages waits and however busy the database is.
+handled first.
+
+Each update is dispatched once per process (`_dispatched`): a staff tap goes at once, ahead
+of the store (a tap must be answered within seconds, whatever backlog of group messages
+waits and however busy the database is), everything else once stored. A tap of somebody
+without a role is answered on the spot and never decided: a flood of them cannot hold a
+staff tap. The loop never dies of an exception: it logs, backs off and tries again (a full
+disk included); only a refused token ends it, and then the process stops.
 """
 
 from __future__ import annotations
@@ -15,17 +21,94 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from telegram import Update
-from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application
+from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
+from telegram.ext import Application, SimpleUpdateProcessor
+
+from ticketbot import telegram_io
 
 log = logging.getLogger(__name__)
 BACKOFF_MAX = 30.0
+STORAGE_RETRY = 5.0  # seconds before an update whose handler met a storage fault runs again
+STAFF_FIRST = 2.0  # seconds an outsider's tap waits at most for staff taps being decided
+KEEP_DISPATCHED = 5000  # ids remembered below the offset (getUpdates never returns them)
+
+
+def storage_fault(error: BaseException | None) -> bool:
+    """The database could not write (disk full, I/O error, read-only, locked too long):
+    the update's work was not done and is tried again later, not lost."""
+    return isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
+        isinstance(error, sqlite3.IntegrityError)
+    )
+
+
+def disk_full(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "disk is full" in text or "disk i/o error" in text or "database or disk" in text
+
+
+def payload_of(update: Update) -> tuple[Update, str]:
+    """The update as stored. A text that is not valid Unicode (a lone surrogate, which
+    Telegram's JSON can carry) cannot be stored or sent back: it is replaced, and the
+    update handled as replaced."""
+    data = update.to_dict()
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+        log.warning("update %s carried invalid Unicode; handled with it replaced",
+                    update.update_id)  # fmt: skip
+        update = Update.de_json(json.loads(text), update.get_bot())
+    return update, text
+
+
+class TrackedUpdates(SimpleUpdateProcessor):
+    """Processes updates concurrently (taps on phones race for real), marks each handled in
+    the durable inbox when its handler returns, and lets a caller wait until a given update
+    has been handled: the demo and the tests use that instead of sleeping."""
+
+    KEPT = 10_000  # handled ids remembered for waiters; older ones are forgotten
+
+    def __init__(self, max_concurrent_updates: int = 16) -> None:
+        super().__init__(max_concurrent_updates)
+        self.handled: set[int] = set()
+        self._order: deque[int] = deque()
+        self._changed: asyncio.Condition | None = None
+        self.inbox: Inbox | None = None
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        try:
+            await coroutine
+        finally:
+            if isinstance(update, Update):
+                if self.inbox is not None:
+                    await self.inbox.handled(update)
+                await self.note_handled(update.update_id)
+
+    async def note_handled(self, update_id: int) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with self._changed:
+            self.handled.add(update_id)
+            self._order.append(update_id)
+            if len(self._order) > self.KEPT:
+                self.handled.discard(self._order.popleft())
+            self._changed.notify_all()
+
+    async def wait_handled(self, update_id: int, timeout: float = 10) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: update_id in self.handled)
 
 
 @dataclass
@@ -33,87 +116,184 @@ class Inbox:
     app: Application[Any, Any, Any, Any, Any, Any]
     allowed_updates: Sequence[str]
     poll_timeout: int = 10
+    # Whether a user id may decide anything (has a role): others' taps are answered cheaply.
+    is_staff: Callable[[int], bool] = lambda _: True
     _task: asyncio.Task[None] | None = field(default=None, init=False)
-    _queued: set[int] = field(default_factory=set, init=False)
+    _dispatched: set[int] = field(default_factory=set, init=False)
+    _unstored: set[int] = field(default_factory=set, init=False)  # dispatched, not yet stored
+    _early: set[int] = field(default_factory=set, init=False)  # handled before stored
+    _retry: set[int] = field(default_factory=set, init=False)
+    _side: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _disk_told: bool = field(default=False, init=False)
+    _outsiders: asyncio.Queue[Update] = field(default_factory=asyncio.Queue, init=False)
+    _staff_taps: set[int] = field(default_factory=set, init=False)  # being decided
+    _no_staff_taps: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _newest_staff_tap: float = field(default=0.0, init=False)
 
     @property
     def services(self) -> Any:
         return self.app.bot_data.services
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
     async def start(self) -> None:
         """Handle what a crash left unhandled, then start fetching."""
         repo = self.services.repo
         for update_id, payload in await repo.unhandled_updates():
-            await self._dispatch(Update.de_json(json.loads(payload), self.app.bot), update_id)
+            update = Update.de_json(json.loads(payload), self.app.bot)
+            self._dispatched.add(update_id)
+            await self._dispatch(update)
         await self.app.bot.delete_webhook(drop_pending_updates=False)
         offset = await repo.last_update_id()
+        self._no_staff_taps.set()
+        self._side_task(self._answer_outsiders())
         self._task = asyncio.create_task(self._poll(None if offset is None else offset + 1))
 
     async def stop(self) -> None:
         """Stop fetching at once. Updates still queued stay in the inbox for the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in [self._task, *self._side]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._task = None
         queue = self.app.update_queue
         while not queue.empty():
             queue.get_nowait()
             queue.task_done()
 
+    # -- the loop ------------------------------------------------------------------------
+
     async def _poll(self, offset: int | None) -> None:
         backoff = 1.0
         while True:
             try:
-                updates = await self.app.bot.get_updates(
-                    offset=offset, timeout=self.poll_timeout,
-                    allowed_updates=list(self.allowed_updates),
-                    read_timeout=self.poll_timeout + 10,
-                )  # fmt: skip
+                offset = await self._round(offset)
+                backoff = 1.0
             except InvalidToken:
                 log.critical("Telegram refused the bot token; no updates can be fetched")
+                raise
+            except asyncio.CancelledError:
                 raise
             except Conflict:
                 log.error("another process is fetching updates with this token (409);"
                           " stop it — retrying in %.0f s", backoff)  # fmt: skip
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
-                continue
             except RetryAfter as error:
                 retry = error.retry_after
                 await asyncio.sleep(retry if isinstance(retry, int | float) else 5)
-                continue
-            except (NetworkError, TelegramError) as error:
+            except TelegramError as error:
                 log.warning("fetching updates failed (%s); retrying in %.0f s", error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
-                continue
-            backoff = 1.0
-            if not updates:
-                continue
-            # A tap is handled at once, even before it is stored (the database may be busy):
-            # until it is stored the offset does not move, so Telegram would deliver it
-            # again after a crash, and handling it twice changes nothing.
-            for update in updates:
-                if update.callback_query is not None:
-                    await self._dispatch(update, update.update_id)
-            # Stored first: only then may the next getUpdates confirm them to Telegram.
-            await self.services.repo.store_updates(
-                [(u.update_id, json.dumps(u.to_dict(), ensure_ascii=False)) for u in updates],
-                datetime.now(UTC),
-            )
-            offset = updates[-1].update_id + 1
-            for update in updates:
-                await self._dispatch(update, update.update_id)
+            except Exception as error:
+                # Anything else (the database refusing the store, a malformed update) is
+                # logged and tried again: the offset did not move, so nothing is lost.
+                log.exception("the inbox could not take updates; retrying in %.0f s", backoff)
+                if disk_full(error):
+                    await self._tell_disk_full()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, STORAGE_RETRY)
 
-    async def _dispatch(self, update: Update, update_id: int) -> None:
-        if update_id in self._queued:
+    async def _round(self, offset: int | None) -> int | None:
+        """One getUpdates, stored, dispatched. Returns the next offset."""
+        updates = await self.app.bot.get_updates(
+            offset=offset, timeout=self.poll_timeout,
+            allowed_updates=list(self.allowed_updates),
+            read_timeout=self.poll_timeout + 10,
+        )  # fmt: skip
+        if not updates:
+            return offset
+        cleaned = [payload_of(u) for u in updates]
+        outsiders = {u.update_id for u, _ in cleaned if self._outsider_tap(u)}
+        new_outsiders = [u for u, _ in cleaned
+                         if u.update_id in outsiders - self._dispatched]  # fmt: skip
+        self._dispatched |= outsiders
+        for update in new_outsiders:
+            self._outsiders.put_nowait(update)
+        # Staff taps at once, even before they are stored (the database may be busy):
+        # until stored the offset does not move, so Telegram would deliver them again
+        # after a crash, and deciding one twice changes nothing.
+        for update, _ in cleaned:
+            tap = update.callback_query is not None
+            if tap and update.update_id not in self._dispatched:
+                self._dispatched.add(update.update_id)
+                self._unstored.add(update.update_id)
+                await self._dispatch(update)
+        # Stored first: only then may the next getUpdates confirm them to Telegram. An
+        # outsider's tap keeps only its id: it is already answered, and nothing else of it
+        # is kept.
+        await self.services.repo.store_updates(
+            [(u.update_id, "" if u.update_id in outsiders else p) for u, p in cleaned],
+            datetime.now(UTC), handled=self._early | outsiders,
+        )  # fmt: skip
+        self._early -= {u.update_id for u, _ in cleaned}
+        self._unstored -= {u.update_id for u, _ in cleaned}
+        if self._disk_told:
+            self._disk_told = False
+            log.warning("the database takes updates again")
+        for update, _ in cleaned:
+            if update.update_id not in self._dispatched:
+                self._dispatched.add(update.update_id)
+                await self._dispatch(update)
+        last = updates[-1].update_id
+        self._dispatched = {i for i in self._dispatched if i > last - KEEP_DISPATCHED}
+        return last + 1
+
+    def _outsider_tap(self, update: Update) -> bool:
+        query = update.callback_query
+        return query is not None and not self.is_staff(query.from_user.id)
+
+    async def _answer_outsiders(self) -> None:
+        """One after another, and each only once no staff tap is being decided (or a
+        moment has passed): a flood of them never holds a staff tap's answer."""
+        text = self.services.texts.answer("not_staff")
+        processor = self.app.update_processor
+        while True:
+            update = await self._outsiders.get()
+            # A staff tap is answered within STAFF_FIRST seconds (handlers.py): wait for
+            # its answer, never longer.
+            hold = self._newest_staff_tap + STAFF_FIRST - time.monotonic()
+            if hold > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(hold):
+                        await self._no_staff_taps.wait()
+            assert update.callback_query is not None
+            await telegram_io.answer(update.callback_query, text)
+            if isinstance(processor, TrackedUpdates):
+                await processor.note_handled(update.update_id)
+
+    def _side_task(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
+
+    async def _tell_disk_full(self) -> None:
+        """Once per episode, straight to the group (the outbox needs the disk too)."""
+        if self._disk_told:
             return
-        self._queued.add(update_id)
+        self._disk_told = True
+        log.error("the database's disk is full: updates wait at Telegram until there is room")
+        try:
+            s = self.services
+            text = s.texts.render("telegram/disk_full.html")
+            await self.app.bot.send_message(s.office.group_id, text, parse_mode="HTML")
+        except Exception as error:
+            log.error("could not tell the group that the disk is full: %s", error)
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    async def _dispatch(self, update: Update) -> None:
         message = update.effective_message
         if message is not None:
             self.services.outbox.saw(message.chat_id, message.message_id)
         if update.callback_query is not None:
+            self._staff_taps.add(update.update_id)
+            self._newest_staff_tap = time.monotonic()
+            self._no_staff_taps.clear()
             # Taps first: never behind a backlog of group messages, nor waiting for one of
             # the processor's slots (do_process_update is the processor's work without its
             # semaphore).
@@ -125,6 +305,32 @@ class Inbox:
         else:
             await self.app.update_queue.put(update)
 
-    async def handled(self, update_id: int) -> None:
-        self._queued.discard(update_id)
-        await self.services.repo.mark_handled(update_id, datetime.now(UTC))
+    def retry_later(self, update: Update) -> None:
+        """Its handler met a storage fault: it stays unhandled and runs again soon."""
+        self._retry.add(update.update_id)
+
+        async def again() -> None:
+            await asyncio.sleep(STORAGE_RETRY)
+            self._retry.discard(update.update_id)
+            await self._dispatch(update)
+
+        self._side_task(again())
+
+    async def handled(self, update: Update) -> None:
+        update_id = update.update_id
+        self._staff_taps.discard(update_id)
+        if not self._staff_taps:
+            self._no_staff_taps.set()
+        if self.app.bot_data.take_storage_fault(update_id):
+            self.retry_later(update)  # not done: it stays unhandled and runs again
+            return
+        if update_id in self._retry:
+            return
+        if update_id in self._unstored:
+            # Handled before its store commits: the store records it as handled.
+            self._early.add(update_id)
+        try:
+            await self.services.repo.mark_handled(update_id, datetime.now(UTC))
+        except Exception as error:
+            # The work is done and stored; at worst it is seen again after a restart.
+            log.error("could not mark update %s handled: %s", update_id, error)

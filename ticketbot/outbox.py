@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import random
+import re
+import sqlite3
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telegram import Bot
+from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from ticketbot import telegram_io
@@ -62,6 +66,15 @@ class Pacer:
         self._group: dict[int, deque[float]] = {}
         self._global: deque[float] = deque()
         self._paused: dict[int, float] = {}
+
+    def refund(self, chat_id: int | None, *, charged: bool) -> None:
+        """Telegram refused the call (429): it took no slot of Telegram's, so it gives its
+        own back; only the pause Telegram asked for holds the chat."""
+        if self._global:
+            self._global.pop()
+        group = self._group.get(chat_id or 0)
+        if charged and group:
+            group.pop()
 
     def pause(self, chat_id: int | None, seconds: float) -> None:
         key = chat_id or 0
@@ -120,6 +133,7 @@ class OutboxWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
         self._last_seen: dict[int, int] = {}
+        self._unrecorded: dict[int, Callable[[], Awaitable[object]]] = {}
 
     # -- life ------------------------------------------------------------------------------
 
@@ -166,35 +180,46 @@ class OutboxWorker:
     # -- the lanes -------------------------------------------------------------------------
 
     async def _lane(self, kinds: tuple[str, ...]) -> None:
-        repo = self.services.repo
         while True:
             try:
-                # Messages one at a time: what is most urgent is chosen again before each
-                # (a new card overtakes thirty re-renders); deletions go in batches.
-                items = await repo.due_effects(utcnow(), kinds, 1 if "card" in kinds else 20)
+                await self._lane_round(kinds)
+            except asyncio.CancelledError:
+                raise
             except Exception:
-                log.exception("outbox: cannot read the database; trying again")
+                # The database refused even the retry's bookkeeping (a full disk): the lane
+                # goes on; what is pending stays pending.
+                log.exception("outbox: a delivery round failed; trying again")
                 await asyncio.sleep(1)
-                continue
-            if not items:
-                await self._sleep_until_due()
-                continue
-            for item in items:
-                self._busy += 1
-                try:
-                    chat = await self._chat_of(item)
-                    if await self._postponed(item, chat):
-                        continue
-                    await self._handle(item, chat)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("outbox: delivering effect %s failed", item.id)
-                    await self._retry(item, "internal error")
-                finally:
-                    self._busy -= 1
-                    async with self._changed:
-                        self._changed.notify_all()
+
+    async def _lane_round(self, kinds: tuple[str, ...]) -> None:
+        # Messages one at a time: what is most urgent is chosen again before each (a new
+        # card overtakes thirty re-renders); deletions go in batches.
+        items = await self.services.repo.due_effects(utcnow(), kinds, 1 if "card" in kinds else 20)
+        if not items:
+            await self._sleep_until_due()
+            return
+        for item in items:
+            self._busy += 1
+            try:
+                if item.id in self._unrecorded:
+                    # Delivered, but the database could not say so: say it now, never
+                    # deliver it twice.
+                    await self._unrecorded[item.id]()
+                    del self._unrecorded[item.id]
+                    continue
+                chat = await self._chat_of(item)
+                if await self._postponed(item, chat):
+                    continue
+                await self._handle(item, chat)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox: delivering effect %s failed", item.id)
+                await self._retry(item, "internal error")
+            finally:
+                self._busy -= 1
+                async with self._changed:
+                    self._changed.notify_all()
 
     async def _sleep_until_due(self) -> None:
         self._wake.clear()
@@ -239,6 +264,7 @@ class OutboxWorker:
                 await self._place(item)
         except RetryAfter as error:
             seconds = _seconds(error.retry_after)
+            self.pacer.refund(chat, charged=item.kind not in DELETE_KINDS)
             self.pacer.pause(chat, seconds)
             await self._retry(item, f"429 retry after {seconds:g}s", at=seconds)
         except (Forbidden, BadRequest) as error:
@@ -249,6 +275,16 @@ class OutboxWorker:
             await self._retry(item, f"{type(error).__name__}: {error.message}")
         except TelegramError as error:
             await self._retry(item, f"{type(error).__name__}: {error.message}")
+
+    async def _record(self, item: OutboxItem, write: Callable[[], Awaitable[object]]) -> None:
+        """The bookkeeping of a delivery Telegram has done. If the database refuses it (a
+        full disk), it is remembered here and written before anything else is tried with
+        this effect, so the effect is not delivered again meanwhile."""
+        try:
+            await write()
+        except sqlite3.Error:
+            self._unrecorded[item.id] = write
+            raise
 
     async def _retry(self, item: OutboxItem, error: str, *, at: float | None = None) -> None:
         if at is None:
@@ -270,7 +306,7 @@ class OutboxWorker:
                              reply_to=item.message_id)],
                 utcnow(),
             )  # fmt: skip
-        await repo.effect_done(item, utcnow())
+        await self._record(item, lambda: repo.effect_done(item, utcnow()))
 
     async def _send(self, item: OutboxItem) -> None:
         assert item.chat_id is not None
@@ -282,7 +318,9 @@ class OutboxWorker:
             )
         sent = await telegram_io.send(self.bot, item.chat_id, CardView(text, ()), item.reply_to)
         self.saw(item.chat_id, sent.message_id)
-        await self.services.repo.effect_done(item, utcnow(), sent.message_id)
+        await self._record(
+            item, lambda: self.services.repo.effect_done(item, utcnow(), sent.message_id)
+        )
 
     async def _ping(self, item: OutboxItem) -> None:
         """Turn pings: Telegram does not notify on edits, so whose turn it is gets a new short
@@ -322,7 +360,7 @@ class OutboxWorker:
             sent = await telegram_io.send(self.bot, ticket.chat_id, view, ticket.card_message_id)
             self.saw(ticket.chat_id, sent.message_id)
             posted = sent.message_id
-        await s.repo.pings_done(items, sorted(ids), posted, utcnow())
+        await self._record(item, lambda: s.repo.pings_done(items, sorted(ids), posted, utcnow()))
 
     async def _place(self, item: OutboxItem) -> None:
         """A card or a recap summary: render it now, then edit it where it is, or post it
@@ -353,7 +391,8 @@ class OutboxWorker:
             found = where is not None
         if where is not None and await telegram_io.edit(self.bot, chat, where, view):
             self.saw(chat, where)
-            await s.repo.effect_done(item, utcnow(), where if found else None, placed=place)
+            at = where if found else None
+            await self._record(item, lambda: s.repo.effect_done(item, utcnow(), at, placed=place))
             return
         await self._post(item, chat, view, place)
 
@@ -377,7 +416,10 @@ class OutboxWorker:
             raise
         self.saw(chat, sent.message_id)
         # Where the card (or summary) now is, recorded with the delivery: one transaction.
-        await self.services.repo.effect_done(item, utcnow(), sent.message_id, placed=place)
+        await self._record(
+            item,
+            lambda: self.services.repo.effect_done(item, utcnow(), sent.message_id, placed=place),
+        )
 
     async def _first_unknown_id(self, chat: int) -> int:
         known = await self.services.repo.known_bot_messages(chat, 0, 2**62)
@@ -385,17 +427,23 @@ class OutboxWorker:
 
     async def _find_lost_post(self, chat: int, start: int, view: CardView) -> int | None:
         """After an outcome we could not see: a message of ours after `start` that we never
-        recorded is the lost post (editing its buttons to the same ones answers "not
-        modified" only there; messages of others cannot be edited)."""
+        recorded, and that is this card, is the lost post. Editing its buttons to the same
+        ones answers "not modified" only on that card (the buttons name the ticket);
+        messages of others cannot be edited; a message of ours that is something else is
+        left as it was."""
         known = await self.services.repo.known_bot_messages(chat, start, start + PROBE_SPAN)
         markup = telegram_io.keyboard(view)
+        if markup is None:
+            return None  # nothing tells a card without buttons from another message
         missing = 0
         for message_id in range(start, start + PROBE_SPAN):
             if message_id in known:
                 continue
             await self.pacer.acquire(chat, charged=False)
             try:
-                await self.bot.edit_message_reply_markup(chat, message_id, reply_markup=markup)
+                edited = await self.bot.edit_message_reply_markup(
+                    chat, message_id, reply_markup=markup
+                )
             except BadRequest as error:
                 if "not modified" in error.message.lower():
                     log.info("outbox: found the lost post %s in chat %s", message_id, chat)
@@ -405,10 +453,27 @@ class OutboxWorker:
                 if missing >= PROBE_MISSING:
                     break
                 continue
-            log.info("outbox: found the lost post %s in chat %s (buttons updated)", message_id,
-                     chat)  # fmt: skip
-            return message_id
+            text = edited.text if isinstance(edited, Message) else None
+            if text is not None and _head(text) == _head(html_to_plain(view.text)):
+                log.info("outbox: found the lost post %s in chat %s (buttons updated)",
+                         message_id, chat)  # fmt: skip
+                return message_id
+            # One of our messages, but not this card: give it back its (lack of) buttons.
+            log.warning("outbox: message %s in chat %s is ours but not the lost post",
+                        message_id, chat)  # fmt: skip
+            await self.pacer.acquire(chat, charged=True)
+            with contextlib.suppress(TelegramError):
+                await self.bot.edit_message_reply_markup(chat, message_id, reply_markup=None)
         return None
+
+
+def html_to_plain(text: str) -> str:
+    """What Telegram shows of our HTML (the text a Message carries back)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def _head(text: str) -> str:
+    return text.strip().split("\n", 1)[0].strip()
 
 
 def _seconds(value: int | timedelta) -> float:

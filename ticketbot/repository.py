@@ -7,6 +7,8 @@ compare-and-set plus one event row, atomically; `kill -9` loses nothing acknowle
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -226,10 +228,14 @@ class Repository:
             self._enqueued = False
             try:
                 yield self._conn
+                await self._conn.execute("COMMIT")
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                # Also when COMMIT itself fails (a full disk): the connection must be left
+                # outside any transaction, usable again once the fault passes. SQLite may
+                # already have rolled back on its own; that is not an error.
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await self._conn.execute("ROLLBACK")
                 raise
-            await self._conn.execute("COMMIT")
             if self._enqueued:
                 self.on_enqueue()
 
@@ -941,13 +947,16 @@ class Repository:
             )
 
     async def known_bot_messages(self, chat_id: int, low: int, high: int) -> set[int]:
-        """Our own messages in [low, high] whose ids we recorded (cards, summaries, sends)."""
+        """Every message of ours in [low, high] whose id we recorded: cards, summaries,
+        pings, reminders, notices and replies (a lost post is none of them)."""
         args = (chat_id, low, high)
         known: set[int] = set()
         for sql in (
             "SELECT card_message_id FROM tickets WHERE chat_id = ? AND card_message_id"
             " BETWEEN ? AND ?",
-            "SELECT message_id FROM outbox WHERE kind = 'send' AND status = 'done'"
+            "SELECT ping_message_id FROM tickets WHERE chat_id = ? AND ping_message_id"
+            " BETWEEN ? AND ?",
+            "SELECT message_id FROM outbox WHERE kind != 'delete' AND status = 'done'"
             " AND chat_id = ? AND message_id BETWEEN ? AND ?",
         ):
             async with self._conn.execute(sql, args) as cur:
@@ -962,12 +971,19 @@ class Repository:
 
     # -- inbox: every update, stored before Telegram may forget it -------------------------
 
-    async def store_updates(self, updates: Sequence[tuple[int, str]], now: datetime) -> None:
+    async def store_updates(
+        self, updates: Sequence[tuple[int, str]], now: datetime, *, handled: set[int]
+    ) -> None:
+        """Store fetched updates; those in `handled` (already done, or never to be handled)
+        keep only their id."""
+        stamp = to_db_time(now)
         async with self._write() as conn:
             await conn.executemany(
-                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
-                [(u, payload, to_db_time(now)) for u, payload in updates],
-            )
+                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at, handled_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(u, "" if u in handled else payload, stamp, stamp if u in handled else None)
+                 for u, payload in updates],
+            )  # fmt: skip
 
     async def unhandled_updates(self) -> list[tuple[int, str]]:
         async with self._conn.execute(
@@ -983,7 +999,9 @@ class Repository:
     async def mark_handled(self, update_id: int, now: datetime) -> None:
         async with self._write() as conn:
             await conn.execute(
-                "UPDATE inbox SET handled_at = ? WHERE update_id = ? AND handled_at IS NULL",
+                # Handled: the content goes, the id stays (it keeps the offset).
+                "UPDATE inbox SET handled_at = ?, payload = '' WHERE update_id = ?"
+                " AND handled_at IS NULL",
                 (to_db_time(now), update_id),
             )
 

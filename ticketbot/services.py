@@ -39,6 +39,17 @@ class BotData:
 
     def __init__(self) -> None:
         self._services: Services | None = None
+        # Updates whose handler met a storage fault (a full disk): run again, not lost.
+        self._storage_faults: set[int] = set()
+
+    def storage_fault(self, update_id: int) -> None:
+        self._storage_faults.add(update_id)
+
+    def take_storage_fault(self, update_id: int) -> bool:
+        if update_id in self._storage_faults:
+            self._storage_faults.discard(update_id)
+            return True
+        return False
 
     @property
     def services(self) -> Services:

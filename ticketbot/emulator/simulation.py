@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ticketbot.app import TrackedUpdates, build_application, serve
+from ticketbot.app import build_application, serve
 from ticketbot.config import Config, parse_config
 from ticketbot.emulator.botapi import FakeBotApi, StoredMessage
 from ticketbot.emulator.smtp import SmtpSink
+from ticketbot.inbox import TrackedUpdates
 from ticketbot.jobs import run_recap, sweep_overdue
 from ticketbot.office import Office
 from ticketbot.recap import RecapDesk

@@ -1,0 +1,350 @@
+"""Issue R: nothing stops the inbox, nothing is handled twice, nothing is taken for a card.
+
+The crash-like cases run the real `ticketbot run` as a subprocess against the fake Bot API
+(as tests/test_crash.py does): a malformed update, a full disk, a store held up by another
+process. The outbox cases run in process, where the fault can be placed exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VALID_FORM, always_open_config, form
+from ticketbot.emulator.botapi import FakeBotApi
+from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STRANGER, Simulation
+from ticketbot.emulator.smtp import SmtpSink
+from ticketbot.outbox import Pacer
+
+TOKEN = "654321:TEST-inbox-not-a-real-token-xyz"
+
+
+def nik(i: int) -> str:
+    return f"127301450685{i + 1:04d}"
+
+
+def cards(api: FakeBotApi) -> dict[int, int]:
+    """ticket number -> message id of its visible card."""
+    found: dict[int, int] = {}
+    for m in api.visible(GROUP_ID):
+        text = m.text or ""
+        if m.from_id == api.bot_id and text.startswith("📋 <b>Tiket #"):
+            found[int(text.split("#", 1)[1].split("<", 1)[0])] = m.message_id
+    return found
+
+
+@dataclass
+class Bot:
+    api: FakeBotApi
+    directory: Path
+    smtp_port: int
+    process: asyncio.subprocess.Process | None = None
+
+    async def start(self, config: Path) -> None:
+        log = (self.directory / "bot.log").open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ticketbot", "run", "--config", str(config),
+            stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            env={**os.environ, "TICKETBOT_TELEGRAM_TOKEN": TOKEN},
+        )  # fmt: skip
+        log.close()
+        await self.api.wait_for_call("setMyCommands", timeout=60)
+
+    def log(self) -> str:
+        return (self.directory / "bot.log").read_text()
+
+    async def stop(self) -> int | None:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), timeout=30)
+        return self.process.returncode
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+    api = FakeBotApi(token=TOKEN)
+    await api.start()
+    api.add_group(GROUP_ID)
+    for p in (KASI, ADB, STAF, STRANGER):
+        api.add_user(p.user_id, p.first_name, p.last_name)
+    smtp = SmtpSink()
+    await smtp.start()
+    b = Bot(api, tmp_path, smtp.port)
+    try:
+        yield b
+    finally:
+        if b.process is not None and b.process.returncode is None:
+            b.process.kill()
+            await b.process.wait()
+        await api.stop()
+        await smtp.stop()
+
+
+async def test_a_lone_surrogate_anywhere_never_stops_the_bot(bot: Bot, tmp_path: Path) -> None:
+    api = bot.api
+    config = always_open_config(tmp_path / "config.toml", api.base_url, bot.smtp_port)
+    await bot.start(config)
+    await api.post(STAF.user_id, GROUP_ID, VALID_FORM)
+    await api.wait_until(lambda: 1 in cards(api))
+    card = cards(api)[1]
+    # Telegram's JSON can carry "\ud800", which no UTF-8 text (nor SQLite) can hold: in
+    # callback data, in a message, and in a display name.
+    await api.press(KASI.user_id, GROUP_ID, card, "v:1\ud800", forged=True)
+    await api.post(STAF.user_id, GROUP_ID, "/status #1\ud800")
+    api.add_user(ADB.user_id, "Budi\ud800", "ADB")
+    await api.post(ADB.user_id, GROUP_ID, form(nik=nik(5), lembaga="Bank\ud800 Sumut"))
+    # The next valid /tiket, 20 s later in the field, is carded: the inbox lives.
+    await api.post(STAF.user_id, GROUP_ID, form(nik=nik(7), lembaga="DJP"))
+    await api.wait_until(lambda: {1, 2, 3} <= set(cards(api)), timeout=30)
+    # The forged tap was answered once, and nothing else failed.
+    assert api.unanswered_callbacks() == []
+    assert [c.method for c in api.errors] == []
+    assert await bot.stop() == 0, bot.log()
+
+
+# -- a full disk --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tiny_disk(where: Path, size: str) -> Iterator[Path]:
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                   check=True)  # fmt: skip
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk says it is full."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    written = 0
+    try:
+        while (n := _write_some(fd)) > 0:
+            written += n
+    finally:
+        os.close(fd)
+    assert written > 0
+    return filler
+
+
+def _write_some(fd: int) -> int:
+    try:
+        return os.write(fd, b"\0" * 4096)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        return 0
+
+
+async def test_a_full_disk_is_told_once_and_survived_without_a_restart(
+    bot: Bot, tmp_path: Path
+) -> None:
+    api = bot.api
+    with tiny_disk(tmp_path / "disk", "4m") as disk:
+        config = always_open_config(disk / "config.toml", api.base_url, bot.smtp_port)
+        await bot.start(config)
+        await api.post(STAF.user_id, GROUP_ID, form(nik=nik(0), lembaga="Bank 0"))
+        await api.wait_until(lambda: 1 in cards(api))
+        card = cards(api)[1]
+        assert bot.process is not None
+        pid = bot.process.pid
+
+        filler = fill(disk)
+        # While the disk is full: four intakes and a tap.
+        intakes = [
+            (await api.post(STAF.user_id, GROUP_ID, form(nik=nik(i), lembaga=f"Bank {i}")))[1]
+            for i in range(1, 5)
+        ]
+        await api.press(
+            KASI.user_id, GROUP_ID, card, api.button_data(GROUP_ID, card, "Verifikasi")
+        )
+        await api.wait_until(
+            lambda: any("Penyimpanan bot penuh" in (m.text or "") for m in api.visible(GROUP_ID)),
+            timeout=60,
+        )
+        assert not {2, 3, 4, 5} & set(cards(api))
+        # Room again: the bot catches up by itself.
+        filler.unlink()
+        await api.wait_until(lambda: {1, 2, 3, 4, 5} <= set(cards(api)), timeout=60)
+        await api.wait_until(
+            lambda: "Diverifikasi" in (api.message(GROUP_ID, card).plain or ""), timeout=60
+        )
+        await api.wait_until(lambda: all(api.message(GROUP_ID, m).deleted for m in intakes))
+        assert bot.process.returncode is None and bot.process.pid == pid  # never restarted
+        told = [m for m in api.calls_of("sendMessage")
+                if "Penyimpanan bot penuh" in str(m.params.get("text"))]  # fmt: skip
+        assert len(told) == 1
+        assert api.unanswered_callbacks() == []
+        assert await bot.stop() == 0, bot.log()
+        # Nothing lost, nothing twice: five tickets, one verification.
+        db = sqlite3.connect(disk / "office.sqlite3")
+        try:
+            assert db.execute("SELECT count(*) FROM tickets").fetchone() == (5,)
+            assert db.execute("SELECT state FROM tickets WHERE id = 1").fetchone() == ("verified",)
+            assert db.execute(
+                "SELECT count(*) FROM events WHERE action = 'verify'"
+            ).fetchone() == (1,)
+            assert db.execute(
+                "SELECT count(*) FROM inbox WHERE handled_at IS NULL"
+            ).fetchone() == (0,)
+        finally:
+            db.close()
+    assert "disk is full" in bot.log()
+
+
+# -- a store held up: every tap exactly once ----------------------------------------------
+
+
+async def test_taps_during_a_held_store_are_each_answered_and_recorded_once(
+    bot: Bot, tmp_path: Path
+) -> None:
+    api = bot.api
+    config = always_open_config(tmp_path / "config.toml", api.base_url, bot.smtp_port)
+    await bot.start(config)
+    await api.post(STAF.user_id, GROUP_ID, VALID_FORM)
+    await api.wait_until(lambda: 1 in cards(api))
+    card = cards(api)[1]
+    data = api.button_data(GROUP_ID, card, "NIK")
+    # Another process holds the database's write lock: the store of the next updates waits
+    # on it while their taps are already being handled.
+    locker = sqlite3.connect(tmp_path / "office.sqlite3", isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    queries = []
+    for who in (KASI, ADB, STAF, KASI, ADB):
+        queries.append((await api.press(who.user_id, GROUP_ID, card, data))[1])
+    await api.wait_until(
+        lambda: len(api.calls_of("answerCallbackQuery")) >= len(queries), timeout=30
+    )
+    locker.execute("ROLLBACK")
+    locker.close()
+    # More taps once the lock is gone, and a tap that comes with an intake.
+    for who in (STAF, KASI):
+        queries.append((await api.press(who.user_id, GROUP_ID, card, data))[1])
+    await api.post(STAF.user_id, GROUP_ID, form(nik=nik(9), lembaga="Bank"))
+    await api.wait_until(lambda: 2 in cards(api), timeout=30)
+    await api.wait_until(
+        lambda: len(api.calls_of("answerCallbackQuery")) >= len(queries), timeout=30
+    )
+    assert await bot.stop() == 0, bot.log()
+    answered = [c.params["callback_query_id"] for c in api.calls_of("answerCallbackQuery")]
+    assert sorted(answered) == sorted(queries)  # each exactly once
+    assert [c for c in api.calls if c.method == "answerCallbackQuery" and c.status != 200] == []
+    db = sqlite3.connect(tmp_path / "office.sqlite3")
+    try:
+        views = db.execute("SELECT count(*) FROM events WHERE action = 'view_nik'").fetchone()
+        assert views == (len(queries),)
+        assert db.execute("SELECT count(*) FROM inbox WHERE handled_at IS NULL").fetchone() == (0,)
+    finally:
+        db.close()
+    # A restart replays nothing.
+    await bot.start(config)
+    await api.post(STAF.user_id, GROUP_ID, "/antrian")
+    await api.wait_until(
+        lambda: any("Antrian" in str(c.params.get("text")) for c in api.calls_of("sendMessage")),
+        timeout=30,
+    )
+    assert await bot.stop() == 0
+    db = sqlite3.connect(tmp_path / "office.sqlite3")
+    try:
+        views = db.execute("SELECT count(*) FROM events WHERE action = 'view_nik'").fetchone()
+        assert views == (len(queries),)
+    finally:
+        db.close()
+
+
+# -- in process: the lost-post search and the budget ----------------------------------------
+
+
+async def test_a_card_lost_to_a_500_is_never_taken_for_a_ping(sim: Simulation) -> None:
+    await sim.say(STAF, form(nik=nik(0), lembaga="Bank 0"))
+    [ping] = sim.pings()
+    # The next card's post fails with a 500 (Telegram did not post it); the ping of that
+    # ticket goes first, at the id where the lost post was looked for.
+    sim.api.fail_next("sendMessage", 500)
+    await sim.say(STAF, form(nik=nik(1), lembaga="Bank 1"))
+    await sim.api.wait_until(lambda: 2 in cards(sim.api))
+    await sim.services.outbox.drained()
+    ticket = await sim.office.repo.get_ticket(2)
+    assert ticket is not None and ticket.card_message_id == cards(sim.api)[2]
+    assert (sim.message(ticket.card_message_id).text or "").startswith("📋 <b>Tiket #2</b>")
+    # The ping stands as it was: a ping, without buttons, and the ticket's ping is not its
+    # card (moving the turn deletes the ping).
+    assert ticket.ping_message_id is not None
+    assert ticket.ping_message_id != ticket.card_message_id
+    assert (sim.message(ticket.ping_message_id).text or "").startswith("🔔")
+    for p in sim.pings():
+        assert p.reply_markup is None
+        assert p.message_id != ticket.card_message_id
+    assert ping.message_id not in cards(sim.api).values()
+    sim.api.calls[:] = [c for c in sim.api.calls if not c.injected
+                        and "not found" not in str(c.description)]  # fmt: skip
+
+
+def test_a_429_gives_its_slot_back() -> None:
+    """Eleven refused attempts in a row cost the group's budget nothing: the next send may
+    go as soon as Telegram's retry_after has passed."""
+    pacer = Pacer(group_per_minute=20, per_second=30)
+    for _ in range(9):
+        assert pacer.wait_for(GROUP_ID, charged=True) == 0
+    for _ in range(11):
+        assert pacer.wait_for(GROUP_ID, charged=True) == 0
+        pacer.refund(GROUP_ID, charged=True)  # Telegram answered 429
+        pacer.pause(GROUP_ID, 0.5)
+        assert pacer.blocked_for(GROUP_ID, charged=True) <= 0.5
+        pacer._paused.clear()  # the retry_after has passed
+    # Nine real messages and nothing else in the minute: eleven more may still go.
+    for _ in range(11):
+        assert pacer.wait_for(GROUP_ID, charged=True) == 0
+    assert pacer.wait_for(GROUP_ID, charged=True) > 55
+
+
+@pytest.mark.parametrize("sim", [{"telegram__group_messages_per_minute": 20}], indirect=True)
+async def test_429s_on_a_card_delay_it_only_by_retry_after(sim: Simulation) -> None:
+    sim.api.fail_next("sendMessage", 429, retry_after=1, count=11)
+    await sim.say(STAF, VALID_FORM)
+    await sim.api.wait_until(lambda: 1 in cards(sim.api), timeout=60)
+    # The refused attempts took no slot: only the card and its ping are in the minute.
+    window = sim.services.outbox.pacer._group[GROUP_ID]
+    assert len(window) == len(sim.api.calls_of("sendMessage", "editMessageText"))
+    sim.api.calls[:] = [c for c in sim.api.calls if not c.injected]
+
+
+@pytest.mark.parametrize("sim", [{"telegram__messages_per_second": 200}], indirect=True)
+async def test_an_outsider_tap_flood_never_holds_the_kasis_tap(sim: Simulation) -> None:
+    await sim.say(STAF, VALID_FORM)
+    card = cards(sim.api)[1]
+    data = sim.api.button_data(GROUP_ID, card, "Verifikasi")
+    flood = [(await sim.api.press(STRANGER.user_id, GROUP_ID, card, data))[1] for _ in range(300)]
+    _, kasi = await sim.api.press(KASI.user_id, GROUP_ID, card, data)
+    flood += [(await sim.api.press(STRANGER.user_id, GROUP_ID, card, data))[1] for _ in range(300)]
+    await sim.api.wait_until(
+        lambda: len(sim.api.calls_of("answerCallbackQuery")) == len(flood) + 1, timeout=120
+    )
+    order = [c.params["callback_query_id"] for c in sim.api.calls_of("answerCallbackQuery")]
+    # The Kasi's tap is answered before the flood's later taps, and decided.
+    assert order.index(kasi) < order.index(flood[-1])
+    ticket = await sim.office.repo.get_ticket(1)
+    assert ticket is not None and ticket.state.value == "verified"
+    # Outsiders' taps are not decided, and the inbox keeps only their ids.
+    events = await sim.office.repo.events_for(1)
+    assert all(e.actor_id != STRANGER.user_id for e in events)
+    async with sim.office.repo._conn.execute(
+        "SELECT count(*) FROM inbox WHERE payload != ''"
+    ) as cur:
+        row = await cur.fetchone()
+    assert row == (0,)
