@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ticketbot.domain.lifecycle import State
-from ticketbot.repository import Repository
+from ticketbot.store import Stores
 
 GROUP_ID = -1001234567890
 STAF, KASI, ADB = 333333333, 111111111, 222222222
@@ -87,7 +87,7 @@ def seed(path: Path, count: int, *, end: datetime, span: timedelta,
     started = time.perf_counter()
 
     async def migrate() -> None:
-        repo = await Repository.open(path)
+        repo = await Stores.open(path)
         await repo.close()
 
     asyncio.run(migrate())

@@ -51,11 +51,11 @@ def peak_mib() -> float:
 
 async def case_report(db: Path) -> dict[str, Any]:
     from ticketbot.report import ReportDesk
-    from ticketbot.repository import Repository
+    from ticketbot.store import Stores
     from ticketbot.texts import Texts
 
     config = config_for(db)
-    repo = await Repository.open(db)
+    repo = await Stores.open(db)
     try:
         desk = ReportDesk(config, repo, Texts(config.office.timezone), lambda: END)
         started = time.perf_counter()
@@ -120,7 +120,7 @@ async def case_office(db: Path) -> dict[str, Any]:
         started = time.perf_counter()
         await sim.run_jobs()
         out["jobs"] = time.perf_counter() - started
-        size = await sim.services.repo.count_tickets()
+        size = await sim.services.repo.tickets.count_tickets()
         out["antrian"] = await timed(lambda i: sim.say(KASI, "/antrian"))
         out["status_id"] = await timed(lambda i: sim.say(KASI, f"/status #{size // 2 + i}"))
         out["status_nik"] = await timed(
@@ -130,7 +130,7 @@ async def case_office(db: Path) -> dict[str, Any]:
         for i in range(10):
             await sim.say(STAF, form(nik=f"127301450685{i + 1:04d}", lembaga=f"Bench {i}"))
             await sim.services.outbox.drained()
-            ticket = await sim.services.repo.get_ticket(size + 1 + i)
+            ticket = await sim.services.repo.tickets.get_ticket(size + 1 + i)
             assert ticket is not None
             assert ticket.card_message_id is not None
             cards.append(ticket.card_message_id)
@@ -155,8 +155,8 @@ async def case_office(db: Path) -> dict[str, Any]:
         out["antrian_work"] = await timed(queue_work)
         out["status_work"] = await timed(status_work)
         out["tap_work"] = await timed(tap_work)
-        tickets = [t for t in [await sim.services.repo.get_ticket(i + 1) for i in range(10_000)]
-                   if t is not None]  # fmt: skip
+        get = sim.services.repo.tickets.get_ticket
+        tickets = [t for t in [await get(i + 1) for i in range(10_000)] if t is not None]
         for n in (1000, 10_000):
             took, stall = await stall_during(sim.desk.render(sim.clock().date(), tickets[:n]))
             out[f"recap_{n}"], out[f"stall_{n}"] = took, stall

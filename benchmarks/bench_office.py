@@ -47,7 +47,7 @@ async def main() -> None:
                 intake.append(time.perf_counter() - started)
             await sim.services.outbox.drained()
             for i in range(TICKETS):
-                ticket = await sim.services.repo.get_ticket(i + 1)
+                ticket = await sim.services.repo.tickets.get_ticket(i + 1)
                 assert ticket is not None
                 assert ticket.card_message_id is not None
                 cards.append(ticket.card_message_id)
@@ -59,7 +59,7 @@ async def main() -> None:
                 await sim.tap(ADB, card, "Konsolidasi")
             report("intake (/tiket -> delivered)", intake)
             report("tap (Verifikasi -> delivered)", taps)
-            [batch] = [b for b in [await sim.office.repo.freeze_batch(
+            [batch] = [b for b in [await sim.office.repo.batches.freeze_batch(
                 sim.clock().date(), sim.clock(), "example.go.id", allow_empty=False, run=False
             )] if b]  # fmt: skip
             started = time.perf_counter()

@@ -18,7 +18,7 @@ import numpy as np
 from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.domain.validation import TicketForm
 from ticketbot.records import BOT_ACTOR, Actor
-from ticketbot.repository import Repository
+from ticketbot.store import Stores
 
 TZ = ZoneInfo("Asia/Jakarta")
 OPEN_AT, CLOSE_AT = time(8, 0), time(16, 0)  # the test's office hours (calendar.work_hours)
@@ -111,7 +111,7 @@ def nik_of(n: int) -> str:
 class Office:
     """Writes a ticket's life through the repository, as the office code would store it."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Stores) -> None:
         self.repo = repo
         self.plan = Plan()
         self.serial = 0
@@ -121,7 +121,7 @@ class Office:
         nik = nik_of(self.serial)
         form = TicketForm(nik, f"1273010101{self.serial:06d}", lembaga, lembaga.lower(),
                           "+6281234567890", "Warga Uji", "uji")  # fmt: skip
-        ticket, created = await self.repo.open_ticket(form, STAF, -100, when)
+        ticket, created = await self.repo.tickets.open_ticket(form, STAF, -100, when)
         assert created
         self.plan.opened[ticket.id] = (when, lembaga, nik)
         self.plan.state[ticket.id] = State.NEW
@@ -142,7 +142,7 @@ class Office:
         source = self.plan.state[ticket_id]
         transition = transition_for(action, source)
         assert transition is not None, (action, source)
-        outcome = await self.repo.apply(ticket_id, transition, actor, when, reason)
+        outcome = await self.repo.tickets.apply(ticket_id, transition, actor, when, reason)
         assert outcome.applied
         target = transition.target
         self.plan.state[ticket_id] = target
@@ -159,7 +159,7 @@ class Office:
             self._start(ticket_id, step[target], when)
 
 
-async def month_of_activity(repo: Repository, seed: int = 7) -> Office:
+async def month_of_activity(repo: Stores, seed: int = 7) -> Office:
     """May 2026 (holidays 1, 14, 15, 27, 28 May), with tickets opened late in April and
     some still open at the end: fast and slow steps, rejections, a return to the Kasi, a
     cancellation, an "Ulang"."""

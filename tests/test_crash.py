@@ -25,7 +25,7 @@ from ticketbot.emulator.botapi import ApiCall, FakeBotApi
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STRANGER
 from ticketbot.emulator.smtp import SmtpSink
 from ticketbot.office import Office
-from ticketbot.repository import Repository
+from ticketbot.store import Stores
 from ticketbot.telegram_io import keyboard
 from ticketbot.texts import Texts
 from ticketbot.views import Views
@@ -116,13 +116,13 @@ async def check_group_matches_database(o: Office_, intakes: list[int]) -> None:
     """Every ticket has exactly one card, it shows the stored state and exactly the stored
     state's buttons; every intake message is gone; one summary per batch."""
     config = load_config(o.config, {"TICKETBOT_TELEGRAM_TOKEN": TOKEN})
-    repo = await Repository.open(config.database_path, migrate=False)
+    repo = await Stores.open(config.database_path, migrate=False)
     try:
         views = Views(config, Texts(config.office.timezone))
         office = Office(config, repo)
-        tickets = await repo.open_tickets() + [
-            t for i in range(1, await repo.count_tickets() + 1)
-            if (t := await repo.get_ticket(i)) is not None and t not in await repo.open_tickets()
+        tickets = await repo.tickets.open_tickets() + [
+            t for i in range(1, await repo.tickets.count_tickets() + 1)
+            if (t := await repo.tickets.get_ticket(i)) is not None and t not in await repo.tickets.open_tickets()
         ]  # fmt: skip
         assert len(tickets) == len(intakes)
         for t in tickets:
@@ -135,13 +135,13 @@ async def check_group_matches_database(o: Office_, intakes: list[int]) -> None:
             assert card.reply_markup == (markup.to_dict() if markup else None), t.id
         for message_id in intakes:
             assert o.api.message(GROUP_ID, message_id).deleted, message_id
-        for batch in await repo.batches("sent"):
+        for batch in await repo.batches.batches("sent"):
             summaries = [
                 m for m in o.api.visible(GROUP_ID)
                 if m.from_id == o.api.bot_id and (m.text or "").startswith("📧 <b>Rekap")
             ]  # fmt: skip
             assert [m.message_id for m in summaries] == [batch.summary_message_id]
-        pending = await repo.pending_effects()
+        pending = await repo.outbox.pending_effects()
         assert pending == 0
     finally:
         await repo.close()

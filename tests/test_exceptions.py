@@ -29,7 +29,7 @@ def labels(sim: Simulation, card: int) -> list[str]:
 
 
 async def state_of(sim: Simulation, ticket_id: int = 1) -> State:
-    ticket = await sim.office.repo.get_ticket(ticket_id)
+    ticket = await sim.office.repo.tickets.get_ticket(ticket_id)
     assert ticket is not None
     return ticket.state
 
@@ -58,10 +58,10 @@ async def test_adb_returns_a_verified_ticket_to_the_kasi_with_a_reason(sim: Simu
     text = card_text(sim, card)
     assert "Menunggu verifikasi Kasi" in text
     assert f"Dikembalikan ke Kasi oleh Budi ADB: {DEFAULT_RETURN_REASONS[0]}" in text
-    events = await sim.office.repo.events_for(1)
+    events = await sim.office.repo.events.events_for(1)
     assert (events[-1].action, events[-1].detail) == ("return_to_kasi", DEFAULT_RETURN_REASONS[0])
     # The Kasi's clock starts anew, and the Kasi can verify it again.
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.step_since == sim.clock()
     await sim.tap(KASI, card, "Verifikasi")
     assert await state_of(sim) == State.VERIFIED
@@ -114,7 +114,7 @@ async def test_a_cancel_and_a_sync_racing_change_the_ticket_once(sim: Simulation
     await asyncio.gather(
         sim.tap_data(ADB, card, sync, forged=True), sim.tap_data(KASI, card, reason)
     )
-    moves = [e for e in await sim.office.repo.events_for(1) if e.to_state is not None]
+    moves = [e for e in await sim.office.repo.events.events_for(1) if e.to_state is not None]
     assert [e.action for e in moves][:2] == ["open", "verify"]
     assert len(moves) == 3 and moves[2].action in ("cancel", "sync_at_konsolidasi")
 
@@ -131,7 +131,7 @@ async def test_resync_sends_it_again_in_a_later_recap(sim: Simulation) -> None:
     assert sim.answer_to(q)["text"] == "Tombol ini hanya untuk ADB SIAK."
     await sim.tap(ADB, card, "Ulang")
     await sim.tap(ADB, card, "1.")
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == State.VERIFIED and ticket.batch_id is None
     assert f"Sinkron ulang (DWH belum terbaca) oleh Budi ADB: {DEFAULT_RESYNC_REASONS[0]}" in (
         card_text(sim, card)
@@ -182,8 +182,8 @@ async def test_foto_goes_privately_protected_and_is_recorded(sim: Simulation) ->
     [sent] = [
         m for m in sim.api.messages.values() if m.chat_id == KASI.user_id and m.photo_file_id
     ]
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and sent.photo_file_id == ticket.photo_file_id
     assert sent.protected and "1273014506850001" not in (sent.plain or "")
-    views = [e for e in await sim.office.repo.events_for(1) if e.action == "view_photo"]
+    views = [e for e in await sim.office.repo.events.events_for(1) if e.action == "view_photo"]
     assert [e.actor_id for e in views] == [KASI.user_id, KASI.user_id]

@@ -52,7 +52,7 @@ async def test_5xx_on_a_card_post_is_retried_and_posts_one_card(sim: Simulation)
     intake = await sim.say(STAF, VALID_FORM)
     assert len(cards_of(sim, 1)) == 1
     assert sim.message(intake).deleted
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.card_message_id == cards_of(sim, 1)[0]
     forget_injected(sim)
 
@@ -76,7 +76,7 @@ async def test_a_card_post_answered_after_the_read_timeout_is_not_posted_twice(
     intake = await sim.say(STAF, VALID_FORM)
     await sim.services.outbox.drained(timeout=40)
     assert len(cards_of(sim, 1)) == 1
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.card_message_id == cards_of(sim, 1)[0]
     assert sim.message(intake).deleted
     # The search answered "not modified" where the card was: that is how it was found.
@@ -96,7 +96,7 @@ async def test_a_502_on_the_tap_answer_still_applies_the_step(sim: Simulation) -
     query = sim.api.button_data(GROUP_ID, card, "Verifikasi")
     update_id, query_id = await sim.api.press(KASI.user_id, GROUP_ID, card, query)
     await sim._handled(update_id)
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == "verified"
     assert "Diverifikasi" in (sim.message(card).plain or "")
     # No "Maaf, terjadi kesalahan" after the 502: the step was applied.
@@ -245,5 +245,5 @@ async def test_delivered_effects_and_handled_updates_are_pruned_after_a_week(
     effects, updates = await repo.prune_delivered(datetime.now(UTC) + timedelta(seconds=1))
     assert effects == 3  # the card, the Kasi's turn ping and the deletion of the intake
     assert updates == 0  # the newest update stays: it holds the offset
-    assert await repo.pending_effects() == 0
-    assert await repo.last_update_id() is not None
+    assert await repo.outbox.pending_effects() == 0
+    assert await repo.inbox.last_update_id() is not None

@@ -37,8 +37,8 @@ async def test_valid_form_posts_one_card_stores_ticket_and_deletes_intake(sim: S
     assert sim.message(intake_id).deleted
 
     repo = sim.office.repo
-    assert await repo.count_tickets() == 1
-    ticket = await repo.get_ticket(1)
+    assert await repo.tickets.count_tickets() == 1
+    ticket = await repo.tickets.get_ticket(1)
     assert ticket is not None
     assert (ticket.nik, ticket.kk, ticket.phone, ticket.state) == (
         "1273014506850001",
@@ -47,7 +47,7 @@ async def test_valid_form_posts_one_card_stores_ticket_and_deletes_intake(sim: S
         State.NEW,
     )
     assert ticket.card_message_id == sim.last_bot_message().message_id
-    events = await repo.events_for(1)
+    events = await repo.events.events_for(1)
     assert [(e.action, e.actor_id, e.actor_name, e.to_state) for e in events] == [
         ("open", STAF.user_id, "Sari Staf", State.NEW)
     ]
@@ -64,7 +64,7 @@ async def test_valid_form_posts_one_card_stores_ticket_and_deletes_intake(sim: S
 
 async def test_photo_caption_opens_ticket_and_keeps_file_id(sim: Simulation) -> None:
     await sim.say(STAF, VALID_FORM, photo=True)
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.photo_file_id and ticket.photo_file_id.startswith("AgAC")
     assert "Foto KK/KTP-el tersimpan" in (sim.last_bot_message().plain or "")
 
@@ -74,7 +74,7 @@ async def test_tiket_alone_answers_with_a_form(sim: Simulation) -> None:
     reply = sim.last_bot_message()
     assert reply.reply_to == asked
     assert "NIK:" in (reply.plain or "") and "Keterangan:" in (reply.plain or "")
-    assert await sim.office.repo.count_tickets() == 0
+    assert await sim.office.repo.tickets.count_tickets() == 0
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ async def test_invalid_form_gets_one_reply_and_stores_nothing(
     reply = sim.last_bot_message()
     assert reply.reply_to == intake_id
     assert "belum dibuat" in (reply.plain or "") and fragment in (reply.plain or "")
-    assert await sim.office.repo.count_tickets() == 0
+    assert await sim.office.repo.tickets.count_tickets() == 0
     # SPEC §3: an invalid intake still carries a full NIK/KK, so it goes once answered.
     assert [d.params["message_id"] for d in sim.api.calls_of("deleteMessage")] == [str(intake_id)]
     assert sim.message(intake_id).deleted
@@ -120,23 +120,23 @@ async def test_duplicate_points_to_the_open_ticket(sim: Simulation) -> None:
     reply = sim.last_bot_message()
     assert reply.reply_to == again
     assert "Tiket #1" in (reply.plain or "") and "Tidak ada tiket baru" in (reply.plain or "")
-    assert await sim.office.repo.count_tickets() == 1
+    assert await sim.office.repo.tickets.count_tickets() == 1
     # Another lembaga for the same NIK is a different request.
     await sim.say(STAF2, form(lembaga="Bank Sumut"))
-    assert await sim.office.repo.count_tickets() == 2
+    assert await sim.office.repo.tickets.count_tickets() == 2
 
 
 async def test_people_without_a_role_and_other_chats_are_ignored(sim: Simulation) -> None:
     await sim.say(STRANGER, VALID_FORM)
     await sim.say(STAF, VALID_FORM, chat_id=STAF.user_id)  # a private chat
     assert sim.api.calls_of("sendMessage", "deleteMessage") == []
-    assert await sim.office.repo.count_tickets() == 0
+    assert await sim.office.repo.tickets.count_tickets() == 0
 
 
 async def test_kasi_and_adb_may_open_tickets_too(sim: Simulation) -> None:
     await sim.say(KASI, VALID_FORM)
     await sim.say(ADB, form(lembaga="Bank"))
-    assert await sim.office.repo.count_tickets() == 2
+    assert await sim.office.repo.tickets.count_tickets() == 2
 
 
 async def test_markup_in_keterangan_arrives_literally(sim: Simulation) -> None:
@@ -158,7 +158,7 @@ async def test_refused_delete_is_reported_and_work_goes_on(sim: Simulation) -> N
     assert not sim.message(intake_id).deleted
     warning = sim.last_bot_message().plain or ""
     assert "tidak bisa dihapus" in warning and "Tiket #1" not in warning.split("\n")[0][:5]
-    assert await sim.office.repo.count_tickets() == 1
+    assert await sim.office.repo.tickets.count_tickets() == 1
     # Telegram's refusal was a real 400; nothing else failed.
     refused = [c for c in sim.api.calls if c.status != 200]
     assert [(c.method, c.description) for c in refused] == [
@@ -179,6 +179,6 @@ async def test_help_and_id(sim: Simulation) -> None:
 
 async def test_command_addressed_to_the_bot_by_username(sim: Simulation) -> None:
     await sim.say(STAF, VALID_FORM.replace("/tiket", f"/tiket@{sim.api.bot_username}", 1))
-    assert await sim.office.repo.count_tickets() == 1
+    assert await sim.office.repo.tickets.count_tickets() == 1
     await sim.say(STAF2, VALID_FORM.replace("/tiket", "/tiket@another_bot", 1))
     assert len(not_pings(sim.api.calls_of("sendMessage"))) == 1  # for another bot: ignored

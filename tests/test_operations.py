@@ -16,7 +16,7 @@ from ticketbot.cli import parser
 from ticketbot.demo import run_demo
 from ticketbot.emulator.simulation import KASI, STAF, Simulation
 from ticketbot.handlers import COMMANDS
-from ticketbot.repository import Repository
+from ticketbot.store import Stores
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,13 +85,13 @@ async def test_backup_while_running_restores(sim: Simulation, tmp_path: Path) ->
     assert process.returncode == 0, stderr
     # The bot kept serving during the backup.
     await sim.tap(KASI, card, "NIK")
-    restored = await Repository.open(out, migrate=False)
+    restored = await Stores.open(out, migrate=False)
     try:
-        assert await restored.count_tickets() == 2
-        original = [(e.action, e.actor_id) for e in await sim.office.repo.events_for(1)]
-        copied = [(e.action, e.actor_id) for e in await restored.events_for(1)]
+        assert await restored.tickets.count_tickets() == 2
+        original = [(e.action, e.actor_id) for e in await sim.office.repo.events.events_for(1)]
+        copied = [(e.action, e.actor_id) for e in await restored.events.events_for(1)]
         assert copied == original[: len(copied)] and ("verify", KASI.user_id) in copied
-        assert await restored.schema_version() == await sim.office.repo.schema_version()
+        assert await restored.db.schema_version() == await sim.office.repo.db.schema_version()
     finally:
         await restored.close()
     # An existing file is never overwritten.

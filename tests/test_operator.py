@@ -329,7 +329,7 @@ async def test_an_untrusted_certificate_is_permanent_and_said_plainly(
         await synced(sim)
         sim.clock.now = sim.clock.now.replace(hour=15, minute=0)
         await sim.run_jobs()
-        [batch] = await sim.office.repo.batches("failed")  # not retried as if transient
+        [batch] = await sim.office.repo.batches.batches("failed")  # not retried as if transient
         assert batch.error_kind == "tls"
         [told] = [t for t in group_texts(sim) if "gagal dikirim" in t]
         assert "sertifikat server email tidak dipercaya" in told and "smtp.ca_file" in told
@@ -457,13 +457,13 @@ async def test_supergroup_upgrade_is_followed_and_survives_a_restart(sim: Simula
     update_id, _ = await sim.api.press(KASI.user_id, NEW_GROUP, card,
                                        sim.api.button_data(NEW_GROUP, card, "Verifikasi"))  # fmt: skip
     await sim._handled(update_id)
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == State.VERIFIED
     assert ticket.chat_id == NEW_GROUP
     await sim.stop_bot()
     await sim.start_bot()  # the configuration still names the old id
     await sim.say(STAF, form(lembaga="Bank"), chat_id=NEW_GROUP)
-    assert await sim.office.repo.count_tickets() == 2
+    assert await sim.office.repo.tickets.count_tickets() == 2
     assert sim.office.group_id == NEW_GROUP
 
 

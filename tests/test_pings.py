@@ -79,7 +79,7 @@ async def test_pings_in_the_same_seconds_for_the_same_people_are_one_message(
         [ping] = standing(sim)
         assert mentioned(ping) == [STAF.user_id]
         assert re.search(r"#1, #2, #3", ping.plain or "")
-        tickets = [await sim.office.repo.get_ticket(i) for i in (1, 2, 3)]
+        tickets = [await sim.office.repo.tickets.get_ticket(i) for i in (1, 2, 3)]
         assert {t.ping_message_id for t in tickets if t} == {ping.message_id}
         # One is informed: the shared ping stays for the other two.
         await sim.tap(STAF, cards[0], "Diinformasikan")

@@ -43,7 +43,7 @@ from ticketbot.emulator.simulation import (
     office_settings,
 )
 from ticketbot.logs import setup_logging
-from ticketbot.repository import Repository
+from ticketbot.store import Stores
 from ticketbot.xlsx import RecapRow, recap_workbook, sheet_text
 
 SECRET = "1273010703850903"  # a made-up NIK, never the ticket's own
@@ -160,7 +160,7 @@ async def test_a_number_in_a_free_text_field_is_refused_and_deleted(
     if field == "nama":
         text += f"\nNama: Budi {written}"
     intake = await sim.say(STAF, text)
-    assert await sim.office.repo.count_tickets() == 0
+    assert await sim.office.repo.tickets.count_tickets() == 0
     reply = sim.last_bot_message().plain or ""
     assert "tidak boleh memuat NIK/KK lengkap" in reply and "belum dibuat" in reply
     assert sim.message(intake).deleted
@@ -188,7 +188,7 @@ async def test_invalid_duplicate_photo_and_edited_intakes_are_all_deleted(
     assert not sim.message(draft).deleted
     await sim.edit(draft, form(nik="1273016902000002", kk="1273010101090004", lembaga="Bank"))
     assert sim.message(draft).deleted
-    assert await sim.office.repo.count_tickets() == 2
+    assert await sim.office.repo.tickets.count_tickets() == 2
     for number in ("1273014506850001", "1273010101090003", "1273016902000002"):
         assert_never_sent(sim, number)
     assert [d.params["message_id"] for d in sim.api.calls_of("deleteMessage")] == [
@@ -205,9 +205,9 @@ async def test_a_reason_carrying_a_number_is_refused_never_stored(
     await sim.tap(KASI, card, "Tolak")
     reply = await sim.say(KASI, f"KK salah, yang benar {written}", reply_to=card)
     assert sim.message(reply).deleted
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == "new" and ticket.reject_reason is None
-    details = [e.detail or "" for e in await sim.office.repo.events_for(1)]
+    details = [e.detail or "" for e in await sim.office.repo.events.events_for(1)]
     assert all(SECRET not in squash(d) for d in details)
     assert "tidak boleh memuat NIK atau KK" in (sim.last_bot_message().plain or "")
     assert_never_sent(sim)
@@ -225,7 +225,7 @@ async def test_status_with_a_written_out_nik_is_answered_masked_and_deleted(
 
 async def test_control_and_bidi_characters_never_reach_storage(sim: Simulation) -> None:
     await sim.say(STAF, form(keterangan="P-Care\x01 gagal \u202eterbalik\u202c\tsekali"))
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None
     assert ticket.keterangan == "P-Care gagal terbalik sekali"
 
@@ -237,7 +237,7 @@ async def test_old_records_are_masked_on_every_surface(sim: Simulation) -> None:
     card = sim.last_bot_message().message_id
     await sim.tap(KASI, card, "Tolak")
     await sim.say(KASI, "Alasan biasa", reply_to=card)
-    await sim.office.repo._conn.execute(
+    await sim.office.repo.db.conn.execute(
         "UPDATE tickets SET keterangan = ?, nama = ?, reject_reason = ? WHERE id = 1",
         (f"lama {FORMATS['dots']}", f"Budi {FORMATS['slashes']}",
          f"KK {FORMATS['zero-width']}"),
@@ -259,7 +259,7 @@ async def test_old_records_are_masked_on_every_surface(sim: Simulation) -> None:
 async def test_display_names_are_cleaned_and_masked(sim: Simulation) -> None:
     sim.api.add_user(STAF.user_id, f'=HYPERLINK("http://x") {SECRET}\u202e', "\x07Staf")
     await sim.say(STAF, VALID_FORM)
-    [event] = await sim.office.repo.events_for(1)
+    [event] = await sim.office.repo.events.events_for(1)
     assert event.actor_name == '=HYPERLINK("http://x") 127301******0903 Staf'
     assert_never_sent(sim)
 
@@ -320,7 +320,7 @@ async def test_formula_text_in_a_ticket_is_delivered_as_text(sim: Simulation) ->
     sheet = load_workbook(io.BytesIO(xlsx)).active
     cell = sheet.cell(row=2, column=6)
     assert cell.data_type == "s" and cell.value == evil.rstrip("\x01")
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == "sent_to_dwh"
 
 
@@ -371,7 +371,7 @@ async def test_a_whole_office_day_at_debug_logs_no_nik_kk_or_phone(tmp_path: Pat
             await sim.say(STAF, form(keterangan=f"NIK lain {FORMATS['full-width']}"))
             first, second = (
                 t.card_message_id
-                for t in [await sim.office.repo.get_ticket(i) for i in (1, 2)]
+                for t in [await sim.office.repo.tickets.get_ticket(i) for i in (1, 2)]
                 if t is not None
             )
             for card in (first, second):
@@ -422,13 +422,13 @@ async def test_database_side_files_and_backups_are_owner_only(
     legacy.write_bytes(b"")
     legacy.chmod(0o644)
     for path in (tmp_path / "office.sqlite3", legacy):
-        repo = await Repository.open(path)
+        repo = await Stores.open(path)
         try:
-            await repo.remember_person(1, "Sari", datetime.now(TZ))
+            await repo.people.remember_person(1, "Sari", datetime.now(TZ))
             side = [Path(f"{path}-wal"), Path(f"{path}-shm")]
             assert all(p.exists() for p in side)
             assert [mode(p) for p in (path, *side)] == [0o600, 0o600, 0o600]
-            await repo.backup_to(tmp_path / f"{path.stem}-backup.sqlite3")
+            await repo.db.backup_to(tmp_path / f"{path.stem}-backup.sqlite3")
         finally:
             await repo.close()
         assert mode(tmp_path / f"{path.stem}-backup.sqlite3") == 0o600

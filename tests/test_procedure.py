@@ -27,8 +27,8 @@ from ticketbot.domain.lifecycle import (
 from ticketbot.emulator.simulation import Simulation
 from ticketbot.paths import MIGRATIONS_DIR
 from ticketbot.records import Ticket
-from ticketbot.repository import Repository
 from ticketbot.schema import migration_files
+from ticketbot.store import Stores
 
 TZ = ZoneInfo("Asia/Jakarta")
 CAL = WorkCalendar(TZ)
@@ -133,10 +133,10 @@ async def test_every_state_reads_deadline_turn_buttons_and_rank_from_the_table(
 async def test_reading_the_version_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "empty.sqlite3"
     sqlite3.connect(path).close()
-    repo = await Repository.open(path, migrate=False)
+    repo = await Stores.open(path, migrate=False)
     try:
-        assert await repo.schema_version() == 0
-        assert await repo.table_names() == []
+        assert await repo.db.schema_version() == 0
+        assert await repo.db.table_names() == []
     finally:
         await repo.close()
 
@@ -150,12 +150,12 @@ async def test_a_failing_migration_rolls_back_and_leaves_the_version(tmp_path: P
     (migrations / f"{latest + 1:04d}_broken.sql").write_text(
         "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n"
     )
-    repo = await Repository.open(tmp_path / "db.sqlite3", migrate=False)
+    repo = await Stores.open(tmp_path / "db.sqlite3", migrate=False)
     try:
-        await repo.migrate(migrations, upto=latest)
+        await repo.db.migrate(migrations, upto=latest)
         with pytest.raises(Exception, match="no_such_table"):
-            await repo.migrate(migrations)
-        assert await repo.schema_version() == latest
-        assert "half_done" not in await repo.table_names()
+            await repo.db.migrate(migrations)
+        assert await repo.db.schema_version() == latest
+        assert "half_done" not in await repo.db.table_names()
     finally:
         await repo.close()

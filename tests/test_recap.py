@@ -37,7 +37,7 @@ async def synced(sim: Simulation, text: str = VALID_FORM) -> int:
 
 
 async def states(sim: Simulation) -> list[State]:
-    return [t.state for t in await sim.office.repo.open_tickets()]
+    return [t.state for t in await sim.office.repo.tickets.open_tickets()]
 
 
 def parts(message: EmailMessage) -> tuple[str, str, bytes]:
@@ -138,12 +138,12 @@ async def test_smtp_down_then_up_sends_exactly_once(sim: Simulation) -> None:
     await sim.smtp.stop()
     sim.clock.now = at(2026, 11, 24, 15, 0)
     await sim.run_jobs()
-    [batch] = await sim.office.repo.batches("pending")
+    [batch] = await sim.office.repo.batches.batches("pending")
     assert batch.attempts == 1 and batch.next_attempt_at > sim.clock.now
     first_retry = batch.next_attempt_at
     sim.clock.now = first_retry
     await sim.run_jobs()
-    [batch] = await sim.office.repo.batches("pending")
+    [batch] = await sim.office.repo.batches.batches("pending")
     assert batch.attempts == 2
     assert batch.next_attempt_at - first_retry > (
         first_retry - at(2026, 11, 24, 15, 0)
@@ -177,7 +177,7 @@ async def test_451_then_250(sim: Simulation, monkeypatch: pytest.MonkeyPatch) ->
     sim.smtp.refusals.append("451 4.3.0 Mailbox busy, try later")
     sim.clock.now = at(2026, 11, 24, 15, 0)
     await sim.run_jobs()
-    [batch] = await sim.office.repo.batches("pending")
+    [batch] = await sim.office.repo.batches.batches("pending")
     assert batch.last_error == "451 4.3.0 Mailbox busy, try later"
     sim.clock.now = batch.next_attempt_at
     await sim.run_jobs()
@@ -215,7 +215,7 @@ async def test_restart_between_freezing_and_sending(sim: Simulation) -> None:
     await sim.run_jobs()
     await sim.run_jobs()
     assert len(sim.smtp.received) == 1
-    assert len(await sim.office.repo.batches()) == 1
+    assert len(await sim.office.repo.batches.batches()) == 1
     assert await states(sim) == [State.SENT_TO_DWH]
 
 
@@ -375,6 +375,6 @@ async def test_starttls_is_required_not_opportunistic(sim: Simulation) -> None:
     sim.clock.now = at(2026, 11, 24, 15, 0)
     await sim.run_jobs()
     assert sim.smtp.received == []
-    [batch] = await sim.office.repo.batches("pending")
+    [batch] = await sim.office.repo.batches.batches("pending")
     assert "STARTTLS" in (batch.last_error or "")
     assert await states(sim) == [State.SYNCED]

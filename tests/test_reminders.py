@@ -99,7 +99,7 @@ async def test_thirty_overdue_tickets_are_one_message_per_audience(sim: Simulati
     )
     # Re-renders were still waiting when it went (thirty edits take over a minute of the
     # group's budget): the card overtook them.
-    assert await sim.services.repo.pending_effects() > 0
+    assert await sim.services.repo.outbox.pending_effects() > 0
     # One reminder message for thirty tickets (never thirty), all within the budget.
     reminders_sent = [c for c in sim.api.calls_of("sendMessage")[sent_before:]
                       if c.params["text"].startswith("⏰")]  # fmt: skip
@@ -171,7 +171,7 @@ async def test_the_card_and_the_queue_say_how_long_the_dwh_has_kept_it(sim: Simu
     assert "#1 BPJS Kesehatan — menunggu DWH 2.0 hari kerja" in (
         sim.last_bot_message().plain or ""
     )
-    await sim.services.repo.enqueue([card_effect(1)])  # the card is rendered again
+    await sim.services.repo.outbox.enqueue([card_effect(1)])  # the card is rendered again
     await sim.services.outbox.drained()
     assert "Menunggu admin DWH pusat sejak Sel 24 Nov 15:00 (2 hari kerja)" in (
         sim.message(card).plain or ""

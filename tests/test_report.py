@@ -161,7 +161,7 @@ async def test_monthly_email_goes_exactly_once_across_a_restart(tmp_path: Path) 
         sim.smtp.refusals.append("451 4.3.0 try again later")
         await sim.run_jobs()
         assert not sim.smtp.received
-        run = await sim.services.repo.report_run("2026-05")
+        run = await sim.services.repo.reports.report_run("2026-05")
         assert run is not None and (run.status, run.attempts) == ("pending", 1)
         await sim.stop_bot()
         await sim.start_bot()
@@ -182,7 +182,7 @@ async def test_monthly_email_goes_exactly_once_across_a_restart(tmp_path: Path) 
         body = got.message.get_body(("plain",))
         assert body is not None
         assert "Verifikasi Kasi" in body.get_content()
-        sent = await sim.services.repo.report_run("2026-05")
+        sent = await sim.services.repo.reports.report_run("2026-05")
         assert sent is not None and sent.status == "sent"
         # July's first working day: June's report, May's never again.
         sim.clock.now = datetime(2026, 7, 1, 9, 0, tzinfo=TZ)

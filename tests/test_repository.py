@@ -11,7 +11,9 @@ import pytest
 
 from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.domain.validation import TicketForm
-from ticketbot.repository import Actor, Repository, migration_files, split_statements
+from ticketbot.records import Actor
+from ticketbot.schema import migration_files, split_statements
+from ticketbot.store import Stores
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 FORM = TicketForm("1273014506850001", "1273010101090003", "BPJS Kesehatan", "bpjs kesehatan",
@@ -21,14 +23,14 @@ KASI = Actor(111, "Rina")
 
 
 async def test_all_migrations_on_an_empty_database(tmp_path: Path) -> None:
-    repo = await Repository.open(tmp_path / "db.sqlite3")
+    repo = await Stores.open(tmp_path / "db.sqlite3")
     try:
         latest = len(migration_files())
-        assert await repo.schema_version() == latest
+        assert await repo.db.schema_version() == latest
         assert {"tickets", "events", "people", "schema_migrations"} <= set(
-            await repo.table_names()
+            await repo.db.table_names()
         )
-        assert await repo.migrate() == latest  # idempotent
+        assert await repo.db.migrate() == latest  # idempotent
     finally:
         await repo.close()
 
@@ -36,14 +38,14 @@ async def test_all_migrations_on_an_empty_database(tmp_path: Path) -> None:
 async def test_migrations_from_the_previous_version(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     latest = len(migration_files())
-    repo = await Repository.open(path, migrate=False)
-    await repo.migrate(upto=latest - 1)
-    assert await repo.schema_version() == latest - 1
+    repo = await Stores.open(path, migrate=False)
+    await repo.db.migrate(upto=latest - 1)
+    assert await repo.db.schema_version() == latest - 1
     await repo.close()
-    repo = await Repository.open(path)
+    repo = await Stores.open(path)
     try:
-        assert await repo.schema_version() == latest
-        ticket, created = await repo.open_ticket(FORM, STAF, -1, NOW)
+        assert await repo.db.schema_version() == latest
+        ticket, created = await repo.tickets.open_ticket(FORM, STAF, -1, NOW)
         assert created and ticket.id == 1
     finally:
         await repo.close()
@@ -55,9 +57,9 @@ def test_split_statements_keeps_triggers_whole() -> None:
 
 
 async def test_events_are_append_only(tmp_path: Path) -> None:
-    repo = await Repository.open(tmp_path / "db.sqlite3")
+    repo = await Stores.open(tmp_path / "db.sqlite3")
     try:
-        await repo.open_ticket(FORM, STAF, -1, NOW)
+        await repo.tickets.open_ticket(FORM, STAF, -1, NOW)
         conn = sqlite3.connect(tmp_path / "db.sqlite3")
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute("UPDATE events SET actor_name = 'x'")
@@ -69,26 +71,29 @@ async def test_events_are_append_only(tmp_path: Path) -> None:
 
 
 async def test_duplicate_open_ticket_is_refused(tmp_path: Path) -> None:
-    repo = await Repository.open(tmp_path / "db.sqlite3")
+    repo = await Stores.open(tmp_path / "db.sqlite3")
     try:
-        first, _ = await repo.open_ticket(FORM, STAF, -1, NOW)
-        again, created = await repo.open_ticket(FORM, STAF, -1, NOW)
+        first, _ = await repo.tickets.open_ticket(FORM, STAF, -1, NOW)
+        again, created = await repo.tickets.open_ticket(FORM, STAF, -1, NOW)
         assert not created and again.id == first.id
     finally:
         await repo.close()
 
 
 async def test_compare_and_set_under_a_race(tmp_path: Path) -> None:
-    repo = await Repository.open(tmp_path / "db.sqlite3")
+    repo = await Stores.open(tmp_path / "db.sqlite3")
     try:
-        ticket, _ = await repo.open_ticket(FORM, STAF, -1, NOW)
+        ticket, _ = await repo.tickets.open_ticket(FORM, STAF, -1, NOW)
         verify = transition_for(Action.VERIFY, State.NEW)
         assert verify is not None
         outcomes = await asyncio.gather(
-            *(repo.apply(ticket.id, verify, Actor(111, f"Kasi {i}"), NOW) for i in range(5))
+            *(
+                repo.tickets.apply(ticket.id, verify, Actor(111, f"Kasi {i}"), NOW)
+                for i in range(5)
+            )
         )
         assert sum(o.applied for o in outcomes) == 1
-        events = await repo.events_for(ticket.id)
+        events = await repo.events.events_for(ticket.id)
         assert [e.action for e in events] == ["open", "verify"]
         for lost in (o for o in outcomes if not o.applied):
             # The loser learns who won: the one verify event.

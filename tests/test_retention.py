@@ -19,7 +19,8 @@ from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.domain.validation import TicketForm
 from ticketbot.emulator.simulation import GROUP_ID, STAF, TZ, Simulation
 from ticketbot.records import Actor
-from ticketbot.repository import Repository, to_db_time
+from ticketbot.store import Stores
+from ticketbot.store.rows import to_db_time
 
 NOW = datetime.now(TZ)
 KASI = Actor(111111111, "Rina Kasi")
@@ -39,21 +40,21 @@ def nik(n: int) -> str:
     return f"12730145068500{n:02d}"
 
 
-async def walk(repo: Repository, ticket_id: int, path: tuple[object, ...], when: datetime) -> None:
+async def walk(repo: Stores, ticket_id: int, path: tuple[object, ...], when: datetime) -> None:
     await walk_from(repo, ticket_id, State.NEW, path, when)
 
 
 async def walk_from(
-    repo: Repository, ticket_id: int, state: State, path: tuple[object, ...], when: datetime
+    repo: Stores, ticket_id: int, state: State, path: tuple[object, ...], when: datetime
 ) -> None:
     for step in path:
         if step == "send":
-            batch = await repo.freeze_batch(when.date(), when, "example.go.id", allow_empty=False,
+            batch = await repo.batches.freeze_batch(when.date(), when, "example.go.id", allow_empty=False,
                                             run=False)  # fmt: skip
             assert batch is not None
             send = transition_for(Action.SEND_TO_DWH, State.SYNCED)
             assert send is not None
-            assert await repo.mark_batch_sent(batch.id, send, when, "rekap")
+            assert await repo.batches.mark_batch_sent(batch.id, send, when, "rekap")
             state = State.SENT_TO_DWH
             continue
         assert isinstance(step, Action)
@@ -61,12 +62,12 @@ async def walk_from(
         assert transition is not None
         actor = {Action.VERIFY: KASI, Action.REJECT: KASI, Action.CANCEL: KASI}.get(step, ADB)
         reason = "Data tidak sesuai SIAK" if transition.needs_reason else None
-        outcome = await repo.apply(ticket_id, transition, actor, when, reason)
+        outcome = await repo.tickets.apply(ticket_id, transition, actor, when, reason)
         assert outcome.applied
         state = transition.target
 
 
-async def archive(repo: Repository) -> dict[str, int]:
+async def archive(repo: Stores) -> dict[str, int]:
     """Tickets closed long ago and lately, an open one, and a ticket closed long ago whose
     recap batch still waits on the DWH admin for another ticket."""
     plan = [("done", 400), ("rejected", 31), ("cancelled", 29), ("open", 500),
@@ -74,7 +75,7 @@ async def archive(repo: Repository) -> dict[str, int]:
     ids = {}
     for n, (kind, days) in enumerate(plan, start=1):
         when = NOW - timedelta(days=days)
-        ticket, created = await repo.open_ticket(
+        ticket, created = await repo.tickets.open_ticket(
             TicketForm(nik(n), f"12730101010900{n:02d}", "BPJS Kesehatan", f"bpjs{n}",
                        "+6281234567890", "Warga Satu", "keterangan pribadi"),
             OPENER, GROUP_ID, when, "AgACphoto",
@@ -98,7 +99,7 @@ def office(tmp_path: Path) -> tuple[Path, dict[str, int]]:
         out.write("[privacy]\nretention_days = 30\n")
 
     async def seed() -> dict[str, int]:
-        repo = await Repository.open(tmp_path / "office.sqlite3")
+        repo = await Stores.open(tmp_path / "office.sqlite3")
         try:
             return await archive(repo)
         finally:
@@ -253,11 +254,11 @@ async def test_the_daily_purge_rerenders_the_card_without_the_erased_data(
         sim.clock.now -= timedelta(days=45)
         await sim.say(STAF, form(keterangan="Nama ibu kandung: Siti"))
         repo = sim.services.repo
-        ticket = await repo.get_ticket(1)
+        ticket = await repo.tickets.get_ticket(1)
         assert ticket is not None and ticket.card_message_id is not None
         cancel = transition_for(Action.CANCEL, State.NEW)
         assert cancel is not None
-        assert (await repo.apply(1, cancel, KASI, sim.clock.now)).applied
+        assert (await repo.tickets.apply(1, cancel, KASI, sim.clock.now)).applied
         await sim.run_jobs()
         card = sim.message(ticket.card_message_id)
         assert card.plain is not None and "Siti" in card.plain
@@ -268,9 +269,9 @@ async def test_the_daily_purge_rerenders_the_card_without_the_erased_data(
         assert "Siti" not in card.plain and "0812" not in card.plain
         assert "dihapus (masa simpan data habis)" in card.plain
         assert "NIK: 127301******0001" in card.plain
-        purged = await repo.get_ticket(1)
+        purged = await repo.tickets.get_ticket(1)
         assert purged is not None and purged.purged_at == sim.clock.now
-        events_ = [e.action for e in await repo.events_for(1)]
+        events_ = [e.action for e in await repo.events.events_for(1)]
         assert events_[-1] == "purge"
         # The daily job again: nothing more to do, no edit.
         edits = len(sim.api.calls_of("editMessageText"))
@@ -280,10 +281,10 @@ async def test_the_daily_purge_rerenders_the_card_without_the_erased_data(
 
 async def test_migrations_5_and_6_keep_every_ticket_and_its_checks(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    repo = await Repository.open(path, migrate=False)
+    repo = await Stores.open(path, migrate=False)
     try:
-        assert await repo.migrate(upto=4) == 4
-        db = repo._conn
+        assert await repo.db.migrate(upto=4) == 4
+        db = repo.db.conn
         stamp = NOW.isoformat()
         # As version 4 stored a ticket (the code of today reads version 5).
         await db.execute(
@@ -296,14 +297,14 @@ async def test_migrations_5_and_6_keep_every_ticket_and_its_checks(tmp_path: Pat
             " VALUES (1, 1, 'Sari', 'open', 'new', ?)", (stamp,),
         )  # fmt: skip
         await db.commit()
-        assert await repo.migrate(upto=5) == 5
-        again = await repo.get_ticket(1)
+        assert await repo.db.migrate(upto=5) == 5
+        again = await repo.tickets.get_ticket(1)
         assert again is not None and (again.nik, again.kk, again.purged_at) == (
             nik(1),
             nik(2),
             None,
         )
-        assert [e.action for e in await repo.events_for(1)] == ["open"]
+        assert [e.action for e in await repo.events.events_for(1)] == ["open"]
         assert list(await db.execute_fetchall("PRAGMA foreign_key_check")) == []
         assert list(await db.execute_fetchall("PRAGMA foreign_keys")) == [(1,)]
         # A masked NIK only on a purged ticket; never letters.
@@ -318,11 +319,13 @@ async def test_migrations_5_and_6_keep_every_ticket_and_its_checks(tmp_path: Pat
             await db.execute("DELETE FROM tickets WHERE id = 1")
         # On to version 6: the open ticket's deadline is filled in at start-up, once per
         # rule (calendar and standards).
-        assert await repo.migrate() == 6
-        repo.deadline = lambda state, since: since + timedelta(minutes=10) if since else None
-        assert await repo.refresh_deadlines("rule-1", NOW) == 1
+        assert await repo.db.migrate() == 6
+        repo.tickets.deadline = lambda state, since: (
+            since + timedelta(minutes=10) if since else None
+        )
+        assert await repo.tickets.refresh_deadlines("rule-1", NOW) == 1
         rows = await db.execute_fetchall("SELECT due_at, overdue_shown FROM tickets")
         assert list(rows) == [(to_db_time(NOW + timedelta(minutes=10)), None)]
-        assert await repo.refresh_deadlines("rule-1", NOW) == 0
+        assert await repo.tickets.refresh_deadlines("rule-1", NOW) == 0
     finally:
         await repo.close()

@@ -11,7 +11,7 @@ from tests.conftest import VALID_FORM, form, not_pings
 from ticketbot.domain.lifecycle import State
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STAF2, STRANGER, Simulation
 from ticketbot.jobs import sweep_overdue
-from ticketbot.repository import BOT_ACTOR
+from ticketbot.records import BOT_ACTOR
 
 
 async def open_ticket(sim: Simulation, text: str = VALID_FORM) -> int:
@@ -21,13 +21,13 @@ async def open_ticket(sim: Simulation, text: str = VALID_FORM) -> int:
 
 
 async def state_of(sim: Simulation, ticket_id: int = 1) -> State:
-    ticket = await sim.office.repo.get_ticket(ticket_id)
+    ticket = await sim.office.repo.tickets.get_ticket(ticket_id)
     assert ticket is not None
     return ticket.state
 
 
 async def actions(sim: Simulation, ticket_id: int = 1) -> list[str]:
-    return [e.action for e in await sim.office.repo.events_for(ticket_id)]
+    return [e.action for e in await sim.office.repo.events.events_for(ticket_id)]
 
 
 def card_text(sim: Simulation, card: int) -> str:
@@ -107,14 +107,14 @@ async def test_rejection_with_a_preset_reason(sim: Simulation) -> None:
     assert "balas (reply) kartu ini" in card_text(sim, card)
     assert await state_of(sim) == State.NEW
     await sim.tap(KASI, card, "2. Data pemohon")
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == State.REJECTED
     assert ticket.reject_reason == "Data pemohon tidak sesuai dokumen"
     assert "Alasan penolakan: Data pemohon tidak sesuai dokumen" in card_text(sim, card)
     assert any("WhatsApp" in lab for lab in labels(sim, card))
     await sim.tap(STAF, card, "Diinformasikan")
     assert await state_of(sim) == State.CLOSED_REJECTED
-    events = await sim.office.repo.events_for(1)
+    events = await sim.office.repo.events.events_for(1)
     assert [(e.action, e.detail) for e in events if e.to_state] == [
         ("open", None),
         ("reject", "Data pemohon tidak sesuai dokumen"),
@@ -135,7 +135,7 @@ async def test_rejection_with_a_free_text_reason_and_the_way_back(sim: Simulatio
     await sim.say(STAF, "saya tolak", reply_to=card)
     assert await state_of(sim) == State.NEW
     await sim.say(KASI, "Data   ganda <b>di</b> SIAK & perlu dicek", reply_to=card)
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == State.REJECTED
     assert ticket.reject_reason == "Data ganda <b>di</b> SIAK & perlu dicek"
     assert "Data ganda <b>di</b> SIAK & perlu dicek" in card_text(sim, card)
@@ -230,7 +230,7 @@ async def test_forged_callback_data_is_refused(sim: Simulation, data: str) -> No
     q = await sim.tap_data(KASI, card, data, forged=True)
     assert sim.answer_to(q)["text"] == "Tombol tidak berlaku."
     assert await state_of(sim, 1) == State.NEW and await state_of(sim, 2) == State.NEW
-    assert await sim.office.repo.count_tickets() == 2
+    assert await sim.office.repo.tickets.count_tickets() == 2
     # The bot keeps serving.
     await sim.tap(KASI, card, "Verifikasi")
     assert await state_of(sim, 1) == State.VERIFIED
@@ -247,7 +247,7 @@ async def test_full_nik_pop_up_only_for_staff_and_logged(sim: Simulation) -> Non
         )
     q = await sim.tap(STRANGER, card, "NIK")
     assert "1273014506850001" not in sim.answer_to(q)["text"]
-    events = [e for e in await sim.office.repo.events_for(1) if e.action == "view_nik"]
+    events = [e for e in await sim.office.repo.events.events_for(1) if e.action == "view_nik"]
     assert [e.actor_id for e in events] == [KASI.user_id, ADB.user_id, STAF2.user_id]
     # Views do not touch the card.
     assert sim.api.calls_of("editMessageText") == []
@@ -306,7 +306,7 @@ async def test_overdue_cards_are_marked_once(sim: Simulation) -> None:
 async def test_long_histories_stay_within_telegram_limits(sim: Simulation) -> None:
     card = await open_ticket(sim, form(keterangan="k" * 500))
     for _ in range(150):
-        await sim.office.repo.record_event(1, BOT_ACTOR, "view_nik", sim.clock(), "x" * 100)
+        await sim.office.repo.events.record_event(1, BOT_ACTOR, "view_nik", sim.clock(), "x" * 100)
     await sim.tap(KASI, card, "Verifikasi")
     await sim.say(STAF, "/status #1")
     status = sim.last_bot_message().plain or ""
@@ -318,7 +318,7 @@ async def test_deleted_card_is_posted_again(sim: Simulation) -> None:
     card = await open_ticket(sim)
     sim.message(card).deleted = True  # somebody deleted the card in the group
     await sim.tap_data(KASI, card, sim.api.button_data(GROUP_ID, card, "Verifikasi"), forged=True)
-    ticket = await sim.office.repo.get_ticket(1)
+    ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == State.VERIFIED
     assert ticket.card_message_id != card
     assert "Diverifikasi oleh Rina Kasi" in card_text(sim, ticket.card_message_id or 0)

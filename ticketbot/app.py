@@ -31,9 +31,9 @@ from ticketbot.recap import RecapDesk
 from ticketbot.records import card_effect
 from ticketbot.reminders import ReminderDesk
 from ticketbot.report import ReportDesk
-from ticketbot.repository import Repository
 from ticketbot.retention import Retention
 from ticketbot.services import App, BotData, Services, services_of
+from ticketbot.store import Stores
 from ticketbot.texts import Texts
 from ticketbot.views import Views
 
@@ -48,7 +48,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     group = filters.Chat(chat_id=config.telegram.group_id)
 
     async def post_init(app: App) -> None:
-        repo = await Repository.open(config.database_path)
+        repo = await Stores.open(config.database_path)
         texts = Texts(config.office.timezone)
         office = Office(config, repo, clock)
         tg = config.telegram
@@ -64,18 +64,19 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
                                                       tg.messages_per_second)),
         )  # fmt: skip
         s.outbox.services = s
-        repo.on_enqueue = s.outbox.wake
         app.bot_data.services = s
         group.add_chat_ids(await office.find_group())
         # Stored deadlines follow the calendar and standards in force (only when they change).
-        await repo.refresh_deadlines(office.deadline_rule(), clock())
+        await repo.tickets.refresh_deadlines(office.deadline_rule(), clock())
         await app.bot.set_my_commands(
             [BotCommand(c.command, texts.label("commands", c.command))
              for c in handlers.COMMANDS]
         )  # fmt: skip
         # Cards are queued with their tickets; a database from before the outbox may hold a
         # ticket without one.
-        await repo.enqueue([card_effect(t.id) for t in await repo.tickets_without_card()])
+        await repo.outbox.enqueue(
+            [card_effect(t.id) for t in await repo.tickets.tickets_without_card()]
+        )
         s.outbox.start()
         if app.job_queue is not None:
             schedule_jobs(app)

@@ -24,7 +24,7 @@ from ticketbot.config import Config, ConfigError, config_warnings, file_holds_se
 from ticketbot.logs import redact, setup_logging
 
 if TYPE_CHECKING:
-    from ticketbot.repository import Repository
+    from ticketbot.store import Stores
 
 EXIT_CONFIG = 2
 EXIT_RETRY = 1
@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     config = _load(args.config, need_token=False)
-    from ticketbot.repository import Repository
+    from ticketbot.store import Stores
 
     if not config.database_path.exists():
         print(f"database.path: {config.database_path} does not exist", file=sys.stderr)
@@ -115,9 +115,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def main() -> None:
-        repo = await Repository.open(config.database_path, migrate=False)
+        repo = await Stores.open(config.database_path, migrate=False)
         try:
-            await repo.backup_to(args.out)
+            await repo.db.backup_to(args.out)
         finally:
             await repo.close()
 
@@ -156,13 +156,14 @@ class _Refused(Exception):
 
 
 @contextlib.asynccontextmanager
-async def _database(config: Config) -> AsyncIterator[Repository]:
+async def _database(config: Config) -> AsyncIterator[Stores]:
     """The bot's database as it is: never created, never migrated here."""
-    from ticketbot.repository import Repository, migration_files
+    from ticketbot.schema import migration_files
+    from ticketbot.store import Stores
 
-    repo = await Repository.open(config.database_path, migrate=False)
+    repo = await Stores.open(config.database_path, migrate=False)
     try:
-        if await repo.schema_version() != len(migration_files()):
+        if await repo.db.schema_version() != len(migration_files()):
             raise _Refused("database.path: the database needs migrating; start the bot once")
         yield repo
     finally:

@@ -36,7 +36,7 @@ def notice(s: Services, text: str, key: str) -> Effect:
 
 
 async def show_cards(s: Services, ticket_ids: list[int]) -> None:
-    await s.repo.enqueue([card_effect(i) for i in ticket_ids])
+    await s.repo.outbox.enqueue([card_effect(i) for i in ticket_ids])
 
 
 async def announce(s: Services, news: list[RecapNews]) -> None:
@@ -49,4 +49,4 @@ async def announce(s: Services, news: list[RecapNews]) -> None:
         name = "late" if item.kind == NewsKind.LATE else "failed"
         text = s.texts.render(f"telegram/recap_{name}.html", batch=item.batch)
         effects.append(notice(s, text, f"recap-{name}:{item.batch.id}:{item.batch.attempts}"))
-    await s.repo.enqueue(effects)
+    await s.repo.outbox.enqueue(effects)

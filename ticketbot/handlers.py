@@ -62,7 +62,7 @@ async def remember_people(update: Update, context: Context) -> None:
     if user and s.config.roles_of(user.id):
         if update.callback_query is not None:
             # A tap's answer never waits on this write (the database may be busy).
-            context.application.create_task(s.office.remember(actor_of(user)), update=update)
+            context.application.create_task(s.office.remember(actor_of(user)))
         else:
             await s.office.remember(actor_of(user))
 
@@ -88,7 +88,7 @@ async def on_tiket(update: Update, context: Context) -> None:
     assert reply is not None
     # Valid, invalid or duplicate: the intake may hold a full NIK/KK; it goes once answered.
     refusal = isinstance(outcome, FormRefused)
-    await s.repo.enqueue(
+    await s.repo.outbox.enqueue(
         [group.reply(s, message, reply, key_of(update), refusal=refusal),
          *group.removal(s, message)]
     )  # fmt: skip
@@ -145,7 +145,7 @@ async def on_reply(update: Update, context: Context) -> None:
     )
     if isinstance(outcome, ReasonHasNumber):
         text = s.views.answer(outcome)[0]
-        await s.repo.enqueue(
+        await s.repo.outbox.enqueue(
             [group.reply(s, message, text, key_of(update)), *group.removal(s, message)]
         )
 
@@ -157,7 +157,7 @@ async def on_status(update: Update, context: Context) -> None:
     s = context.bot_data.services
     outcome = await s.office.status(" ".join(context.args or []))
     text = s.views.status(outcome)
-    await s.repo.enqueue(
+    await s.repo.outbox.enqueue(
         [group.reply(s, message, text, key_of(update)), *group.removal(s, message)]
     )
 
@@ -168,7 +168,7 @@ async def on_antrian(update: Update, context: Context) -> None:
         return
     s = context.bot_data.services
     text = s.views.queue(await s.office.queue())
-    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+    await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_rekap(update: Update, context: Context) -> None:
@@ -192,7 +192,7 @@ async def on_rekap(update: Update, context: Context) -> None:
         )
         # The reply already says what failed: one message, not two that disagree.
         await group.announce(s, [n for n in news if n.kind != NewsKind.FAILED])
-    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+    await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_laporan(update: Update, context: Context) -> None:
@@ -204,7 +204,7 @@ async def on_laporan(update: Update, context: Context) -> None:
     month = s.reports.choose(" ".join(context.args or []), s.office.clock())
     if isinstance(month, str):
         text = s.texts.render("telegram/report_refused.html", problem=month)
-        await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+        await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
         return
     files = await s.reports.build(month)
     pacer = s.outbox.pacer
@@ -217,7 +217,7 @@ async def on_laporan(update: Update, context: Context) -> None:
     if not sent:
         text = s.texts.render("telegram/report_refused.html", problem="send",
                               title=files.title)  # fmt: skip
-        await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+        await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_bantuan(update: Update, context: Context) -> None:
@@ -231,7 +231,7 @@ async def on_bantuan(update: Update, context: Context) -> None:
         commands=COMMANDS,
         recap_time=f"{s.config.recap.time:%H:%M}",
     )
-    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+    await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_private_start(update: Update, context: Context) -> None:
@@ -240,7 +240,7 @@ async def on_private_start(update: Update, context: Context) -> None:
         return
     s = context.bot_data.services
     text = s.texts.render("telegram/private_start.html", office=s.config.office.name)
-    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+    await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_id(update: Update, context: Context) -> None:
@@ -253,7 +253,7 @@ async def on_id(update: Update, context: Context) -> None:
     text = s.texts.render(
         "telegram/id.html", chat_id=message.chat_id, user_id=message.from_user.id
     )
-    await s.repo.enqueue([group.reply(s, message, text, key_of(update))])
+    await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
 
 
 async def on_group_moved(update: Update, context: Context) -> None:
@@ -277,7 +277,7 @@ async def on_group_moved(update: Update, context: Context) -> None:
         " in [telegram] of the configuration.", old, new, new,
     )  # fmt: skip
     text = s.texts.render("telegram/group_moved.html", old=old, new=new)
-    await s.repo.enqueue([group.notice(s, text, f"group-moved:{new}")])
+    await s.repo.outbox.enqueue([group.notice(s, text, f"group-moved:{new}")])
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -301,6 +301,6 @@ async def on_error(update: object, context: Context) -> None:
             return  # it runs again by itself: nothing to tell yet
         elif update.effective_chat.id == s.office.group_id:
             text = s.texts.render("telegram/error.html")
-            await s.repo.enqueue([group.notice(s, text, f"error:{update.update_id}")])
+            await s.repo.outbox.enqueue([group.notice(s, text, f"error:{update.update_id}")])
     except Exception:
         log.exception("could not tell the person about the error")

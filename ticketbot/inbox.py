@@ -121,7 +121,7 @@ class Inbox:
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _dispatched: set[int] = field(default_factory=set, init=False)
     _unstored: set[int] = field(default_factory=set, init=False)  # dispatched, not yet stored
-    _early: set[int] = field(default_factory=set, init=False)  # handled before stored
+    _early: set[int] = field(default_factory=set, init=False)  # handled, mark not written
     _retry: set[int] = field(default_factory=set, init=False)
     _side: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _disk_told: bool = field(default=False, init=False)
@@ -141,12 +141,12 @@ class Inbox:
     async def start(self) -> None:
         """Handle what a crash left unhandled, then start fetching."""
         repo = self.services.repo
-        for update_id, payload in await repo.unhandled_updates():
+        for update_id, payload in await repo.inbox.unhandled_updates():
             update = Update.de_json(json.loads(payload), self.app.bot)
             self._dispatched.add(update_id)
             await self._dispatch(update)
         await self.app.bot.delete_webhook(drop_pending_updates=False)
-        offset = await repo.last_update_id()
+        offset = await repo.inbox.last_update_id()
         self._no_staff_taps.set()
         self._side_task(self._answer_outsiders())
         self._task = asyncio.create_task(self._poll(None if offset is None else offset + 1))
@@ -226,12 +226,18 @@ class Inbox:
         # Stored first: only then may the next getUpdates confirm them to Telegram. An
         # outsider's tap keeps only its id: it is already answered, and nothing else of it
         # is kept.
-        await self.services.repo.store_updates(
+        marked = set(self._early)  # written as handled with the store
+        await self.services.repo.inbox.store_updates(
             [(u.update_id, "" if u.update_id in outsiders else p) for u, p in cleaned],
-            datetime.now(UTC), handled=self._early | outsiders,
+            datetime.now(UTC), handled=marked | outsiders,
         )  # fmt: skip
-        self._early -= {u.update_id for u, _ in cleaned}
         self._unstored -= {u.update_id for u, _ in cleaned}
+        self._early -= marked
+        # Handled while the store ran, or earlier when the mark could not be written (a
+        # full disk): marked now that the row is there.
+        for update_id in sorted(self._early):
+            await self.services.repo.inbox.mark_handled(update_id, datetime.now(UTC))
+            self._early.discard(update_id)
         if self._disk_told:
             self._disk_told = False
             log.warning("the database takes updates again")
@@ -330,7 +336,8 @@ class Inbox:
             # Handled before its store commits: the store records it as handled.
             self._early.add(update_id)
         try:
-            await self.services.repo.mark_handled(update_id, datetime.now(UTC))
+            await self.services.repo.inbox.mark_handled(update_id, datetime.now(UTC))
         except Exception as error:
-            # The work is done and stored; at worst it is seen again after a restart.
+            # The work is done; the mark is written with the next store that succeeds.
             log.error("could not mark update %s handled: %s", update_id, error)
+            self._early.add(update_id)

@@ -49,7 +49,7 @@ from ticketbot.records import (
     ping_effect,
     summary_effect,
 )
-from ticketbot.repository import Repository
+from ticketbot.store import Stores
 
 # Not transitions, but recorded: somebody opened ("<action>_menu") or closed
 # ("<action>_back") the reasons of an action that needs one ("reject_menu", …).
@@ -246,7 +246,7 @@ class QueueFacts:
 @dataclass
 class Office:
     config: Config
-    repo: Repository
+    repo: Stores
     clock: Clock = field(default=now_utc)
     _names: dict[int, str] = field(default_factory=dict)
     group_id: int = 0  # the configured group, or the supergroup Telegram moved it to
@@ -255,7 +255,7 @@ class Office:
         self.group_id = self.group_id or self.config.telegram.group_id
         # Every transition stores its step's deadline, by this office's calendar and standards.
         calendar, sla = self.config.calendar, self.config.sla
-        self.repo.deadline = lambda state, since: deadline(state, since, calendar, sla)
+        self.repo.tickets.deadline = lambda state, since: deadline(state, since, calendar, sla)
 
     def deadline_rule(self) -> str:
         """What the stored deadlines were computed with: the calendar, the standards and the
@@ -267,7 +267,7 @@ class Office:
         """Store a staff member's display name once per change (cards mention by name)."""
         if actor.user_id is None or self._names.get(actor.user_id) == actor.name:
             return
-        await self.repo.remember_person(actor.user_id, actor.name, self.clock())
+        await self.repo.people.remember_person(actor.user_id, actor.name, self.clock())
         self._names[actor.user_id] = actor.name
 
     # -- the group -----------------------------------------------------------------------
@@ -275,8 +275,8 @@ class Office:
     async def find_group(self) -> int:
         """At start-up: follow a supergroup upgrade recorded while the config still names
         the old id."""
-        moved_from = await self.repo.setting("group_id_was")
-        moved_to = await self.repo.setting("group_id")
+        moved_from = await self.repo.db.setting("group_id_was")
+        moved_to = await self.repo.db.setting("group_id")
         if moved_to and moved_from == str(self.config.telegram.group_id):
             self.group_id = int(moved_to)
         return self.group_id
@@ -285,7 +285,7 @@ class Office:
         """Telegram upgraded our group to a supergroup; False if it is not our group."""
         if old_id != self.group_id or new_id == old_id:
             return False
-        await self.repo.move_group(old_id, new_id)
+        await self.repo.tickets.move_group(old_id, new_id)
         self.group_id = new_id
         return True
 
@@ -316,7 +316,7 @@ class Office:
                 implied.append(delete_effect(chat_id, message_id))
             return implied
 
-        ticket, created = await self.repo.open_ticket(
+        ticket, created = await self.repo.tickets.open_ticket(
             result.form, actor, chat_id, self.clock(), photo_file_id,
             intake_message_id=message_id, effects=effects,
         )  # fmt: skip
@@ -325,10 +325,10 @@ class Office:
     # -- what a card shows ------------------------------------------------------------------
 
     async def card_facts(self, ticket: Ticket) -> CardFacts:
-        events = await self.repo.events_for(ticket.id)
+        events = await self.repo.events.events_for(ticket.id)
         due = self.due(ticket)
         left = self.config.calendar.work_minutes_between(self.clock(), due) if due else 0.0
-        earlier = await self.repo.closed_before(ticket)
+        earlier = await self.repo.tickets.closed_before(ticket)
         return CardFacts(
             ticket=ticket,
             events=events,
@@ -338,7 +338,9 @@ class Office:
             menu=_open_menu(events, ticket.state),
             dwh_workdays=self.dwh_workdays(ticket),
             earlier=earlier,
-            earlier_reasons={t.id: await self.repo.closing_reason(t.id) or "" for t in earlier},
+            earlier_reasons={
+                t.id: await self.repo.events.closing_reason(t.id) or "" for t in earlier
+            },
         )
 
     async def turn(self, ticket: Ticket) -> list[Person]:
@@ -347,13 +349,13 @@ class Office:
         pairs = [(i, str(r)) for r in sorted(step.turn) for i in sorted(self.config.roles[r])]
         if step.turn_opener:
             pairs.append((ticket.opened_by, "opener"))
-        names = await self.repo.names_of(i for i, _ in pairs)
+        names = await self.repo.people.names_of(i for i, _ in pairs)
         return [Person(i, names.get(i), role) for i, role in pairs]
 
     async def people_of(self, role: Role | str) -> list[Person]:
         """Everyone in a role (a `Role`, or "kadis"), named as the bot last saw them."""
         ids = sorted(self.config.kadis if role == "kadis" else self.config.roles[Role(role)])
-        names = await self.repo.names_of(ids)
+        names = await self.repo.people.names_of(ids)
         return [Person(i, names.get(i), str(role)) for i in ids]
 
     def dwh_workdays(self, ticket: Ticket) -> float | None:
@@ -367,9 +369,9 @@ class Office:
         return deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
 
     async def batch_facts(self, batch: Batch) -> BatchFacts:
-        tickets = await self.repo.batch_tickets(batch.id)
+        tickets = await self.repo.batches.batch_tickets(batch.id)
         adb = sorted(self.config.roles[Role.ADB])
-        names = await self.repo.names_of(adb)
+        names = await self.repo.people.names_of(adb)
         return BatchFacts(
             batch=batch,
             tickets=tickets,
@@ -387,13 +389,13 @@ class Office:
             return Invalid()
         if press.press == Press.CONFIRM_BATCH:
             return await self._confirm_batch(press.target_id, actor, chat_id, message_id)
-        ticket = await self.repo.get_ticket(press.target_id)
+        ticket = await self.repo.tickets.get_ticket(press.target_id)
         lost = ticket is not None and ticket.card_message_id is None
         if lost and ticket is not None and chat_id == ticket.chat_id and message_id is not None:
             # The card is in the group but its post's answer was lost (a crash, a timeout):
             # the tap says where it is.
-            await self.repo.set_card_message(ticket.id, message_id)
-            ticket = await self.repo.get_ticket(ticket.id)
+            await self.repo.tickets.set_card_message(ticket.id, message_id)
+            ticket = await self.repo.tickets.get_ticket(ticket.id)
         if ticket is None or (ticket.chat_id, ticket.card_message_id) != (chat_id, message_id):
             return Invalid()
         assert actor.user_id is not None
@@ -402,7 +404,7 @@ class Office:
             return await self._view_nik(
                 ticket, actor, roles, photo=press.press == Press.VIEW_PHOTO
             )
-        events = await self.repo.events_for(ticket.id)
+        events = await self.repo.events.events_for(ticket.id)
         if press.press in MENU_PRESSES:
             action = MENU_PRESSES[press.press]
         elif press.press in (Press.REJECT_REASON, Press.REJECT_BACK):
@@ -420,7 +422,7 @@ class Office:
         if press.press in MENU_PRESSES or press.press == Press.REJECT_BACK:
             opened = press.press != Press.REJECT_BACK
             kind = f"{action.value}{MENU if opened else BACK}"
-            await self.repo.record_event(
+            await self.repo.events.record_event(
                 ticket.id, actor, kind, self.clock(), effects=[card_effect(ticket.id)]
             )
             return ReasonMenu(ticket, opened, action)
@@ -439,29 +441,29 @@ class Office:
         self, batch_id: int, actor: Actor, chat_id: int, message_id: int | None
     ) -> PressOutcome:
         """The summary's "DWH" button: the central admin confirmed the whole batch."""
-        batch = await self.repo.get_batch(batch_id)
+        batch = await self.repo.batches.get_batch(batch_id)
         lost = batch is not None and batch.summary_message_id is None
         if lost and batch is not None and chat_id == self.group_id and message_id is not None:
             # Its post's answer was lost: the tap says where it is.
-            await self.repo.set_batch_summary(batch.id, message_id)
-            batch = await self.repo.get_batch(batch.id)
+            await self.repo.batches.set_batch_summary(batch.id, message_id)
+            batch = await self.repo.batches.get_batch(batch.id)
         if batch is None or chat_id != self.group_id or batch.summary_message_id != message_id:
             return Invalid()
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)
         confirmed = []
-        for ticket in await self.repo.batch_tickets(batch.id):
+        for ticket in await self.repo.batches.batch_tickets(batch.id):
             decision = may_perform(Action.CONFIRM_DWH, ticket.state, roles, is_opener=False)
             if decision == Refusal.NOT_ALLOWED:
                 return Refused(ticket, Refusal.NOT_ALLOWED, Action.CONFIRM_DWH)
             if isinstance(decision, Transition):
-                outcome = await self.repo.apply(
+                outcome = await self.repo.tickets.apply(
                     ticket.id, decision, actor, self.clock(), None,
                     [card_effect(ticket.id), ping_effect(ticket.id)],
                 )  # fmt: skip
                 if outcome.applied:
                     confirmed.append(ticket.id)
-        await self.repo.enqueue([summary_effect(batch.id)], self.clock())
+        await self.repo.outbox.enqueue([summary_effect(batch.id)], self.clock())
         return BatchConfirmed(batch.id, tuple(confirmed))
 
     async def _apply(
@@ -470,7 +472,7 @@ class Office:
         # The transition and what it implies in the group commit together: the card, and a
         # ping to whoever's turn it now is (Telegram does not notify on edits).
         implied = [card_effect(ticket.id), ping_effect(ticket.id)]
-        outcome = await self.repo.apply(
+        outcome = await self.repo.tickets.apply(
             ticket.id, transition, actor, self.clock(), detail, implied
         )
         if not outcome.applied:
@@ -492,13 +494,13 @@ class Office:
             return Invalid()
         assert actor.user_id is not None
         kind = Action.VIEW_PHOTO if photo else Action.VIEW_NIK
-        await self.repo.record_event(ticket.id, actor, kind, self.clock())
+        await self.repo.events.record_event(ticket.id, actor, kind, self.clock())
         return PhotoShown(ticket, actor.user_id) if photo else NikShown(ticket)
 
     async def _refused(self, ticket: Ticket, action: Action, refusal: Refusal) -> Refused:
         last = None
         if refusal == Refusal.WRONG_STATE:
-            last = await self.repo.last_transition(ticket.id)
+            last = await self.repo.events.last_transition(ticket.id)
         return Refused(ticket, refusal, action, last)
 
     # -- a free-text rejection reason, by replying to the card ------------------------
@@ -508,10 +510,10 @@ class Office:
     ) -> PressOutcome | None:
         """A reply to a card whose reasons are shown ends that action with the reply as
         its reason ("Tolak", "Kembalikan", "Batal", "Ulang")."""
-        ticket = await self.repo.ticket_by_card(chat_id, card_message_id)
+        ticket = await self.repo.tickets.ticket_by_card(chat_id, card_message_id)
         if ticket is None:
             return None
-        menu = _open_menu(await self.repo.events_for(ticket.id), ticket.state)
+        menu = _open_menu(await self.repo.events.events_for(ticket.id), ticket.state)
         if menu is None:
             return None
         assert actor.user_id is not None
@@ -536,10 +538,10 @@ class Office:
         ref = TICKET_REF.match(query)
         digits = ascii_digits(strip_separators(query))
         if ref:
-            ticket = await self.repo.get_ticket(int(ref[1]))
+            ticket = await self.repo.tickets.get_ticket(int(ref[1]))
             return await self.ticket_status(ticket) if ticket else StatusQuery(ticket_id=ref[1])
         if len(digits) == 16 and digits.isascii() and digits.isdigit():
-            tickets = await self.repo.tickets_by_nik(digits)
+            tickets = await self.repo.tickets.tickets_by_nik(digits)
             if not tickets:
                 return StatusQuery(nik=digits)
             if len(tickets) == 1:
@@ -551,7 +553,7 @@ class Office:
         due = self.due(ticket)
         return TicketStatus(
             ticket,
-            await self.repo.events_for(ticket.id),
+            await self.repo.events.events_for(ticket.id),
             due,
             due is not None and due < self.clock(),
         )
@@ -560,14 +562,14 @@ class Office:
         """`/antrian`: open tickets by step (the table's queue order), overdue first; reads
         the counts, then only as many tickets as one message can show."""
         now = self.clock()
-        counts = await self.repo.queue_counts(now)
+        counts = await self.repo.tickets.queue_counts(now)
         # Steps with overdue tickets first, then the order of the SOP.
         order = sorted(QUEUE_ORDER, key=lambda state: not counts.get(state, (0, 0))[1])
         by_step, room = [], QUEUE_SHOWN
         for state in order:
             rows = []
             wanted = min(room, counts.get(state, (0, 0))[0])
-            for t in await self.repo.queue_tickets(state, wanted) if wanted else []:
+            for t in await self.repo.tickets.queue_tickets(state, wanted) if wanted else []:
                 due = self.due(t)
                 late = -self.config.calendar.work_minutes_between(now, due) if due else 0.0
                 rows.append(QueueRow(t, due, due is not None and due < now, max(late, 0.0),
@@ -580,7 +582,7 @@ class Office:
     async def newly_overdue(self) -> list[int]:
         """Open tickets whose step deadline has passed and whose card has not yet said so:
         their cards are queued for a re-render, once (remembered in the database)."""
-        return await self.repo.newly_overdue(
+        return await self.repo.tickets.newly_overdue(
             self.clock(), lambda ids: [card_effect(i) for i in ids]
         )
 

@@ -128,7 +128,6 @@ class OutboxWorker:
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
-        self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = 0
@@ -153,7 +152,7 @@ class OutboxWorker:
         self._tasks = []
 
     def wake(self) -> None:
-        self._wake.set()
+        self.services.repo.outbox.changed.set()
 
     def saw(self, chat_id: int, message_id: int) -> None:
         """The newest message id known in a chat: where a lost post would be."""
@@ -169,7 +168,7 @@ class OutboxWorker:
                 async with self._changed:
                     soon = utcnow() + timedelta(seconds=horizon)
                     kinds = MESSAGE_KINDS + DELETE_KINDS
-                    due = await self.services.repo.due_effects(soon, kinds, 1)
+                    due = await self.services.repo.outbox.due_effects(soon, kinds, 1)
                     if not due and self._busy == 0:
                         return
                     self.wake()
@@ -194,7 +193,9 @@ class OutboxWorker:
     async def _lane_round(self, kinds: tuple[str, ...]) -> None:
         # Messages one at a time: what is most urgent is chosen again before each (a new
         # card overtakes thirty re-renders); deletions go in batches.
-        items = await self.services.repo.due_effects(utcnow(), kinds, 1 if "card" in kinds else 20)
+        items = await self.services.repo.outbox.due_effects(
+            utcnow(), kinds, 1 if "card" in kinds else 20
+        )
         if not items:
             await self._sleep_until_due()
             return
@@ -222,14 +223,15 @@ class OutboxWorker:
                     self._changed.notify_all()
 
     async def _sleep_until_due(self) -> None:
-        self._wake.clear()
-        next_at = await self.services.repo.next_effect_at()
+        changed = self.services.repo.outbox.changed
+        changed.clear()
+        next_at = await self.services.repo.outbox.next_effect_at()
         wait = 5.0
         if next_at is not None:
             wait = min(max((next_at - utcnow()).total_seconds(), 0.05), 5.0)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
-                await self._wake.wait()
+                await changed.wait()
 
     # -- one effect ------------------------------------------------------------------------
 
@@ -239,14 +241,14 @@ class OutboxWorker:
         wait = self.pacer.blocked_for(chat, charged=item.kind not in DELETE_KINDS)
         if wait <= HOLD_AT_MOST:
             return False
-        await self.services.repo.effect_postpone(item, utcnow() + timedelta(seconds=wait))
+        await self.services.repo.outbox.effect_postpone(item, utcnow() + timedelta(seconds=wait))
         return True
 
     async def _chat_of(self, item: OutboxItem) -> int | None:
         if item.chat_id is not None or item.target_id is None:
             return item.chat_id
         if item.kind == "card":
-            ticket = await self.services.repo.get_ticket(item.target_id)
+            ticket = await self.services.repo.tickets.get_ticket(item.target_id)
             return ticket.chat_id if ticket else None
         return int(self.services.office.group_id)
 
@@ -270,7 +272,7 @@ class OutboxWorker:
         except (Forbidden, BadRequest) as error:
             log.error("outbox: Telegram refused effect %s (%s): %s", item.id, item.kind,
                       error.message)  # fmt: skip
-            await self.services.repo.effect_failed(item, utcnow(), error.message)
+            await self.services.repo.outbox.effect_failed(item, utcnow(), error.message)
         except NetworkError as error:  # 5xx, timeouts, no connection: try again
             await self._retry(item, f"{type(error).__name__}: {error.message}")
         except TelegramError as error:
@@ -292,7 +294,7 @@ class OutboxWorker:
             at *= self.rng.uniform(0.8, 1.2)
         log.warning("outbox: effect %s (%s) will be tried again in %.0f s: %s",
                     item.id, item.kind, at, error)  # fmt: skip
-        await self.services.repo.effect_retry(item, utcnow() + timedelta(seconds=at), error)
+        await self.services.repo.outbox.effect_retry(item, utcnow() + timedelta(seconds=at), error)
 
     async def _delete(self, item: OutboxItem) -> None:
         assert item.chat_id is not None
@@ -301,12 +303,12 @@ class OutboxWorker:
         if not await telegram_io.delete(self.bot, item.chat_id, item.message_id):
             # Telegram refuses (the bot is not an admin): people must delete it by hand.
             text = self.services.texts.render("telegram/delete_failed.html")
-            await repo.enqueue(
+            await repo.outbox.enqueue(
                 [send_effect(item.chat_id, text, f"delete-failed:{item.key}",
                              reply_to=item.message_id)],
                 utcnow(),
             )  # fmt: skip
-        await self._record(item, lambda: repo.effect_done(item, utcnow()))
+        await self._record(item, lambda: repo.outbox.effect_done(item, utcnow()))
 
     async def _send(self, item: OutboxItem) -> None:
         assert item.chat_id is not None
@@ -319,7 +321,7 @@ class OutboxWorker:
         sent = await telegram_io.send(self.bot, item.chat_id, CardView(text, ()), item.reply_to)
         self.saw(item.chat_id, sent.message_id)
         await self._record(
-            item, lambda: self.services.repo.effect_done(item, utcnow(), sent.message_id)
+            item, lambda: self.services.repo.outbox.effect_done(item, utcnow(), sent.message_id)
         )
 
     async def _ping(self, item: OutboxItem) -> None:
@@ -328,19 +330,19 @@ class OutboxWorker:
         the same people go as one message; a ticket's previous ping is taken back."""
         s = self.services
         assert item.target_id is not None
-        ticket = await s.repo.get_ticket(item.target_id)
+        ticket = await s.repo.tickets.get_ticket(item.target_id)
         if ticket is None:
-            await s.repo.effect_failed(item, utcnow(), "no such ticket")
+            await s.repo.outbox.effect_failed(item, utcnow(), "no such ticket")
             return
         people = await s.office.turn(ticket)
         who = sorted(p.user_id for p in people)
         items, tickets = [item], [ticket]
         if who:
             # Those due within the gathering window go now, with this one.
-            for other in await s.repo.due_pings(utcnow() + s.repo.ping_gather):
+            for other in await s.repo.outbox.due_pings(utcnow() + s.repo.outbox.ping_gather):
                 if other.id == item.id or other.target_id is None or len(items) >= PING_GROUP:
                     continue
-                t = await s.repo.get_ticket(other.target_id)
+                t = await s.repo.tickets.get_ticket(other.target_id)
                 if (
                     t is not None
                     and t.chat_id == ticket.chat_id
@@ -350,7 +352,7 @@ class OutboxWorker:
                     tickets.append(t)
         ids = {t.id for t in tickets}
         for old in {t.ping_message_id for t in tickets if t.ping_message_id}:
-            if await s.repo.ping_sharers(old) <= ids:  # nobody else still needs it
+            if await s.repo.tickets.ping_sharers(old) <= ids:  # nobody else still needs it
                 await self.pacer.acquire(ticket.chat_id, charged=False)
                 await telegram_io.delete(self.bot, ticket.chat_id, old)
         posted = None
@@ -360,7 +362,9 @@ class OutboxWorker:
             sent = await telegram_io.send(self.bot, ticket.chat_id, view, ticket.card_message_id)
             self.saw(ticket.chat_id, sent.message_id)
             posted = sent.message_id
-        await self._record(item, lambda: s.repo.pings_done(items, sorted(ids), posted, utcnow()))
+        await self._record(
+            item, lambda: s.repo.outbox.pings_done(items, sorted(ids), posted, utcnow())
+        )
 
     async def _place(self, item: OutboxItem) -> None:
         """A card or a recap summary: render it now, then edit it where it is, or post it
@@ -368,17 +372,17 @@ class OutboxWorker:
         s = self.services
         assert item.target_id is not None
         if item.kind == "card":
-            ticket = await s.repo.get_ticket(item.target_id)
+            ticket = await s.repo.tickets.get_ticket(item.target_id)
             if ticket is None:
-                await s.repo.effect_failed(item, utcnow(), "no such ticket")
+                await s.repo.outbox.effect_failed(item, utcnow(), "no such ticket")
                 return
             chat, where = ticket.chat_id, ticket.card_message_id
             view = s.views.card(await s.office.card_facts(ticket))
             place = Placed(card=ticket.id)
         else:
-            batch = await s.repo.get_batch(item.target_id)
+            batch = await s.repo.batches.get_batch(item.target_id)
             if batch is None:
-                await s.repo.effect_failed(item, utcnow(), "no such batch")
+                await s.repo.outbox.effect_failed(item, utcnow(), "no such batch")
                 return
             chat, where = s.office.group_id, batch.summary_message_id
             view = s.views.batch_summary(await s.office.batch_facts(batch))
@@ -392,7 +396,9 @@ class OutboxWorker:
         if where is not None and await telegram_io.edit(self.bot, chat, where, view):
             self.saw(chat, where)
             at = where if found else None
-            await self._record(item, lambda: s.repo.effect_done(item, utcnow(), at, placed=place))
+            await self._record(
+                item, lambda: s.repo.outbox.effect_done(item, utcnow(), at, placed=place)
+            )
             return
         await self._post(item, chat, view, place)
 
@@ -407,22 +413,26 @@ class OutboxWorker:
         probe_from = self._last_seen.get(chat, 0) + 1
         if self._last_seen.get(chat) is None:
             probe_from = await self._first_unknown_id(chat)
-        await self.services.repo.effect_retry(item, utcnow(), "posting", probe_from=probe_from)
+        await self.services.repo.outbox.effect_retry(
+            item, utcnow(), "posting", probe_from=probe_from
+        )
         try:
             sent = await telegram_io.send(self.bot, chat, view)
         except (RetryAfter, BadRequest, Forbidden):
             # Telegram answered: nothing was posted, there is nothing to look for.
-            await self.services.repo.forget_probe(item)
+            await self.services.repo.outbox.forget_probe(item)
             raise
         self.saw(chat, sent.message_id)
         # Where the card (or summary) now is, recorded with the delivery: one transaction.
         await self._record(
             item,
-            lambda: self.services.repo.effect_done(item, utcnow(), sent.message_id, placed=place),
+            lambda: self.services.repo.outbox.effect_done(
+                item, utcnow(), sent.message_id, placed=place
+            ),
         )
 
     async def _first_unknown_id(self, chat: int) -> int:
-        known = await self.services.repo.known_bot_messages(chat, 0, 2**62)
+        known = await self.services.repo.outbox.known_bot_messages(chat, 0, 2**62)
         return (max(known) + 1) if known else 1
 
     async def _find_lost_post(self, chat: int, start: int, view: CardView) -> int | None:
@@ -431,7 +441,7 @@ class OutboxWorker:
         ones answers "not modified" only on that card (the buttons name the ticket);
         messages of others cannot be edited; a message of ours that is something else is
         left as it was."""
-        known = await self.services.repo.known_bot_messages(chat, start, start + PROBE_SPAN)
+        known = await self.services.repo.outbox.known_bot_messages(chat, start, start + PROBE_SPAN)
         markup = telegram_io.keyboard(view)
         if markup is None:
             return None  # nothing tells a card without buttons from another message

@@ -23,8 +23,9 @@ from ticketbot.config import Config, SmtpConfig
 from ticketbot.domain.calendar import WorkCalendar
 from ticketbot.domain.lifecycle import Action, State, transition_for
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
-from ticketbot.records import card_effect, summary_effect
-from ticketbot.repository import Batch, Event, Repository, Ticket, events_by_ticket
+from ticketbot.records import Batch, Event, Ticket, card_effect, summary_effect
+from ticketbot.store import Stores
+from ticketbot.store.rows import events_by_ticket
 from ticketbot.texts import Texts, wrap_plain
 from ticketbot.xlsx import RecapRow, recap_workbook
 
@@ -103,7 +104,7 @@ def retry_delay(attempts: int, rng: random.Random) -> timedelta:
 @dataclass
 class RecapDesk:
     config: Config
-    repo: Repository
+    repo: Stores
     texts: Texts
     clock: Clock
     send: Sender = send_email
@@ -133,12 +134,12 @@ class RecapDesk:
         async with self._lock:
             now = self.clock()
             due = self.schedule.latest_due(now)
-            if due is not None and not await self.repo.recap_ran(due):
-                await self.repo.freeze_batch(
+            if due is not None and not await self.repo.batches.recap_ran(due):
+                await self.repo.batches.freeze_batch(
                     due, now, self._domain(), allow_empty=self.config.recap.send_empty, run=True
                 )
             news: list[RecapNews] = []
-            for batch in await self.repo.batches("pending"):
+            for batch in await self.repo.batches.batches("pending"):
                 if batch.next_attempt_at <= now:
                     news += await self._deliver(batch)
             news += await self._late_notices(now)
@@ -149,17 +150,17 @@ class RecapDesk:
         Returns (tickets in the attempted batches, news, a batch that did not go)."""
         async with self._lock:
             now = self.clock()
-            for batch in await self.repo.batches("failed"):
-                await self.repo.retry_failed_batch(batch.id, now)
-            await self.repo.freeze_batch(
+            for batch in await self.repo.batches.batches("failed"):
+                await self.repo.batches.retry_failed_batch(batch.id, now)
+            await self.repo.batches.freeze_batch(
                 now.astimezone(self.config.calendar.tz).date(), now, self._domain(),
                 allow_empty=False, run=False,
             )  # fmt: skip
             count, news, problem = 0, [], None
-            for batch in await self.repo.batches("pending"):
-                count += len(await self.repo.batch_tickets(batch.id))
+            for batch in await self.repo.batches.batches("pending"):
+                count += len(await self.repo.batches.batch_tickets(batch.id))
                 news += await self._deliver(batch)
-                after = await self.repo.get_batch(batch.id)
+                after = await self.repo.batches.get_batch(batch.id)
                 if after is not None and after.status != "sent":
                     problem = after
             return count, news, problem
@@ -172,10 +173,10 @@ class RecapDesk:
             # anything still fail, the batch stops here (later batches go on) and the
             # group is told once. /rekap kirim tries it again after the fix.
             log.exception("recap batch %s could not be built", batch.id)
-            await self.repo.defer_batch(
+            await self.repo.batches.defer_batch(
                 batch.id, self.clock(), FailureKind.BUILD, "could not build", failed=True
             )
-            failed = await self.repo.get_batch(batch.id)
+            failed = await self.repo.batches.get_batch(batch.id)
             assert failed is not None
             return [RecapNews(NewsKind.FAILED, failed)]
         try:
@@ -189,30 +190,30 @@ class RecapDesk:
                         error.reason)  # fmt: skip
             now = self.clock()
             attempts = batch.attempts + 1
-            await self.repo.defer_batch(
+            await self.repo.batches.defer_batch(
                 batch.id, now + retry_delay(attempts, self.rng), error.kind, error.reason,
                 failed=error.permanent,
             )  # fmt: skip
             if error.permanent:
-                failed = await self.repo.get_batch(batch.id)
+                failed = await self.repo.batches.get_batch(batch.id)
                 assert failed is not None
                 return [RecapNews(NewsKind.FAILED, failed)]
             return []
         assert SEND_TO_DWH is not None
-        moved = await self.repo.mark_batch_sent(
+        moved = await self.repo.batches.mark_batch_sent(
             batch.id, SEND_TO_DWH, self.clock(), f"rekap {batch.due_date.isoformat()}",
             # The cards that moved and the batch's summary, committed with the move.
             effects=lambda moved: [*map(card_effect, moved), summary_effect(batch.id)],
         )  # fmt: skip
-        sent = await self.repo.get_batch(batch.id)
+        sent = await self.repo.batches.get_batch(batch.id)
         assert sent is not None
         return [RecapNews(NewsKind.SENT, sent, tuple(moved))]
 
     async def _late_notices(self, now: datetime) -> list[RecapNews]:
         news = []
-        for batch in await self.repo.batches("pending"):
+        for batch in await self.repo.batches.batches("pending"):
             if not batch.late_notified and now - batch.created_at > LATE_AFTER:
-                await self.repo.mark_batch_late_notified(batch.id)
+                await self.repo.batches.mark_batch_late_notified(batch.id)
                 news.append(RecapNews(NewsKind.LATE, batch))
         return news
 
@@ -224,7 +225,7 @@ class RecapDesk:
     async def render(self, due: date, tickets: list[Ticket]) -> Email:
         """The email of `tickets`: their events in one query per thousands, then the rows,
         the templates and the XLSX in a worker thread (the event loop keeps answering)."""
-        rows = await self.repo.event_rows([t.id for t in tickets], ROW_ACTIONS)
+        rows = await self.repo.events.event_rows([t.id for t in tickets], ROW_ACTIONS)
         return await asyncio.to_thread(self._render, due, tickets, rows)
 
     def _render(self, due: date, tickets: list[Ticket], event_rows: list[Any]) -> Email:
@@ -249,7 +250,9 @@ class RecapDesk:
         a batch is built once (a frozen batch does not change), then reused by its retries."""
         if self._built is not None and self._built[0] == batch.id:
             return self._built[1]
-        content = await self.render(batch.due_date, await self.repo.batch_tickets(batch.id))
+        content = await self.render(
+            batch.due_date, await self.repo.batches.batch_tickets(batch.id)
+        )
         # Encoding the attachment and the parts is CPU too: also off the loop.
         message = await asyncio.to_thread(self._compose, batch, content)
         self._built = (batch.id, message)
@@ -274,12 +277,13 @@ class RecapDesk:
 
     async def preview(self) -> str:
         """`/rekap`: batches still going out, and what the next recap would take (masked)."""
+        batches = self.repo.batches
         pending = [
             {"due_date": b.due_date, "status": b.status, "attempts": b.attempts,
-             "error_kind": b.error_kind, "count": len(await self.repo.batch_tickets(b.id))}
-            for b in await self.repo.batches("pending") + await self.repo.batches("failed")
+             "error_kind": b.error_kind, "count": len(await batches.batch_tickets(b.id))}
+            for b in await batches.batches("pending") + await batches.batches("failed")
         ]  # fmt: skip
-        waiting = await self.repo.unbatched_synced()
+        waiting = await self.repo.batches.unbatched_synced()
         return self.texts.render_fitting(
             "telegram/recap_preview.html", waiting, pending=pending, total=len(waiting),
             next_run=self.schedule.next_run(self.clock()),
@@ -288,12 +292,12 @@ class RecapDesk:
     async def preview_email(self) -> Email:
         """What the next recap would contain (the pending batch, else the unbatched)."""
         now = self.clock()
-        pending = await self.repo.batches("pending")
+        pending = await self.repo.batches.batches("pending")
         if pending:
-            tickets = await self.repo.batch_tickets(pending[0].id)
+            tickets = await self.repo.batches.batch_tickets(pending[0].id)
             return await self.render(pending[0].due_date, tickets)
         due = self.schedule.next_run(now).date()
-        return await self.render(due, await self.repo.unbatched_synced())
+        return await self.render(due, await self.repo.batches.unbatched_synced())
 
 
 def _at(event: Event | None, tz: tzinfo) -> datetime | None:

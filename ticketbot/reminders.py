@@ -24,7 +24,7 @@ from ticketbot.config import Config
 from ticketbot.domain.lifecycle import Role, State
 from ticketbot.office import Office, Person
 from ticketbot.records import Batch, Effect, Ticket, send_effect
-from ticketbot.repository import Repository
+from ticketbot.store import Stores
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Reminder:
 @dataclass
 class ReminderDesk:
     config: Config
-    repo: Repository
+    repo: Stores
     office: Office
     views: Any  # ticketbot.views.Views
     clock: Clock
@@ -79,12 +79,12 @@ class ReminderDesk:
             effects.append(morning[0])
             records.append(morning[1])
         if effects or records:
-            await self.repo.record_reminders(records, now, effects)
+            await self.repo.people.record_reminders(records, now, effects)
 
     async def round(self, now: datetime, records: list[tuple[str, str, int]]) -> list[Reminder]:
         """This round's reminders, by audience; `records` gets what they remind."""
         cal, repeat = self.config.calendar, self.config.reminders.repeat_minutes
-        state = await self.repo.reminder_state()
+        state = await self.repo.people.reminder_state()
 
         def due_round(key: str, about: str) -> int | None:
             """The round number if `key` (about `about`) is due for a reminder now."""
@@ -96,7 +96,7 @@ class ReminderDesk:
             return seen[1] + 1
 
         audiences: dict[tuple[int, ...], Reminder] = {}
-        for t in await self.repo.overdue_tickets(now):
+        for t in await self.repo.tickets.overdue_tickets(now):
             due = self.office.due(t)
             if due is None or due >= now:
                 continue
@@ -111,7 +111,7 @@ class ReminderDesk:
             audience = await self._audience(audiences, people, t.state, n)
             audience.overdue.append(Overdue(t, due, late, n))
             records.append((key, about, n))
-        for batch, waiting in await self.repo.unconfirmed_batches():
+        for batch, waiting in await self.repo.batches.unconfirmed_batches():
             if batch.sent_at is None:
                 continue
             age = cal.work_minutes_between(batch.sent_at, now) / cal.day_minutes
@@ -151,12 +151,12 @@ class ReminderDesk:
             return None
         if cal.local(now).time().replace(tzinfo=None) < at:
             return None
-        state = await self.repo.reminder_state()
+        state = await self.repo.people.reminder_state()
         if state.get("morning", ("",))[0] == today.isoformat():
             return None
         unconfirmed = [
             (b, waiting, cal.work_minutes_between(b.sent_at, now) / cal.day_minutes)
-            for b, waiting in await self.repo.unconfirmed_batches()
+            for b, waiting in await self.repo.batches.unconfirmed_batches()
             if b.sent_at is not None
         ]
         text = self.views.morning(await self.office.queue(), unconfirmed, today)

@@ -28,7 +28,8 @@ from ticketbot.domain.report import Month, MonthReport, build_report
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
 from ticketbot.recap import XLSX_TYPE, Sender, domain_of, retry_delay
 from ticketbot.records import Effect, ReportRun, send_effect
-from ticketbot.repository import Repository, histories
+from ticketbot.store import Stores
+from ticketbot.store.rows import histories
 from ticketbot.texts import Texts, wrap_plain
 from ticketbot.xlsx import Column, add_table, new_workbook, workbook_bytes
 
@@ -229,7 +230,7 @@ def render_files(report: MonthReport, texts: Texts, office: str, sla: Sla) -> Re
 @dataclass
 class ReportDesk:
     config: Config
-    repo: Repository
+    repo: Stores
     texts: Texts
     clock: Clock
     send: Sender = send_email
@@ -241,7 +242,7 @@ class ReportDesk:
     async def build(self, month: Month) -> ReportFiles:
         """The month's figures and files, computed and drawn in a worker thread."""
         start, end = month.bounds(self.config.calendar.tz)
-        tickets, events = await self.repo.report_rows(start, end)
+        tickets, events = await self.repo.reports.report_rows(start, end)
         config, now = self.config, self.clock()
 
         def work() -> ReportFiles:
@@ -291,20 +292,20 @@ class ReportDesk:
         if not self._resumed:
             # Refused for good last time (a bad address, a login): the operator fixes the
             # configuration and restarts; try once more then.
-            await self.repo.resume_failed_report_runs(now)
+            await self.repo.reports.resume_failed_report_runs(now)
             self._resumed = True
         month = self.due_month(now)
-        if month is not None and await self.repo.report_run(str(month)) is None:
-            first = await self.repo.first_opened_at()
+        if month is not None and await self.repo.reports.report_run(str(month)) is None:
+            first = await self.repo.reports.first_opened_at()
             _, end = month.bounds(self.config.calendar.tz)
             if first is not None and first < end:  # a new office has nothing to report yet
                 message_id = email.utils.make_msgid(
                     idstring=f"laporan-{month}.{uuid.uuid4().hex[:12]}",
                     domain=domain_of(self.config.smtp.sender),
                 )
-                await self.repo.create_report_run(str(month), now, message_id)
+                await self.repo.reports.create_report_run(str(month), now, message_id)
         notices: list[Effect] = []
-        for run in await self.repo.due_report_runs(now):
+        for run in await self.repo.reports.due_report_runs(now):
             notices += await self._deliver(run)
         return notices
 
@@ -331,12 +332,12 @@ class ReportDesk:
                 )  # fmt: skip
                 group = self.group_id() if self.group_id else self.config.telegram.group_id
                 effects = [send_effect(group, text, f"report-failed:{run.month}")]
-            await self.repo.report_run_deferred(
+            await self.repo.reports.report_run_deferred(
                 run.month, self.clock() + retry_delay(run.attempts + 1, self.rng), error.kind,
                 error.reason, failed=error.permanent, effects=effects,
             )  # fmt: skip
             return list(effects)
-        await self.repo.report_run_sent(run.month, self.clock())
+        await self.repo.reports.report_run_sent(run.month, self.clock())
         self._built = None
         log.info("the report of %s was accepted by the mail server", run.month)
         return []

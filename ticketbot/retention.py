@@ -22,7 +22,7 @@ from ticketbot.config import Config
 from ticketbot.domain.privacy import mask_number
 from ticketbot.paths import write_private
 from ticketbot.records import BOT_ACTOR, Actor, card_effect
-from ticketbot.repository import Repository
+from ticketbot.store import Stores
 from ticketbot.texts import Texts
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def operator(texts: Texts) -> Actor:
 @dataclass
 class Retention:
     config: Config
-    repo: Repository
+    repo: Stores
     clock: Clock
 
     def __post_init__(self) -> None:
@@ -52,13 +52,13 @@ class Retention:
 
     async def due(self) -> list[int]:
         """The tickets a purge now would erase."""
-        return await self.repo.purgeable(self.clock() - self.keep)
+        return await self.repo.tickets.purgeable(self.clock() - self.keep)
 
     async def purge(self, actor: Actor = BOT_ACTOR) -> list[int]:
         ids = await self.due()
         if not ids:
             return []
-        purged = await self.repo.purge(
+        purged = await self.repo.tickets.purge(
             ids, actor, self.clock(),
             self.texts.label("records", "purge").format(days=self.config.retention_days),
             effects=lambda with_card: [card_effect(i) for i in with_card],
@@ -70,14 +70,14 @@ class Retention:
     async def export(self, nik: str, out: Path, actor: Actor) -> int:
         """Write everything held on `nik` to `out` (owner-only); returns the tickets found.
         The export is recorded against each ticket (or against none when none was found)."""
-        tickets, events, batches = await self.repo.subject_record(nik)
+        tickets, events, batches = await self.repo.tickets.subject_record(nik)
         now = self.clock()
         text = self.texts.render(
             "export.txt", office=self.config.office.name, nik=nik, now=now, tickets=tickets,
             events=events, batches=batches, retention_days=self.config.retention_days,
         )  # fmt: skip
         write_private(out, (text.rstrip("\n") + "\n").encode("utf-8"))
-        await self.repo.record_access(
+        await self.repo.events.record_access(
             [t.id for t in tickets],
             actor,
             "export",

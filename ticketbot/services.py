@@ -13,8 +13,8 @@ from ticketbot.outbox import OutboxWorker
 from ticketbot.recap import RecapDesk
 from ticketbot.reminders import ReminderDesk
 from ticketbot.report import ReportDesk
-from ticketbot.repository import Repository
 from ticketbot.retention import Retention
+from ticketbot.store import Stores
 from ticketbot.texts import Texts
 from ticketbot.views import Views
 
@@ -22,7 +22,7 @@ from ticketbot.views import Views
 @dataclass
 class Services:
     config: Config
-    repo: Repository
+    repo: Stores
     office: Office
     desk: RecapDesk
     views: Views

@@ -136,7 +136,7 @@ class Simulation:
         assert self.app.job_queue is not None
         self.app.job_queue.scheduler.pause()
         # Turn pings wait a few seconds to be combined; here only if a test asks.
-        self.services.repo.ping_gather = timedelta(seconds=self.ping_gather)
+        self.services.repo.outbox.ping_gather = timedelta(seconds=self.ping_gather)
 
     async def run_jobs(self) -> None:
         """What the scheduled jobs do, now, on the simulated clock."""

@@ -1,0 +1,104 @@
+"""The database: one SQLite connection through aiosqlite (WAL, synchronous=FULL, one
+writer), its migrations, its backup, and the write transaction every store shares.
+
+Writes run inside `BEGIN IMMEDIATE` under an asyncio lock, so a transition is one
+compare-and-set plus its event and the group effects it implies, atomically; `kill -9`
+loses nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from ticketbot import schema
+from ticketbot.paths import MIGRATIONS_DIR, private_file
+
+
+class Database:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self._write_lock = asyncio.Lock()
+        self._after_commit: list[Callable[[], None]] = []
+
+    @classmethod
+    async def open(cls, path: Path, *, migrate: bool = True) -> Database:
+        if migrate:  # the bot's own database: personal data, owner-only (SPEC §5)
+            private_file(path)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            # Another process (a backup, a second reader) may hold the write lock a while:
+            # wait rather than lose a tap; the tap is answered meanwhile (handlers.py).
+            await conn.execute("PRAGMA busy_timeout = 60000")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = FULL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            db = cls(conn)
+            if migrate:
+                await db.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return db
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._write_lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            self._after_commit = []
+            try:
+                yield self.conn
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                # Also when COMMIT itself fails (a full disk): the connection must be left
+                # outside any transaction, usable again once the fault passes. SQLite may
+                # already have rolled back on its own; that is not an error.
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await self.conn.execute("ROLLBACK")
+                raise
+            for callback in self._after_commit:
+                callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Inside a transaction: run `callback` once it has committed."""
+        if callback not in self._after_commit:
+            self._after_commit.append(callback)
+
+    # -- schema ------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        return await schema.schema_version(self.conn)
+
+    async def migrate(self, directory: Path = MIGRATIONS_DIR, *, upto: int | None = None) -> int:
+        return await schema.migrate(self.conn, self.transaction, directory, upto=upto)
+
+    async def table_names(self) -> list[str]:
+        async with self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ) as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def setting(self, key: str) -> str | None:
+        async with self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    # -- backup -------------------------------------------------------------------------
+
+    async def backup_to(self, target: Path) -> None:
+        """A consistent copy through SQLite's online backup API, safe while the bot runs.
+        The copy is a new file, owner-only."""
+        dest = await aiosqlite.connect(private_file(target, new=True))
+        try:
+            await self.conn.backup(dest)
+        finally:
+            await dest.close()

@@ -1,0 +1,251 @@
+"""OutboxStore: see the class."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ticketbot.records import (
+    Effect,
+    OutboxItem,
+    Placed,
+)
+from ticketbot.store.database import Database
+from ticketbot.store.rows import (
+    OUTBOX_COLUMNS,
+    PING_GATHER,
+    REFUSAL_GAP,
+    from_db_time,
+    to_db_time,
+)
+
+
+@dataclass
+class OutboxStore:
+    """The durable outbox: what the group must show, committed with the change that implies it."""
+
+    db: Database
+
+    ping_gather: timedelta = PING_GATHER
+    # Set after a commit that queued effects: the worker wakes on it.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def add(self, effects: Iterable[Effect]) -> None:
+        """Inside a write transaction. A card or summary already waiting is not queued
+        twice: its generation goes up, so the worker renders it again after delivering.
+        Delivery runs on the wall clock, whatever clock the office keeps."""
+        stamp = to_db_time(datetime.now(UTC))
+        for e in effects:
+            self.db.after_commit(self.changed.set)
+            values = {"kind": e.kind, "key": e.key, "chat_id": e.chat_id,
+                      "message_id": e.message_id, "target_id": e.target_id, "text": e.text,
+                      "reply_to": e.reply_to, "person_id": e.person_id, "stamp": stamp,
+                      "due": stamp}  # fmt: skip
+            if e.person_id is not None and await self._combine_refusal(e):
+                continue
+            if e.person_id is not None:
+                values["due"] = await self._next_reply_slot(e.person_id, stamp)
+            if e.kind == "ping":
+                # Pings falling in the same few seconds for the same people go as one.
+                values["due"] = to_db_time(datetime.now(UTC) + self.ping_gather)
+            conflict = (
+                "ON CONFLICT (key) WHERE status = 'pending' DO UPDATE SET"
+                " generation = generation + 1"
+                if e.kind in ("card", "summary", "ping")
+                else "ON CONFLICT DO NOTHING"
+            )
+            await self.db.conn.execute(
+                "INSERT INTO outbox (kind, key, chat_id, message_id, target_id, text, reply_to,"
+                " person_id, created_at, next_attempt_at) VALUES (:kind, :key, :chat_id,"
+                " :message_id, :target_id, :text, :reply_to, :person_id, :stamp, :due) "
+                + conflict,
+                values,
+            )
+
+    async def _combine_refusal(self, e: Effect) -> bool:
+        """A refusal to a person who already has one waiting for its minute: that one now
+        says the newest problems and counts one message more (SPEC §3 "Floods and
+        faults"). One that is due or on its way is left alone."""
+        cur = await self.db.conn.execute(
+            "UPDATE outbox SET text = ?, reply_to = ?, refused = refused + 1"
+            " WHERE person_id = ? AND status = 'pending' AND kind = 'send'"
+            " AND next_attempt_at > ?",
+            (e.text, e.reply_to, e.person_id, to_db_time(datetime.now(UTC))),
+        )
+        return cur.rowcount > 0
+
+    async def _next_reply_slot(self, person_id: int, stamp: str) -> str:
+        """At most one refusal a minute to one person: a minute after the last one."""
+        async with self.db.conn.execute(
+            "SELECT max(next_attempt_at) FROM outbox WHERE person_id = ?", (person_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        last = from_db_time(row[0] if row else None)
+        now = datetime.fromisoformat(stamp)
+        if last is None or now - last >= REFUSAL_GAP:
+            return stamp
+        return to_db_time(last + REFUSAL_GAP)
+
+    async def enqueue(self, effects: Sequence[Effect], now: datetime | None = None) -> None:
+        """Queue effects on their own (replies, notices); `now` is not used: delivery runs
+        on the wall clock."""
+        async with self.db.transaction():
+            await self.add(effects)
+
+    async def due_effects(
+        self, now: datetime, kinds: Sequence[str], limit: int = 20
+    ) -> list[OutboxItem]:
+        marks = ",".join(f":k{i}" for i in range(len(kinds)))
+        async with self.db.conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
+            f" AND next_attempt_at <= :now AND kind IN ({marks})"
+            # A message is deleted once the reply to it is out (it stays a reply), unless
+            # that reply waits (refusals to one person go once a minute).
+            " AND (kind != 'delete' OR NOT EXISTS (SELECT 1 FROM outbox AS r"
+            "   WHERE r.status = 'pending' AND r.kind = 'send' AND r.chat_id = outbox.chat_id"
+            "   AND r.reply_to = outbox.message_id AND r.next_attempt_at <= :now))"
+            # What people wait for first (a new card, a reply, a notice), then pings, then
+            # re-renders of cards already standing (e.g. thirty turning TERLAMBAT at once).
+            " ORDER BY CASE WHEN kind = 'send' THEN 0"
+            "   WHEN kind = 'card' AND (SELECT card_message_id FROM tickets"
+            "     WHERE tickets.id = outbox.target_id) IS NULL THEN 0"
+            "   WHEN kind = 'ping' THEN 1 ELSE 2 END, id LIMIT :limit",
+            {"now": to_db_time(now), "limit": limit, **{f"k{i}": k for i, k in enumerate(kinds)}},
+        ) as cur:
+            return [OutboxItem(*r) for r in await cur.fetchall()]
+
+    async def due_pings(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        async with self.db.conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND kind = 'ping'"
+            " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (to_db_time(now), limit),
+        ) as cur:
+            return [OutboxItem(*r) for r in await cur.fetchall()]
+
+    async def next_effect_at(self) -> datetime | None:
+        async with self.db.conn.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        return from_db_time(row[0] if row else None)
+
+    async def pending_effects(self) -> int:
+        async with self.db.conn.execute(
+            "SELECT count(*) FROM outbox WHERE status = 'pending'"
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def effect_done(
+        self,
+        item: OutboxItem,
+        now: datetime,
+        message_id: int | None = None,
+        *,
+        placed: Placed | None = None,
+    ) -> bool:
+        """Delivered (with where a card or summary now is, when `message_id` names it).
+        False when the card was asked for again meanwhile: it stays pending and is rendered
+        once more."""
+        async with self.db.transaction() as conn:
+            if placed is not None and message_id is not None:
+                if placed.card is not None:
+                    await conn.execute(
+                        "UPDATE tickets SET card_message_id = ? WHERE id = ?",
+                        (message_id, placed.card),
+                    )
+                if placed.summary is not None:
+                    await conn.execute(
+                        "UPDATE recap_batches SET summary_message_id = ? WHERE id = ?",
+                        (message_id, placed.summary),
+                    )
+            return await self._effect_done(item, now, message_id)
+
+    async def _effect_done(self, item: OutboxItem, now: datetime, message_id: int | None) -> bool:
+        cur = await self.db.conn.execute(
+            "UPDATE outbox SET status = 'done', done_at = ?, message_id = coalesce(?,"
+            " message_id), probe_from = NULL WHERE id = ? AND (generation = ?"
+            " OR kind != 'card' AND kind != 'summary')",
+            (to_db_time(now), message_id, item.id, item.generation),
+        )
+        if cur.rowcount == 0:
+            await self.db.conn.execute(
+                "UPDATE outbox SET probe_from = NULL, attempts = 0 WHERE id = ?", (item.id,)
+            )
+        return cur.rowcount == 1
+
+    async def pings_done(
+        self, items: Sequence[OutboxItem], ticket_ids: Sequence[int], message_id: int | None,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Pings delivered as one message (or none: nobody's turn), recorded as the tickets'
+        current ping, in one transaction."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE tickets SET ping_message_id = ? WHERE id = ?",
+                [(message_id, i) for i in ticket_ids],
+            )
+            for item in items:
+                await self._effect_done(item, now, message_id)
+
+    async def effect_retry(
+        self, item: OutboxItem, at: datetime, error: str, *, probe_from: int | None = None
+    ) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ?, probe_from = coalesce(?, probe_from) WHERE id = ?",
+                (to_db_time(at), error, probe_from, item.id),
+            )
+
+    async def effect_postpone(self, item: OutboxItem, at: datetime) -> None:
+        """Not an attempt: its chat cannot take it before `at` (a 429, a spent budget)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (to_db_time(at), item.id)
+            )
+
+    async def forget_probe(self, item: OutboxItem) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE outbox SET probe_from = NULL WHERE id = ?", (item.id,))
+
+    async def effect_failed(self, item: OutboxItem, now: datetime, error: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET status = 'failed', done_at = ?, last_error = ? WHERE id = ?",
+                (to_db_time(now), error, item.id),
+            )
+
+    async def known_bot_messages(self, chat_id: int, low: int, high: int) -> set[int]:
+        """Every message of ours in [low, high] whose id we recorded: cards, summaries,
+        pings, reminders, notices and replies (a lost post is none of them)."""
+        args = (chat_id, low, high)
+        known: set[int] = set()
+        for sql in (
+            "SELECT card_message_id FROM tickets WHERE chat_id = ? AND card_message_id"
+            " BETWEEN ? AND ?",
+            "SELECT ping_message_id FROM tickets WHERE chat_id = ? AND ping_message_id"
+            " BETWEEN ? AND ?",
+            "SELECT message_id FROM outbox WHERE kind != 'delete' AND status = 'done'"
+            " AND chat_id = ? AND message_id BETWEEN ? AND ?",
+        ):
+            async with self.db.conn.execute(sql, args) as cur:
+                known |= {int(r[0]) for r in await cur.fetchall()}
+        async with self.db.conn.execute(
+            "SELECT summary_message_id FROM recap_batches"
+            " WHERE summary_message_id BETWEEN ? AND ?",
+            (low, high),
+        ) as cur:
+            known |= {int(r[0]) for r in await cur.fetchall()}
+        return known
+
+    async def prune(self, before: datetime) -> int:
+        """Forget delivered (or failed) effects older than `before`."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND done_at < ?",
+                (to_db_time(before),),
+            )
+        return cur.rowcount

@@ -1,0 +1,64 @@
+"""PeopleStore: see the class."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ticketbot.records import (
+    Effect,
+)
+from ticketbot.store.database import Database
+from ticketbot.store.outbox import OutboxStore
+from ticketbot.store.rows import (
+    to_db_time,
+)
+
+
+@dataclass
+class PeopleStore:
+    """Staff names, reminder rounds."""
+
+    db: Database
+    outbox: OutboxStore
+
+    async def remember_person(self, user_id: int, name: str, now: datetime) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO people (user_id, name, seen_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,"
+                " seen_at = excluded.seen_at WHERE name != excluded.name",
+                (user_id, name, to_db_time(now)),
+            )
+
+    async def names_of(self, user_ids: Iterable[int]) -> dict[int, str]:
+        ids: Sequence[int] = sorted(set(user_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        async with self.db.conn.execute(
+            f"SELECT user_id, name FROM people WHERE user_id IN ({marks})", ids
+        ) as cur:
+            return {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+    async def reminder_state(self) -> dict[str, tuple[str, int, datetime]]:
+        """key -> (about, count, last reminded) for everything reminded so far."""
+        async with self.db.conn.execute("SELECT key, about, count, last_at FROM reminders") as cur:
+            return {
+                str(r[0]): (str(r[1]), int(r[2]), datetime.fromisoformat(str(r[3])))
+                for r in await cur.fetchall()
+            }
+
+    async def record_reminders(
+        self, records: Sequence[tuple[str, str, int]], now: datetime, effects: Sequence[Effect]
+    ) -> None:
+        """A round's reminders and the record of them, in one transaction."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO reminders (key, about, count, last_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET about = excluded.about,"
+                " count = excluded.count, last_at = excluded.last_at",
+                [(key, about, n, now.isoformat()) for key, about, n in records],
+            )
+            await self.outbox.add(effects)

@@ -1,0 +1,392 @@
+"""TicketStore: see the class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ticketbot.domain.lifecycle import STEPS, Action, State, Transition
+from ticketbot.domain.validation import TicketForm
+from ticketbot.records import (
+    Actor,
+    Batch,
+    Effect,
+    Event,
+    Ticket,
+    TransitionOutcome,
+)
+from ticketbot.store.database import Database
+from ticketbot.store.events import EventStore
+from ticketbot.store.outbox import OutboxStore
+from ticketbot.store.rows import (
+    BATCH_COLUMNS,
+    CLOSED_SQL,
+    CLOSED_STATE_LIST,
+    EVENT_COLUMNS,
+    MASKED_SQL,
+    OPEN_MARKS,
+    OPEN_STATE_LIST,
+    PURGE_CHUNK,
+    STATE_OF,
+    STEP_SINCE_SQL,
+    TICKET_COLUMNS,
+    Deadline,
+    batch_from,
+    event_from,
+    from_db_time,
+    ticket_from,
+    to_db_time,
+)
+
+
+@dataclass
+class TicketStore:
+    """Tickets: intake, the compare-and-set move, deadlines, the queue, retention."""
+
+    db: Database
+    outbox: OutboxStore
+    events: EventStore
+    # The running step's deadline (the office's calendar and standards), stored with
+    # every transition; None: deadlines are filled in by `refresh_deadlines`.
+    deadline: Deadline | None = None
+
+    async def open_ticket(
+        self,
+        form: TicketForm,
+        opener: Actor,
+        chat_id: int,
+        now: datetime,
+        photo_file_id: str | None = None,
+        *,
+        intake_message_id: int | None = None,
+        effects: Callable[[int], Sequence[Effect]] = lambda _: (),
+    ) -> tuple[Ticket, bool | None]:
+        """Create the ticket, its `open` event and `effects(ticket_id)` in one transaction.
+        Returns (ticket, True) when created, (existing, False) for a duplicate, and
+        (ticket, None) when this intake message already opened it (a replayed update)."""
+        assert opener.user_id is not None
+        async with self.db.transaction() as conn:
+            if intake_message_id is not None:
+                replayed = await self._one_ticket(
+                    "intake_chat_id = ? AND intake_message_id = ?", (chat_id, intake_message_id)
+                )
+                if replayed is not None:
+                    return replayed, None
+            existing = await self._open_duplicate(form.nik, form.lembaga_key)
+            if existing is not None:
+                return existing, False
+            stamp = to_db_time(now)
+            cur = await conn.execute(
+                "INSERT INTO tickets (nik, kk, lembaga, lembaga_key, phone, nama, keterangan,"
+                " photo_file_id, state, opened_by, opened_at, state_since, step_since, chat_id,"
+                " intake_chat_id, intake_message_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?)",
+                (form.nik, form.kk, form.lembaga, form.lembaga_key, form.phone, form.nama,
+                 form.keterangan, photo_file_id, opener.user_id, stamp, stamp, stamp, chat_id,
+                 chat_id if intake_message_id else None, intake_message_id),
+            )  # fmt: skip
+            ticket_id = cur.lastrowid
+            assert ticket_id is not None
+            await self.set_due(ticket_id, State.NEW, stamp)
+            await self.events.insert(ticket_id, opener, Action.OPEN, None, State.NEW, stamp, None)
+            await self.outbox.add(effects(ticket_id))
+            ticket = await self.get_ticket(ticket_id)
+        assert ticket is not None
+        return ticket, True
+
+    async def _one_ticket(self, where: str, args: Sequence[Any]) -> Ticket | None:
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {where}", args
+        ) as cur:
+            row = await cur.fetchone()
+        return ticket_from(row) if row else None
+
+    async def _open_duplicate(self, nik: str, lembaga_key: str) -> Ticket | None:
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? AND lembaga_key = ?"
+            f" AND state IN ({OPEN_MARKS})",
+            (nik, lembaga_key, *OPEN_STATE_LIST),
+        ) as cur:
+            row = await cur.fetchone()
+        return ticket_from(row) if row else None
+
+    async def get_ticket(self, ticket_id: int) -> Ticket | None:
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?", (ticket_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return ticket_from(row) if row else None
+
+    async def ticket_by_card(self, chat_id: int, message_id: int) -> Ticket | None:
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE chat_id = ? AND card_message_id = ?",
+            (chat_id, message_id),
+        ) as cur:
+            row = await cur.fetchone()
+        return ticket_from(row) if row else None
+
+    async def closed_before(self, ticket: Ticket, limit: int = 3) -> list[Ticket]:
+        """Earlier tickets for the same NIK and lembaga that were rejected or cancelled."""
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? AND lembaga_key = ?"
+            " AND id < ? AND state IN ('rejected', 'closed_rejected', 'cancelled')"
+            " ORDER BY id DESC LIMIT ?",
+            (ticket.nik, ticket.lembaga_key, ticket.id, limit),
+        ) as cur:
+            return [ticket_from(r) for r in await cur.fetchall()]
+
+    async def tickets_by_nik(self, nik: str) -> list[Ticket]:
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? ORDER BY id DESC", (nik,)
+        ) as cur:
+            return [ticket_from(r) for r in await cur.fetchall()]
+
+    async def open_tickets(self) -> list[Ticket]:
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ({OPEN_MARKS}) ORDER BY id",
+            OPEN_STATE_LIST,
+        ) as cur:
+            return [ticket_from(r) for r in await cur.fetchall()]
+
+    async def tickets_without_card(self) -> list[Ticket]:
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE card_message_id IS NULL ORDER BY id"
+        ) as cur:
+            return [ticket_from(r) for r in await cur.fetchall()]
+
+    async def ping_sharers(self, message_id: int) -> set[int]:
+        async with self.db.conn.execute(
+            "SELECT id FROM tickets WHERE ping_message_id = ?", (message_id,)
+        ) as cur:
+            return {int(r[0]) for r in await cur.fetchall()}
+
+    async def set_card_message(self, ticket_id: int, message_id: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE tickets SET card_message_id = ? WHERE id = ?", (message_id, ticket_id)
+            )
+
+    async def count_tickets(self) -> int:
+        async with self.db.conn.execute("SELECT count(*) FROM tickets") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def apply(
+        self,
+        ticket_id: int,
+        transition: Transition,
+        actor: Actor,
+        now: datetime,
+        detail: str | None = None,
+        effects: Sequence[Effect] = (),
+    ) -> TransitionOutcome:
+        """`move`, plus the group effects it implies, in one transaction."""
+        async with self.db.transaction():
+            applied = await self.move(ticket_id, transition, actor, to_db_time(now), detail)
+            if applied:
+                await self.outbox.add(effects)
+        ticket = await self.get_ticket(ticket_id)
+        if ticket is None:
+            raise LookupError(f"ticket {ticket_id} does not exist")
+        last = None if applied else await self.events.last_transition(ticket_id)
+        return TransitionOutcome(applied, ticket, last)
+
+    async def move(
+        self, ticket_id: int, transition: Transition, actor: Actor, stamp: str,
+        detail: str | None,
+    ) -> bool:  # fmt: skip
+        """Inside a transaction: the one compare-and-set of every transition (source ->
+        target), the step's clock and deadline, and its event. False when the ticket was
+        no longer in the source state (a second tap, a stale button, a race)."""
+        step = STEP_SINCE_SQL[STEPS[transition.target].clock]
+        reason = ":detail" if transition.action == Action.REJECT else "reject_reason"
+        batch = "NULL" if transition.leaves_batch else "batch_id"
+        async with self.db.conn.execute(
+            f"UPDATE tickets SET state = :target, state_since = :stamp, step_since = {step},"
+            f" reject_reason = {reason}, batch_id = {batch}"
+            " WHERE id = :id AND state = :source RETURNING step_since",
+            {"target": transition.target.value, "stamp": stamp, "id": ticket_id,
+             "source": transition.source.value, "detail": detail},
+        ) as cur:  # fmt: skip
+            changed = await cur.fetchone()
+        if changed is None:
+            return False
+        await self.set_due(ticket_id, transition.target, changed[0])
+        await self.events.insert(
+            ticket_id, actor, transition.action, transition.source, transition.target, stamp,
+            detail,
+        )  # fmt: skip
+        return True
+
+    def _due_text(self, state: State, step_since: str | None) -> str | None:
+        if self.deadline is None:
+            return None
+        due = self.deadline(state, from_db_time(step_since))
+        return to_db_time(due) if due is not None else None
+
+    async def set_due(self, ticket_id: int, state: State, step_since: str | None) -> None:
+        """Inside a write: the deadline of the step the ticket just entered."""
+        await self.db.conn.execute(
+            "UPDATE tickets SET due_at = ? WHERE id = ?",
+            (self._due_text(state, step_since), ticket_id),
+        )
+
+    async def refresh_deadlines(self, rule: str, now: datetime) -> int:
+        """Compute the stored deadlines of the open tickets again when the rule that made
+        them (calendar, standards, holidays) is not `rule`; returns how many."""
+        before = await self.db.setting("deadline_rule")
+        if self.deadline is None or before == rule:
+            return 0
+        async with self.db.conn.execute(
+            f"SELECT id, state, step_since FROM tickets WHERE state IN ({OPEN_MARKS})",
+            OPEN_STATE_LIST,
+        ) as cur:
+            rows = list(await cur.fetchall())
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE tickets SET due_at = ? WHERE id = ?",
+                [(self._due_text(STATE_OF[r[1]], r[2]), r[0]) for r in rows],
+            )
+            if before is None:
+                # The first fill (an upgraded database): what is overdue now, its card already
+                # says (the bot before this one showed it); no re-render storm at upgrade.
+                await conn.execute(
+                    "UPDATE tickets SET overdue_shown = due_at WHERE due_at < ?",
+                    (to_db_time(now),),
+                )
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('deadline_rule', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (rule,),
+            )
+        return len(rows)
+
+    async def queue_counts(self, now: datetime) -> dict[State, tuple[int, int]]:
+        """`/antrian`: per open state, how many tickets and how many of them overdue."""
+        async with self.db.conn.execute(
+            f"SELECT state, count(*), sum(due_at < ?) FROM tickets WHERE state IN ({OPEN_MARKS})"
+            " GROUP BY state",
+            (to_db_time(now), *OPEN_STATE_LIST),
+        ) as cur:
+            return {STATE_OF[r[0]]: (r[1], r[2] or 0) for r in await cur.fetchall()}
+
+    async def queue_tickets(self, state: State, limit: int) -> list[Ticket]:
+        """The first `limit` tickets of a step by deadline (overdue first), by an index."""
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state = ? ORDER BY due_at, id LIMIT ?",
+            (state.value, limit),
+        ) as cur:
+            return [ticket_from(r) for r in await cur.fetchall()]
+
+    async def overdue_tickets(self, now: datetime, limit: int = 1000) -> list[Ticket]:
+        """Open tickets past their deadline, the longest overdue first."""
+        async with self.db.conn.execute(
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE due_at < ? AND state IN ({OPEN_MARKS})"
+            " ORDER BY due_at, id LIMIT ?",
+            (to_db_time(now), *OPEN_STATE_LIST, limit),
+        ) as cur:
+            return [ticket_from(r) for r in await cur.fetchall()]
+
+    async def newly_overdue(
+        self, now: datetime, effects: Callable[[list[int]], Sequence[Effect]], limit: int = 200
+    ) -> list[int]:
+        """Open tickets whose deadline passed and whose card does not say so yet: marked as
+        shown, with `effects` (their cards re-rendered), in one transaction. The mark is in
+        the database, so a restart re-renders none of them again."""
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                f"UPDATE tickets SET overdue_shown = due_at WHERE id IN (SELECT id FROM tickets"
+                f" WHERE due_at < ? AND state IN ({OPEN_MARKS})"
+                " AND (overdue_shown IS NULL OR overdue_shown != due_at)"
+                " ORDER BY due_at LIMIT ?) RETURNING id",
+                (to_db_time(now), *OPEN_STATE_LIST, limit),
+            ) as cur:
+                ids = sorted(int(r[0]) for r in await cur.fetchall())
+            await self.outbox.add(effects(ids))
+        return ids
+
+    async def purgeable(self, closed_before: datetime) -> list[int]:
+        """Closed tickets past retention, not yet purged; never one whose recap batch still
+        waits on the DWH admin (a batch not sent, or one of its tickets unconfirmed)."""
+        async with self.db.conn.execute(
+            # By closure time through the partial index (its states written out, as in the
+            # index, so the planner can use it; it would read every closed ticket by state).
+            "SELECT t.id FROM tickets AS t INDEXED BY tickets_purgeable"
+            f" WHERE t.purged_at IS NULL AND t.state IN ({CLOSED_SQL}) AND t.state_since < ?"
+            " AND (t.batch_id IS NULL OR (EXISTS (SELECT 1 FROM recap_batches AS b"
+            "   WHERE b.id = t.batch_id AND b.status = 'sent') AND NOT EXISTS (SELECT 1"
+            "   FROM tickets AS o WHERE o.batch_id = t.batch_id AND o.state = 'sent_to_dwh')))"
+            " ORDER BY t.id",
+            (to_db_time(closed_before),),
+        ) as cur:
+            return [int(r[0]) for r in await cur.fetchall()]
+
+    async def purge(
+        self, ticket_ids: Sequence[int], actor: Actor, now: datetime, detail: str,
+        effects: Callable[[list[int]], Sequence[Effect]] = lambda _: (),
+    ) -> list[int]:  # fmt: skip
+        """Erase phone, name, keterangan and the photo reference, mask NIK and KK, and
+        record a `purge` event per ticket, a chunk per transaction, with `effects` of the
+        purged tickets that have a card. A ticket that is open again or already purged is
+        left alone. Returns the tickets purged."""
+        done: list[int] = []
+        closed = ",".join("?" * len(CLOSED_STATE_LIST))
+        stamp = to_db_time(now)
+        for at in range(0, len(ticket_ids), PURGE_CHUNK):
+            chunk = list(ticket_ids[at : at + PURGE_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            async with self.db.transaction() as conn:
+                async with conn.execute(
+                    f"UPDATE tickets SET nik = {MASKED_SQL.format('nik')},"
+                    f" kk = {MASKED_SQL.format('kk')}, phone = '', nama = NULL,"
+                    " keterangan = '', photo_file_id = NULL, purged_at = ?"
+                    f" WHERE id IN ({marks}) AND purged_at IS NULL AND state IN ({closed})"
+                    " RETURNING id, card_message_id",
+                    (stamp, *chunk, *CLOSED_STATE_LIST),
+                ) as cur:
+                    rows = sorted((int(r[0]), r[1] is not None) for r in await cur.fetchall())
+                purged = [ticket_id for ticket_id, _ in rows]
+                for ticket_id in purged:
+                    await self.events.insert(ticket_id, actor, "purge", None, None, stamp, detail)
+                await self.outbox.add(effects([i for i, has_card in rows if has_card]))
+            done += purged
+        return done
+
+    async def move_group(self, old_id: int, new_id: int) -> None:
+        """Telegram upgraded the group to a supergroup: the id changes, messages stay."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('group_id', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(new_id),),
+            )
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('group_id_was', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(old_id),),
+            )
+            await conn.execute(
+                "UPDATE tickets SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+            )
+
+    async def subject_record(self, nik: str) -> tuple[list[Ticket], list[Event], list[Batch]]:
+        """Everything held on one NIK: its tickets, their events, the recaps they went in."""
+        tickets = sorted(await self.tickets_by_nik(nik), key=lambda t: t.id)
+        ids = [t.id for t in tickets]
+        marks = ",".join("?" * len(ids))
+        async with self.db.conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id IN ({marks}) ORDER BY id", ids
+        ) as cur:
+            events = [event_from(r) for r in await cur.fetchall()]
+        async with self.db.conn.execute(
+            # A batch's sending and its tickets' send_to_dwh events share one stamp (after
+            # an "Ulang" the ticket's batch_id names only its latest batch).
+            f"SELECT {BATCH_COLUMNS} FROM recap_batches WHERE id IN (SELECT batch_id FROM"
+            f" tickets WHERE id IN ({marks})) OR sent_at IN (SELECT at FROM events"
+            f" WHERE action = 'send_to_dwh' AND ticket_id IN ({marks})) ORDER BY id",
+            [*ids, *ids],
+        ) as cur:
+            batches = [batch_from(r) for r in await cur.fetchall()]
+        return tickets, events, batches
