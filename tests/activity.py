@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import numpy as np
 
-from ticketbot.domain.lifecycle import Action, State, transition_for
+from ticketbot.domain.lifecycle import SOP_09, Action, State
 from ticketbot.domain.validation import TicketForm
 from ticketbot.records import BOT_ACTOR, Actor
 from ticketbot.store import Stores
@@ -140,7 +140,7 @@ class Office:
     async def do(self, ticket_id: int, action: Action, actor: Actor, when: datetime,
                  reason: str | None = None) -> None:  # fmt: skip
         source = self.plan.state[ticket_id]
-        transition = transition_for(action, source)
+        transition = SOP_09.transition_for(action, source)
         assert transition is not None, (action, source)
         outcome = await self.repo.tickets.apply(ticket_id, transition, actor, when, reason)
         assert outcome.applied

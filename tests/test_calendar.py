@@ -10,11 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticketbot.domain.calendar import Sla, WorkCalendar, deadline
-from ticketbot.domain.lifecycle import State
+from ticketbot.domain.lifecycle import SOP_09, State
 
 TZ = ZoneInfo("Asia/Jakarta")
 CAL = WorkCalendar(TZ)
-SLA = Sla(kasi_minutes=10, adb_workdays=1, inform_minutes=5)
+SLA = Sla({"kasi_minutes": 10, "adb_workdays": 1, "inform_minutes": 5})
+
+
+def due(state: str, since: datetime, cal: WorkCalendar, sla: Sla) -> datetime | None:
+    """The deadline of a ticket entering `state` at `since` (SOP 09's table)."""
+    return deadline(SOP_09.step(state).standard, since, cal, sla)
 
 
 def at(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
@@ -22,22 +27,22 @@ def at(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
 
 
 def test_minutes_inside_work_hours() -> None:
-    assert deadline(State.NEW, at(2026, 11, 24, 9), CAL, SLA) == at(2026, 11, 24, 9, 10)
+    assert due(State.NEW, at(2026, 11, 24, 9), CAL, SLA) == at(2026, 11, 24, 9, 10)
 
 
 def test_minutes_across_the_end_of_work_hours() -> None:
     # 15:55 + 10 work minutes: 5 today, 5 from 07:30 on the next working day.
-    assert deadline(State.NEW, at(2026, 11, 24, 15, 55), CAL, SLA) == at(2026, 11, 25, 7, 35)
+    assert due(State.NEW, at(2026, 11, 24, 15, 55), CAL, SLA) == at(2026, 11, 25, 7, 35)
 
 
 def test_before_work_hours_starts_at_opening() -> None:
-    assert deadline(State.NEW, at(2026, 11, 24, 6, 0), CAL, SLA) == at(2026, 11, 24, 7, 40)
+    assert due(State.NEW, at(2026, 11, 24, 6, 0), CAL, SLA) == at(2026, 11, 24, 7, 40)
 
 
 def test_weekend_is_skipped() -> None:
-    assert deadline(State.NEW, at(2026, 11, 28, 10), CAL, SLA) == at(2026, 11, 30, 7, 40)
+    assert due(State.NEW, at(2026, 11, 28, 10), CAL, SLA) == at(2026, 11, 30, 7, 40)
     # Friday 15:00 + 1 working day = Monday 15:00.
-    assert deadline(State.VERIFIED, at(2026, 11, 27, 15), CAL, SLA) == at(2026, 11, 30, 15)
+    assert due(State.VERIFIED, at(2026, 11, 27, 15), CAL, SLA) == at(2026, 11, 30, 15)
 
 
 def test_national_holiday_and_cuti_bersama() -> None:
@@ -45,38 +50,34 @@ def test_national_holiday_and_cuti_bersama() -> None:
     assert CAL.holiday_name(date(2026, 12, 24)) is not None  # cuti bersama Natal
     assert not CAL.is_workday(date(2026, 12, 24))
     # Wednesday 23 Dec 10:00 + 1 working day: 24 (cuti bersama), 25 (Natal), weekend → 28.
-    assert deadline(State.VERIFIED, at(2026, 12, 23, 10), CAL, SLA) == at(2026, 12, 28, 10)
-    assert deadline(State.NEW, at(2026, 12, 24, 9), CAL, SLA) == at(2026, 12, 28, 7, 40)
+    assert due(State.VERIFIED, at(2026, 12, 23, 10), CAL, SLA) == at(2026, 12, 28, 10)
+    assert due(State.NEW, at(2026, 12, 24, 9), CAL, SLA) == at(2026, 12, 28, 7, 40)
 
 
 def test_holidays_off_and_extra_office_closures() -> None:
     no_holidays = WorkCalendar(TZ, country="")
     assert no_holidays.is_workday(date(2026, 12, 24))
     closed = WorkCalendar(TZ, extra_holidays=frozenset({date(2026, 11, 25)}))
-    assert deadline(State.NEW, at(2026, 11, 24, 15, 55), closed, SLA) == at(2026, 11, 26, 7, 35)
+    assert due(State.NEW, at(2026, 11, 24, 15, 55), closed, SLA) == at(2026, 11, 26, 7, 35)
 
 
 def test_fractional_minutes() -> None:
-    sla = Sla(kasi_minutes=0.5)
-    assert deadline(State.NEW, at(2026, 11, 24, 9), CAL, sla) == datetime(
+    sla = Sla({"kasi_minutes": 0.5})
+    assert due(State.NEW, at(2026, 11, 24, 9), CAL, sla) == datetime(
         2026, 11, 24, 9, 0, 30, tzinfo=TZ
     )
 
 
 def test_dwh_pause_and_closed_states_have_no_clock() -> None:
     for state in (State.SENT_TO_DWH, State.DONE, State.CLOSED_REJECTED, State.CANCELLED):
-        assert deadline(state, at(2026, 11, 24, 9), CAL, SLA) is None
+        assert due(state, at(2026, 11, 24, 9), CAL, SLA) is None
     # After the DWH confirms, the desk's 5 minutes count from that moment.
-    assert deadline(State.READY_TO_INFORM, at(2026, 11, 26, 10), CAL, SLA) == at(
-        2026, 11, 26, 10, 5
-    )
+    assert due(State.READY_TO_INFORM, at(2026, 11, 26, 10), CAL, SLA) == at(2026, 11, 26, 10, 5)
 
 
 def test_six_day_week() -> None:
     saturday_office = WorkCalendar(TZ, workdays=frozenset(range(6)), start=time(8), end=time(12))
-    assert deadline(State.NEW, at(2026, 11, 28, 11, 55), saturday_office, SLA) == at(
-        2026, 11, 30, 8, 5
-    )
+    assert due(State.NEW, at(2026, 11, 28, 11, 55), saturday_office, SLA) == at(2026, 11, 30, 8, 5)
 
 
 @settings(max_examples=200, deadline=None)

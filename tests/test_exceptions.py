@@ -9,9 +9,13 @@ import io
 from openpyxl import load_workbook
 
 from tests.conftest import VALID_FORM
-from ticketbot.config import DEFAULT_CANCEL_REASONS, DEFAULT_RESYNC_REASONS, DEFAULT_RETURN_REASONS
-from ticketbot.domain.lifecycle import OPEN_STATES, STEPS, TRANSITIONS, State
+from ticketbot.domain.lifecycle import SOP_09, State
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, Simulation
+
+DEFAULTS = {r.key: r.defaults for r in SOP_09.reason_lists}
+DEFAULT_RETURN_REASONS = DEFAULTS["return_reasons"]
+DEFAULT_CANCEL_REASONS = DEFAULTS["cancel_reasons"]
+DEFAULT_RESYNC_REASONS = DEFAULTS["resync_reasons"]
 
 
 async def open_card(sim: Simulation, text: str = VALID_FORM) -> int:
@@ -35,14 +39,14 @@ async def state_of(sim: Simulation, ticket_id: int = 1) -> State:
 
 
 def test_every_open_state_has_a_way_forward_and_a_way_out() -> None:
-    for state in OPEN_STATES:
-        leaving = [t for t in TRANSITIONS if t.source == state and t.target != state]
+    for state in SOP_09.open_states:
+        leaving = [t for t in SOP_09.transitions if t.source == state and t.target != state]
         assert leaving, state
         # A person can move it (the recap machine moves `synced`).
         assert any(t.roles for t in leaving) or state == State.SYNCED, state
         for t in leaving:
             if t.roles:
-                assert t.action in STEPS[state].actions, (state, t.action)
+                assert t.action in SOP_09.step(state).actions, (state, t.action)
 
 
 async def test_adb_returns_a_verified_ticket_to_the_kasi_with_a_reason(sim: Simulation) -> None:

@@ -338,7 +338,7 @@ async def test_an_outsider_tap_flood_never_holds_the_kasis_tap(sim: Simulation) 
     # The Kasi's tap is answered before the flood's later taps, and decided.
     assert order.index(kasi) < order.index(flood[-1])
     ticket = await sim.office.repo.tickets.get_ticket(1)
-    assert ticket is not None and ticket.state.value == "verified"
+    assert ticket is not None and ticket.state == "verified"
     # Outsiders' taps are not decided, and the inbox keeps only their ids.
     events = await sim.office.repo.events.events_for(1)
     assert all(e.actor_id != STRANGER.user_id for e in events)

@@ -21,9 +21,9 @@ from openpyxl import load_workbook
 
 from tests.conftest import VALID_FORM, form
 from ticketbot.cli import main, parser
-from ticketbot.config import SCHEMA, TOKEN_ENV, config_warnings, load_config, parse_config
+from ticketbot.config import TOKEN_ENV, config_warnings, load_config, parse_config, schema_of
 from ticketbot.domain.calendar import Sla, SpecialPeriod, WorkCalendar, deadline
-from ticketbot.domain.lifecycle import State
+from ticketbot.domain.lifecycle import SOP_09, State
 from ticketbot.emulator.botapi import FakeBotApi
 from ticketbot.emulator.simulation import (
     ADB,
@@ -112,7 +112,7 @@ def test_a_quoted_display_name_with_a_comma_is_one_mailbox(
 
 def test_the_example_documents_every_key(example: Path) -> None:
     text = EXAMPLE.read_text()
-    for section, keys in SCHEMA.items():
+    for section, keys in schema_of(SOP_09).items():
         assert f"[{section}" in text, section
         for key in keys:
             shown = rf"^#.*\b{key}\b|^{key}\s*=|^\[{section}\.{key}\]"
@@ -395,7 +395,12 @@ async def test_recap_email_fits_a_phone(sim: Simulation) -> None:
 
 # -- working hours -------------------------------------------------------------------------
 
-SLA = Sla(kasi_minutes=10, adb_workdays=1, inform_minutes=5)
+SLA = Sla({"kasi_minutes": 10, "adb_workdays": 1, "inform_minutes": 5})
+
+
+def due(state: str, since: datetime, cal: WorkCalendar, sla: Sla) -> datetime | None:
+    """The deadline of a ticket entering `state` at `since` (SOP 09's table)."""
+    return deadline(SOP_09.step(state).standard, since, cal, sla)
 
 
 def at(y: int, m: int, d: int, hh: int, mm: int = 0) -> datetime:
@@ -413,15 +418,15 @@ def test_friday_hours_ramadan_hours_closures_and_open_on() -> None:
         open_on=frozenset({date(2026, 12, 24)}),  # cuti bersama Natal, the office serves
     )
     # Friday 16:25 + 10 work minutes: 5 on Friday (to 16:30), 5 on Monday... closed 30 Nov.
-    assert deadline(State.NEW, at(2026, 11, 27, 16, 25), cal, SLA) == at(2026, 12, 1, 7, 35)
+    assert due(State.NEW, at(2026, 11, 27, 16, 25), cal, SLA) == at(2026, 12, 1, 7, 35)
     # Ramadan: 14:55 + 10 minutes runs past 15:00 to the next morning at 08:05.
-    assert deadline(State.NEW, at(2026, 3, 3, 14, 55), cal, SLA) == at(2026, 3, 4, 8, 5)
+    assert due(State.NEW, at(2026, 3, 3, 14, 55), cal, SLA) == at(2026, 3, 4, 8, 5)
     # One working day from Wednesday 23 Dec 10:00: the 24th is served → Thursday 10:00.
     assert cal.is_workday(date(2026, 12, 24)) and not cal.is_workday(date(2026, 12, 25))
-    assert deadline(State.VERIFIED, at(2026, 12, 23, 10), cal, SLA) == at(2026, 12, 24, 10)
+    assert due(State.VERIFIED, at(2026, 12, 23, 10), cal, SLA) == at(2026, 12, 24, 10)
     # Friday 16:15 + 1 working day lands after Monday's close: Monday 16:00 (30 Nov is
     # closed, so Tuesday).
-    assert deadline(State.VERIFIED, at(2026, 11, 27, 16, 15), cal, SLA) == at(2026, 12, 1, 16)
+    assert due(State.VERIFIED, at(2026, 11, 27, 16, 15), cal, SLA) == at(2026, 12, 1, 16)
 
 
 def test_calendar_keys_from_the_configuration(tmp_path: Path) -> None:

@@ -13,17 +13,7 @@ import pytest
 
 from ticketbot import callback_data as cb
 from ticketbot.domain.calendar import Sla, WorkCalendar, deadline
-from ticketbot.domain.lifecycle import (
-    OPEN_STATES,
-    QUEUE_ORDER,
-    STEPS,
-    TRANSITIONS,
-    Action,
-    Clock,
-    State,
-    Unit,
-    transition_for,
-)
+from ticketbot.domain.lifecycle import SOP_09, Clock, State, Unit
 from ticketbot.emulator.simulation import Simulation
 from ticketbot.paths import MIGRATIONS_DIR
 from ticketbot.records import Ticket
@@ -32,7 +22,8 @@ from ticketbot.store import Stores
 
 TZ = ZoneInfo("Asia/Jakarta")
 CAL = WorkCalendar(TZ)
-SLA = Sla(kasi_minutes=10, adb_workdays=1, inform_minutes=5)
+SLA = Sla({"kasi_minutes": 10, "adb_workdays": 1, "inform_minutes": 5})
+STEPS = {s.state: s for s in SOP_09.steps}
 SINCE = datetime(2026, 11, 24, 9, 0, tzinfo=TZ)
 
 
@@ -49,15 +40,15 @@ def ticket_in(state: State, **changes: object) -> Ticket:
 
 def test_every_state_has_one_row_and_every_transition_starts_from_an_offered_action() -> None:
     assert set(STEPS) == set(State)
-    for t in TRANSITIONS:
+    for t in SOP_09.transitions:
         if t.roles:  # a person's action: a button on the card of its source state
             assert t.action in STEPS[t.source].actions, (t.action, t.source)
     for step in STEPS.values():
         for action in step.actions:
-            assert any(t.action == action and t.source == step.state for t in TRANSITIONS)
+            assert any(t.action == action and t.source == step.state for t in SOP_09.transitions)
     assert (
-        tuple(s for s in sorted(OPEN_STATES, key=lambda s: STEPS[s].queue_rank or 0))
-        == QUEUE_ORDER
+        tuple(s for s in sorted(SOP_09.open_states, key=lambda s: STEPS[s].queue_rank or 0))
+        == SOP_09.queue_order
     )
 
 
@@ -74,7 +65,7 @@ def test_the_open_ticket_index_lists_exactly_the_open_states() -> None:
             definition = found[1]
     assert definition is not None
     listed = {s.strip().strip("'") for s in definition.split(",")}
-    assert listed == {s.value for s in OPEN_STATES}
+    assert listed == set(SOP_09.open_states)
 
 
 async def test_every_state_reads_deadline_turn_buttons_and_rank_from_the_table(
@@ -84,13 +75,13 @@ async def test_every_state_reads_deadline_turn_buttons_and_rank_from_the_table(
     for state, step in STEPS.items():
         ticket = ticket_in(state, step_since=None if step.clock == Clock.STOP else SINCE)
         # Deadline: the step's standard in its unit, or none.
-        due = deadline(state, ticket.step_since, CAL, SLA)
+        due = deadline(step.standard, ticket.step_since, CAL, SLA)
         if step.standard is None:
             assert due is None
         elif step.standard.unit == Unit.WORKDAYS:
-            assert due == CAL.add_workdays(SINCE, getattr(SLA, step.standard.setting))
+            assert due == CAL.add_workdays(SINCE, SLA.amount(step.standard))
         else:
-            assert due == CAL.add_work_time(SINCE, getattr(SLA, step.standard.setting))
+            assert due == CAL.add_work_time(SINCE, SLA.amount(step.standard))
         # Turn: the step's roles (every configured person in them), or the opener.
         people = await office.turn(ticket)
         expected = [i for r in sorted(step.turn) for i in sorted(sim.config.roles[r])]
@@ -99,33 +90,17 @@ async def test_every_state_reads_deadline_turn_buttons_and_rank_from_the_table(
         assert [p.user_id for p in people] == expected, state
         # Buttons: the step's actions in order, then NIK while open.
         pressed = [
-            cb.parse(b.data).press  # type: ignore[union-attr]
-            for row in views.buttons(ticket, choosing=False)
+            cb.parse(b.data).code  # type: ignore[union-attr]
+            for row in views.buttons(ticket)
             for b in row
             if b.data
         ]
-        direct = {
-            Action.VERIFY: cb.Press.VERIFY,
-            Action.CANCEL: cb.Press.CANCEL,
-            Action.SYNC_AT_KONSOLIDASI: cb.Press.SYNC,
-            Action.CONFIRM_DWH: cb.Press.CONFIRM_DWH,
-            Action.INFORM: cb.Press.INFORM,
-        }
-        with_reason = {
-            Action.REJECT: cb.Press.REJECT_MENU,
-            Action.CANCEL: cb.Press.CANCEL_MENU,
-            Action.RETURN_TO_KASI: cb.Press.RETURN_MENU,
-            Action.RESYNC: cb.Press.RESYNC_MENU,
-        }
-        wanted = [
-            (with_reason if transition_for(a, state).needs_reason else direct)[a]  # type: ignore[union-attr]
-            for a in step.actions
-        ] + ([cb.Press.VIEW_NIK] if step.is_open else [])  # fmt: skip
-        assert pressed == wanted, state
+        wanted = [SOP_09.button(a).code for a in step.actions]
+        assert pressed == [*wanted, *([cb.VIEW_NIK] if step.is_open else [])], state
         # Queue: open states in rank order; closed ones not listed.
-        assert (state in QUEUE_ORDER) == step.is_open
+        assert (state in SOP_09.queue_order) == step.is_open
         if step.is_open:
-            assert QUEUE_ORDER.index(state) == sorted(
+            assert SOP_09.queue_order.index(state) == sorted(
                 s.queue_rank or 0 for s in STEPS.values() if s.is_open
             ).index(step.queue_rank or 0)
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.activity import SETTINGS, TZ, expected_figures, month_of_activity
 from ticketbot.domain.report import Month, percentile
-from ticketbot.emulator.simulation import GROUP_ID, KASI, STAF, Simulation
+from ticketbot.emulator.simulation import GROUP_ID, KASI, Simulation
 
 FULL_NUMBER = re.compile(r"(?<!\d)\d{16}(?!\d)")
 MAY = Month(2026, 5)
@@ -131,7 +131,7 @@ async def test_laporan_sends_one_photo_and_one_document(sim: Simulation) -> None
 async def test_laporan_refuses_a_bad_month_in_indonesian(
     sim: Simulation, argument: str, words: str
 ) -> None:
-    await sim.say(STAF, f"/laporan {argument}")
+    await sim.say(KASI, f"/laporan {argument}")
     await sim.services.outbox.drained()
     assert not sim.api.calls_of("sendPhoto", "sendDocument")
     assert words in (sim.last_bot_message().plain or "")
@@ -140,7 +140,7 @@ async def test_laporan_refuses_a_bad_month_in_indonesian(
 @office_hours
 async def test_laporan_alone_is_the_running_month(sim: Simulation) -> None:
     # The simulated clock stands on 24 Nov 2026: November so far.
-    await sim.say(STAF, "/laporan")
+    await sim.say(KASI, "/laporan")
     photo = sim.api.calls_of("sendPhoto")[-1]
     assert str(photo.params["caption"]).startswith("📊 <b>Laporan November 2026</b> (s.d. ")
 
@@ -216,7 +216,7 @@ async def test_a_refused_monthly_email_is_told_once(tmp_path: Path) -> None:
 @office_hours
 async def test_laporan_refused_by_telegram_says_so_in_indonesian(sim: Simulation) -> None:
     sim.api.fail_next("sendPhoto", 400, "Bad Request: IMAGE_PROCESS_FAILED")
-    await sim.say(STAF, "/laporan 2026-05")
+    await sim.say(KASI, "/laporan 2026-05")
     await sim.services.outbox.drained()
     assert not sim.api.calls_of("sendPhoto", "sendDocument")
     assert (sim.last_bot_message().plain or "").startswith(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketbot.domain.lifecycle import Action, State, transition_for
+from ticketbot.domain.lifecycle import SOP_09, Action, State
 from ticketbot.domain.validation import TicketForm
 from ticketbot.records import Actor
 from ticketbot.schema import migration_files, split_statements
@@ -84,7 +84,7 @@ async def test_compare_and_set_under_a_race(tmp_path: Path) -> None:
     repo = await Stores.open(tmp_path / "db.sqlite3")
     try:
         ticket, _ = await repo.tickets.open_ticket(FORM, STAF, -1, NOW)
-        verify = transition_for(Action.VERIFY, State.NEW)
+        verify = SOP_09.transition_for(Action.VERIFY, State.NEW)
         assert verify is not None
         outcomes = await asyncio.gather(
             *(

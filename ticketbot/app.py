@@ -25,7 +25,7 @@ from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
 from ticketbot.inbox import Inbox, TrackedUpdates
 from ticketbot.jobs import schedule_jobs
-from ticketbot.office import Office
+from ticketbot.office import Office, deadline_of
 from ticketbot.outbox import OutboxWorker, Pacer
 from ticketbot.recap import RecapDesk
 from ticketbot.records import card_effect
@@ -48,8 +48,11 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     group = filters.Chat(chat_id=config.telegram.group_id)
 
     async def post_init(app: App) -> None:
-        repo = await Stores.open(config.database_path)
-        texts = Texts(config.office.timezone)
+        # Every transition stores its step's deadline, by this office's calendar.
+        repo = await Stores.open(
+            config.database_path, procedure=config.procedure, deadline=deadline_of(config)
+        )
+        texts = Texts(config.office.timezone, config.procedure.words)
         office = Office(config, repo, clock)
         tg = config.telegram
         views = Views(config, texts)
@@ -102,7 +105,11 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
         .post_shutdown(post_shutdown)
         .build()
     )
+    # Who may do what is the procedure's table of roles (SPEC §3): anyone with a role may
+    # ask; those who open tickets open them; those who press buttons give reasons.
     staff = filters.User(user_id=sorted({i for ids in config.roles.values() for i in ids}))
+    openers = filters.User(user_id=sorted(config.people_who("opens")))
+    pressers = filters.User(user_id=sorted(config.people_who("presses")))
     in_office = group & staff
     # Only /tiket (and its photo caption) is read again when edited; other commands are not
     # answered twice.
@@ -114,10 +121,11 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     # /id answers anywhere: it is how the configuration gets filled in.
     app.add_handler(CommandHandler("id", handlers.on_id, filters.UpdateType.MESSAGE))
     # Opening a ticket: /tiket with the form, or a photo of the KK/KTP-el with it as caption.
-    app.add_handler(CommandHandler("tiket", handlers.on_tiket, filters=in_office))
+    app.add_handler(CommandHandler("tiket", handlers.on_tiket, filters=group & openers))
     app.add_handler(
         MessageHandler(
-            in_office & filters.PHOTO & filters.CaptionRegex(TICKET_CAPTION), handlers.on_tiket
+            group & openers & filters.PHOTO & filters.CaptionRegex(TICKET_CAPTION),
+            handlers.on_tiket,
         )
     )
     # Help in the group; a short explanation in a private chat.
@@ -137,8 +145,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     app.add_handler(CallbackQueryHandler(handlers.on_button))
     # A reply to a card: the free-text reason of a rejection.
     app.add_handler(
-        MessageHandler(new_in_office & filters.REPLY & filters.TEXT & ~filters.COMMAND,
-                       handlers.on_reply)
+        MessageHandler(new_in_office & pressers & filters.REPLY & filters.TEXT
+                       & ~filters.COMMAND, handlers.on_reply)
     )  # fmt: skip
     app.add_error_handler(handlers.on_error)
     return app

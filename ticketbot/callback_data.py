@@ -1,48 +1,57 @@
 """Inline-button data: short, versioned, strictly parsed. It is untrusted input.
 
-Format `1:<code>:<id>[:<n>]`, at most 64 bytes (Telegram's limit). Anything else,
-including an old version, parses to None and is answered "tombol tidak berlaku".
+    1:<code>:<id>                 a button of the procedure's table (its code), or one of
+                                  the fixed ones below; id is the ticket (a batch for D)
+    1:r:<id>:<menu>:<n>           preset reason n of the reason menu <menu>
+    1:x:<id>:<menu>               back from that menu to the card
+
+A menu is named by its action's code and the round it was opened in (`t3`: the third menu
+opened on this ticket, Tolak's): a reason button belongs to the action and the opening whose
+menu showed it, so an older menu's button changes nothing. At most 64 bytes (Telegram's
+limit). Anything else, including an old version, parses to None ("tombol tidak berlaku").
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 VERSION = "1"
 MAX_BYTES = 64
+VIEW_NIK = "n"
+VIEW_PHOTO = "f"  # "Foto": the KK/KTP-el photo, sent to the presser privately
+CONFIRM_BATCH = "D"  # id is a recap batch, not a ticket
+REASON = "r"
+BACK = "x"
+
+PATTERN = re.compile(
+    r"^1:([A-Za-z]):([1-9]\d{0,8})(?::([A-Za-z])([1-9]\d{0,5}))?(?::(\d{1,2}))?$"
+)
 
 
-class Press(StrEnum):
-    VERIFY = "v"
-    REJECT_MENU = "t"  # "Tolak": show the reasons
-    RETURN_MENU = "m"  # "Kembalikan" (to the Kasi): show the reasons
-    CANCEL_MENU = "c"  # "Batal" on a verified ticket: show the reasons
-    RESYNC_MENU = "u"  # "Ulang": show the reasons
-    REJECT_REASON = "r"  # a preset reason of the open menu, n = its index
-    REJECT_BACK = "x"  # back from the reasons to the card
-    CANCEL = "b"
-    SYNC = "k"
-    CONFIRM_DWH = "d"
-    INFORM = "i"
-    VIEW_NIK = "n"
-    VIEW_PHOTO = "f"  # "Foto": the KK/KTP-el photo, sent to the presser privately
-    CONFIRM_BATCH = "D"  # id is a recap batch, not a ticket
+@dataclass(frozen=True)
+class Menu:
+    code: str  # the code of the action whose reasons it shows
+    round: int  # which opening of a menu on this ticket
 
-
-PATTERN = re.compile(r"^1:([A-Za-z]):([1-9]\d{0,8})(?::(\d{1,2}))?$")
+    def __str__(self) -> str:
+        return f"{self.code}{self.round}"
 
 
 @dataclass(frozen=True)
 class ButtonPress:
-    press: Press
+    code: str
     target_id: int
-    index: int | None = None
+    menu: Menu | None = None  # reason and back buttons
+    index: int | None = None  # reason buttons
 
 
-def encode(press: Press, target_id: int, index: int | None = None) -> str:
-    data = f"{VERSION}:{press.value}:{target_id}" + ("" if index is None else f":{index}")
+def encode(code: str, target_id: int, menu: Menu | None = None, index: int | None = None) -> str:
+    data = f"{VERSION}:{code}:{target_id}"
+    if menu is not None:
+        data += f":{menu}"
+    if index is not None:
+        data += f":{index}"
     assert len(data.encode()) <= MAX_BYTES
     return data
 
@@ -53,11 +62,14 @@ def parse(data: str | None) -> ButtonPress | None:
     match = PATTERN.match(data)
     if not match:
         return None
-    try:
-        press = Press(match[1])
-    except ValueError:
+    code, target, menu_code, menu_round, index = match.groups()
+    menu = Menu(menu_code, int(menu_round)) if menu_code else None
+    if code == REASON:
+        if menu is None or index is None:
+            return None
+    elif code == BACK:
+        if menu is None or index is not None:
+            return None
+    elif menu is not None or index is not None:
         return None
-    has_index = match[3] is not None
-    if has_index != (press == Press.REJECT_REASON):
-        return None
-    return ButtonPress(press, int(match[2]), int(match[3]) if has_index else None)
+    return ButtonPress(code, int(target), menu, int(index) if index is not None else None)

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticketbot.domain.calendar import WEEKDAYS, Sla, SpecialPeriod, WorkCalendar, parse_workdays
-from ticketbot.domain.lifecycle import Role
+from ticketbot.domain.lifecycle import SOP_09, Procedure, Transition
 from ticketbot.domain.validation import LembagaCatalog
 
 TOKEN_ENV = "TICKETBOT_TELEGRAM_TOKEN"
@@ -36,7 +36,6 @@ SCHEMA: dict[str, frozenset[str]] = {
     "telegram": frozenset(
         {"token", "base_url", "group_id", "messages_per_second", "group_messages_per_minute"}
     ),
-    "roles": frozenset({"kasi", "adb", "staf", "kadis"}),
     "database": frozenset({"path"}),
     "smtp": frozenset(
         {"host", "port", "security", "username", "password", "from", "timeout_seconds", "ca_file"}
@@ -55,11 +54,22 @@ SCHEMA: dict[str, frozenset[str]] = {
             *DAY_HOURS,
         }
     ),
-    "sla": frozenset({"kasi_minutes", "adb_workdays", "inform_minutes"}),
     "privacy": frozenset({"delete_intake", "retention_days"}),
-    "reject": frozenset({"reasons", "return_reasons", "cancel_reasons", "resync_reasons"}),
     "lembaga": frozenset({"known"}),
 }
+
+
+def schema_of(procedure: Procedure) -> dict[str, frozenset[str]]:
+    """Every key: the fixed sections, and those the procedure's table names (its roles,
+    its time standards, its reason lists)."""
+    return {
+        **SCHEMA,
+        "roles": frozenset(procedure.role_names()),
+        "sla": frozenset(s.setting for s in procedure.standards),
+        "reject": frozenset(r.key for r in procedure.reason_lists),
+    }
+
+
 SPECIAL_KEYS = frozenset({"from", "to", "hours", "open_on"})
 REQUIRED_SECTIONS = ("office", "telegram", "roles", "smtp", "recap")
 
@@ -71,28 +81,6 @@ DEFAULT_LEMBAGA: dict[str, list[str]] = {
     "Direktorat Jenderal Pajak": ["djp", "pajak", "kantor pajak", "npwp"],
     "Kemensos DTKS": ["dtks", "kemensos", "bansos", "pkh"],
 }
-DEFAULT_RETURN_REASONS = [
-    "Salinan KK tidak sesuai data SIAK",
-    "NIK belum diverifikasi dengan dokumen",
-    "Data perlu diperbaiki di loket",
-]
-DEFAULT_CANCEL_REASONS = [
-    "Permohonan dicabut pemohon",
-    "Sudah ditangani di luar tiket ini",
-    "Tiket salah input",
-]
-DEFAULT_RESYNC_REASONS = [
-    "DWH masih belum membaca NIK",
-    "Lembaga masih menolak NIK",
-    "Konfirmasi admin DWH: sinkron gagal",
-]
-DEFAULT_REJECT_REASONS = [
-    "NIK tidak ditemukan di database SIAK",
-    "Data pemohon tidak sesuai dokumen",
-    "Dokumen persyaratan belum lengkap",
-    "Bukan masalah sinkronisasi DWH",
-]
-
 
 class Secret:
     """A string that never prints itself."""
@@ -168,7 +156,7 @@ class RemindersConfig:
 class Config:
     office: OfficeConfig
     telegram: TelegramConfig
-    roles: Mapping[Role, frozenset[int]]
+    roles: Mapping[str, frozenset[int]]  # every role of the procedure, kadis included
     database_path: Path
     smtp: SmtpConfig
     recap: RecapConfig
@@ -176,21 +164,28 @@ class Config:
     sla: Sla
     delete_intake: bool
     lembaga: LembagaCatalog
-    reject_reasons: tuple[str, ...]
-    # Preset reasons of the other exception paths, by action (Kembalikan, Batal, Ulang).
-    other_reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    kadis: frozenset[int] = frozenset()
+    # Preset reasons, by the procedure's reason list ("reasons" is Tolak's).
+    reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     report_to: tuple[str, ...] = ()
     retention_days: int = 730
+    procedure: Procedure = field(default=SOP_09, compare=False, repr=False)
     source: Path | None = field(default=None, compare=False)
 
-    def roles_of(self, user_id: int) -> frozenset[Role]:
+    def roles_of(self, user_id: int) -> frozenset[str]:
         return frozenset(role for role, ids in self.roles.items() if user_id in ids)
 
-    def reasons_for(self, action: str) -> tuple[str, ...]:
-        """The preset reasons offered as buttons when `action` needs one."""
-        return self.reject_reasons if action == "reject" else self.other_reasons.get(action, ())
+    def people_who(self, what: str) -> frozenset[int]:
+        """Everyone whose role says `what` ("presses", "opens", "reports", "recaps")."""
+        roles = self.procedure.roles_that(what)
+        return frozenset(i for role, ids in self.roles.items() if role in roles for i in ids)
+
+    def may(self, user_id: int, what: str) -> bool:
+        return bool(self.roles_of(user_id) & self.procedure.roles_that(what))
+
+    def reasons_of(self, transition: Transition) -> tuple[str, ...]:
+        """The preset reasons offered as buttons for a transition that needs one."""
+        return self.reasons.get(transition.reasons or "", ())
 
 
 class ConfigError(Exception):
@@ -296,16 +291,16 @@ def _hint(name: str, known: frozenset[str] | tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _unknown_keys(r: _Reader) -> None:
+def _unknown_keys(r: _Reader, schema: Mapping[str, frozenset[str]]) -> None:
     """A typo must not pass silently: every unknown section and key is an error."""
     for name, value in r.data.items():
-        if name not in SCHEMA:
+        if name not in schema:
             kind = "section" if isinstance(value, Mapping) else "key"
-            close = difflib.get_close_matches(name, sorted(SCHEMA), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(name, sorted(schema), n=1, cutoff=0.6)
             hint = f" (did you mean [{close[0]}]?)" if close and kind == "section" else ""
             if close and kind == "section" and close[0] not in r.data:
                 r.misspelt.add(close[0])
-            r.fail(name, f"unknown {kind}{hint or _hint(name, tuple(SCHEMA))}")
+            r.fail(name, f"unknown {kind}{hint or _hint(name, tuple(schema))}")
             continue
         if not isinstance(value, Mapping):
             r.fail(name, "must be a section ([" + name + "])")
@@ -313,8 +308,8 @@ def _unknown_keys(r: _Reader) -> None:
         if name == "lembaga":
             continue  # [lembaga.known] names are the office's own
         for key in value:
-            if key not in SCHEMA[name]:
-                r.fail(f"{name}.{key}", f"unknown key{_hint(key, SCHEMA[name])}")
+            if key not in schema[name]:
+                r.fail(f"{name}.{key}", f"unknown key{_hint(key, schema[name])}")
     specials = r.raw("calendar.special")
     for index, entry in enumerate(specials if isinstance(specials, list) else []):
         for key in entry if isinstance(entry, Mapping) else ():
@@ -384,40 +379,31 @@ def _emails(r: _Reader, key: str, *, required: bool) -> tuple[str, ...]:
     return tuple(v.strip() for v in values)
 
 
-def _roles(r: _Reader) -> dict[Role, frozenset[int]]:
-    roles: dict[Role, frozenset[int]] = {}
+def _roles(r: _Reader, procedure: Procedure) -> dict[str, frozenset[int]]:
+    roles: dict[str, frozenset[int]] = {}
     table = r.raw("roles")
+    listed = [rule.role for rule in procedure.roles if rule.listed]
     if not isinstance(table, Mapping):
-        r.fail("roles", "is required: kasi, adb and staf lists of Telegram user ids")
-        return {role: frozenset() for role in Role}
-    for role in Role:
-        key = f"roles.{role.value}"
-        value = table.get(role.value)
+        names = ", ".join(listed[:-1]) + f" and {listed[-1]}" if len(listed) > 1 else listed[0]
+        r.fail("roles", f"is required: {names} lists of Telegram user ids")
+        return {rule.role: frozenset() for rule in procedure.roles}
+    for rule in procedure.roles:
+        key = f"roles.{rule.role}"
+        value = table.get(rule.role)
         ids: list[int] = []
         if value is None:
-            r.fail(key, "is required: a list of Telegram user ids")
+            if rule.listed:
+                r.fail(key, "is required: a list of Telegram user ids")
         elif not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
         ):
             r.fail(key, "must be a list of Telegram user ids (positive integers, no quotes)")
         else:
             ids = value
-            if role in (Role.KASI, Role.ADB) and not ids:
+            if rule.required and not ids:
                 r.fail(key, "must name at least one user id")
-        roles[role] = frozenset(ids)
+        roles[rule.role] = frozenset(ids)
     return roles
-
-
-def _user_ids(r: _Reader, key: str) -> frozenset[int]:
-    value = r.raw(key)
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
-    ):
-        r.fail(key, "must be a list of Telegram user ids (positive integers, no quotes)")
-        return frozenset()
-    return frozenset(value)
 
 
 def _database_path(r: _Reader, base: Path) -> Path:
@@ -503,12 +489,13 @@ def _lembaga(r: _Reader) -> LembagaCatalog:
 
 
 def parse_config(
-    data: Mapping[str, Any], env: Mapping[str, str], base: Path, *, need_token: bool = True
-) -> Config:
+    data: Mapping[str, Any], env: Mapping[str, str], base: Path, *, need_token: bool = True,
+    procedure: Procedure = SOP_09,
+) -> Config:  # fmt: skip
     """`need_token` False: for the verbs that never talk to Telegram (backup, recap
     --dry-run, report, export, purge), which run as the service user without the secrets."""
     r = _Reader(data)
-    _unknown_keys(r)
+    _unknown_keys(r, schema_of(procedure))
     for section in REQUIRED_SECTIONS:
         if section not in data and section not in r.misspelt:
             r.fail(f"[{section}]", "section is missing")
@@ -589,7 +576,7 @@ def parse_config(
         escalate_after=max(r.integer("reminders.escalate_after", 2), 0),
         morning_summary=r.clock("reminders.morning_summary", summary) if summary else None,
     )
-    roles = _roles(r)
+    roles = _roles(r, procedure)
     config = Config(
         office=OfficeConfig(name=name, timezone=tz),
         telegram=telegram,
@@ -598,36 +585,35 @@ def parse_config(
         smtp=smtp,
         recap=recap,
         calendar=_calendar(r, tz),
-        sla=Sla(
-            kasi_minutes=r.number("sla.kasi_minutes", 10),
-            adb_workdays=r.number("sla.adb_workdays", 1),
-            inform_minutes=r.number("sla.inform_minutes", 5),
-        ),
+        sla=Sla({
+            standard.setting: r.number(f"sla.{standard.setting}", standard.default)
+            for standard in procedure.standards
+        }),
         delete_intake=r.boolean("privacy.delete_intake", True),
         lembaga=_lembaga(r),
-        reject_reasons=tuple(r.strings("reject.reasons", DEFAULT_REJECT_REASONS)),
-        other_reasons={
-            "return_to_kasi": tuple(r.strings("reject.return_reasons", DEFAULT_RETURN_REASONS)),
-            "cancel": tuple(r.strings("reject.cancel_reasons", DEFAULT_CANCEL_REASONS)),
-            "resync": tuple(r.strings("reject.resync_reasons", DEFAULT_RESYNC_REASONS)),
+        reasons={
+            lst.key: tuple(r.strings(f"reject.{lst.key}", list(lst.defaults)))
+            for lst in procedure.reason_lists
         },
-        kadis=_user_ids(r, "roles.kadis"),
         reminders=reminders,
         report_to=_emails(r, "report.to", required=False),
         retention_days=r.integer("privacy.retention_days", 730),
+        procedure=procedure,
     )
     if config.retention_days < 1:
         r.fail("privacy.retention_days", "must be at least 1")
-    if not config.reject_reasons:
-        r.fail("reject.reasons", "must name at least one reason")
+    for lst in procedure.reason_lists:
+        if lst.key == "reasons" and not config.reasons[lst.key]:
+            r.fail("reject.reasons", "must name at least one reason")
     if r.problems:
         raise ConfigError(r.problems)
     return config
 
 
 def load_config(
-    path: Path, env: Mapping[str, str] | None = None, *, need_token: bool = True
-) -> Config:
+    path: Path, env: Mapping[str, str] | None = None, *, need_token: bool = True,
+    procedure: Procedure = SOP_09,
+) -> Config:  # fmt: skip
     """Load and validate; raises ConfigError with one `key: message` line per problem."""
     env = os.environ if env is None else env
     try:
@@ -638,7 +624,9 @@ def load_config(
         raise ConfigError([f"config: cannot read {path}: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"config: {path} is not valid TOML: {exc}"]) from None
-    config = parse_config(data, env, path.resolve().parent, need_token=need_token)
+    config = parse_config(
+        data, env, path.resolve().parent, need_token=need_token, procedure=procedure
+    )
     return replace(config, source=path)
 
 

@@ -11,7 +11,6 @@ from telegram import Message, Update, User
 from telegram.constants import MessageEntityType
 
 from ticketbot import callback_data, group, telegram_io
-from ticketbot.domain.lifecycle import Role
 from ticketbot.domain.privacy import carries_full_number, clean_text, clip_utf16, redact_numbers
 from ticketbot.inbox import storage_fault
 from ticketbot.office import FormRefused, Opened, PhotoShown, ReasonHasNumber
@@ -180,7 +179,7 @@ async def on_rekap(update: Update, context: Context) -> None:
     args = [a.lower() for a in context.args or []]
     if args[:1] != ["kirim"]:
         text = await s.desk.preview()
-    elif not s.config.roles_of(message.from_user.id) & {Role.KASI, Role.ADB}:
+    elif not s.config.may(message.from_user.id, "recaps"):
         text = s.texts.render("telegram/recap_not_allowed.html")
     elif not await s.desk.free_within(RECAP_WAIT):
         # A recap is being handed to the mail server right now: no waiting on it here.
@@ -201,6 +200,10 @@ async def on_laporan(update: Update, context: Context) -> None:
     if message is None:
         return
     s = context.bot_data.services
+    if message.from_user is None or not s.config.may(message.from_user.id, "reports"):
+        text = s.texts.render("telegram/report_refused.html", problem="role")
+        await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
+        return
     month = s.reports.choose(" ".join(context.args or []), s.office.clock())
     if isinstance(month, str):
         text = s.texts.render("telegram/report_refused.html", problem=month)

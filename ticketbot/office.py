@@ -9,27 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import holidays
 
-from ticketbot.callback_data import ButtonPress, Press
+from ticketbot import callback_data as cb
+from ticketbot.callback_data import ButtonPress
 from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
 from ticketbot.domain.calendar import deadline
-from ticketbot.domain.lifecycle import (
-    QUEUE_ORDER,
-    STEPS,
-    Action,
-    Refusal,
-    Role,
-    State,
-    Transition,
-    may_perform,
-    may_view_nik,
-    transition_for,
-)
+from ticketbot.domain.lifecycle import Action, Refusal, State, Transition
 from ticketbot.domain.privacy import (
     ascii_digits,
     carries_full_number,
@@ -50,26 +41,8 @@ from ticketbot.records import (
     summary_effect,
 )
 from ticketbot.store import Stores
+from ticketbot.store.rows import Deadline
 
-# Not transitions, but recorded: somebody opened ("<action>_menu") or closed
-# ("<action>_back") the reasons of an action that needs one ("reject_menu", …).
-MENU, BACK = "_menu", "_back"
-# The buttons that open the reasons of an action.
-MENU_PRESSES = {
-    Press.REJECT_MENU: Action.REJECT,
-    Press.RETURN_MENU: Action.RETURN_TO_KASI,
-    Press.CANCEL_MENU: Action.CANCEL,
-    Press.RESYNC_MENU: Action.RESYNC,
-}
-# Every other ticket button and the action it asks for (VIEW_NIK and CONFIRM_BATCH are not
-# transitions of the pressed ticket; a reason and "back" belong to the open menu).
-PRESS_ACTIONS = {
-    Press.VERIFY: Action.VERIFY,
-    Press.CANCEL: Action.CANCEL,
-    Press.SYNC: Action.SYNC_AT_KONSOLIDASI,
-    Press.CONFIRM_DWH: Action.CONFIRM_DWH,
-    Press.INFORM: Action.INFORM,
-}
 REASON_LIMIT = 200  # UTF-16 units
 TICKET_REF = re.compile(r"^#?\s*(\d{1,9})$")
 
@@ -116,14 +89,14 @@ IntakeOutcome = FormRequested | FormRefused | Opened | Duplicate
 @dataclass(frozen=True)
 class Applied:
     ticket: Ticket
-    action: Action
+    action: str
 
 
 @dataclass(frozen=True)
 class ReasonMenu:
     ticket: Ticket
     opened: bool  # False: closed again ("Kembali")
-    action: Action = Action.REJECT
+    action: str = Action.REJECT
 
 
 @dataclass(frozen=True)
@@ -149,7 +122,7 @@ class PhotoShown:
 class Refused:
     ticket: Ticket
     refusal: Refusal
-    action: Action | None  # None: not even a role of the office
+    action: str | None  # None: not even a role of the office
     last: Event | None = None  # who moved the ticket on, for WRONG_STATE
 
 
@@ -185,7 +158,7 @@ class CardFacts:
     turn: list[Person]
     due: datetime | None
     left_minutes: float  # work minutes to the deadline; negative once overdue
-    menu: Action | None  # the action whose reasons are shown on the card
+    menu: str | None  # the action whose reasons are shown on the card
     dwh_workdays: float | None  # how long it has waited on the central DWH admin
     earlier: list[Ticket] = field(default_factory=list)  # rejected/cancelled before
     earlier_reasons: dict[int, str] = field(default_factory=dict)
@@ -238,9 +211,20 @@ class QueueRow:
 
 @dataclass(frozen=True)
 class QueueFacts:
-    by_step: list[tuple[State, list[QueueRow]]]  # steps with overdue tickets first
+    by_step: list[tuple[str, list[QueueRow]]]  # steps with overdue tickets first
     total: int
     overdue: int
+
+
+def deadline_of(config: Config) -> Deadline:
+    """The deadline of the step a ticket enters, by the office's calendar and standards
+    (stored with every transition)."""
+    procedure, calendar, sla = config.procedure, config.calendar, config.sla
+
+    def rule(state: str, since: datetime | None) -> datetime | None:
+        return deadline(procedure.step(state).standard, since, calendar, sla)
+
+    return rule
 
 
 @dataclass
@@ -253,9 +237,7 @@ class Office:
 
     def __post_init__(self) -> None:
         self.group_id = self.group_id or self.config.telegram.group_id
-        # Every transition stores its step's deadline, by this office's calendar and standards.
-        calendar, sla = self.config.calendar, self.config.sla
-        self.repo.tickets.deadline = lambda state, since: deadline(state, since, calendar, sla)
+        self.procedure = self.config.procedure
 
     def deadline_rule(self) -> str:
         """What the stored deadlines were computed with: the calendar, the standards and the
@@ -335,7 +317,7 @@ class Office:
             turn=await self.turn(ticket),
             due=due,
             left_minutes=left,
-            menu=_open_menu(events, ticket.state),
+            menu=self.open_menu(ticket),
             dwh_workdays=self.dwh_workdays(ticket),
             earlier=earlier,
             earlier_reasons={
@@ -345,18 +327,28 @@ class Office:
 
     async def turn(self, ticket: Ticket) -> list[Person]:
         """Whose turn it is, from the table of steps: the step's roles, or the opener."""
-        step = STEPS[ticket.state]
-        pairs = [(i, str(r)) for r in sorted(step.turn) for i in sorted(self.config.roles[r])]
+        step = self.procedure.step(ticket.state)
+        roles = self.config.roles
+        pairs = [(i, str(r)) for r in sorted(step.turn) for i in sorted(roles.get(r, ()))]
         if step.turn_opener:
             pairs.append((ticket.opened_by, "opener"))
         names = await self.repo.people.names_of(i for i, _ in pairs)
         return [Person(i, names.get(i), role) for i, role in pairs]
 
-    async def people_of(self, role: Role | str) -> list[Person]:
-        """Everyone in a role (a `Role`, or "kadis"), named as the bot last saw them."""
-        ids = sorted(self.config.kadis if role == "kadis" else self.config.roles[Role(role)])
-        names = await self.repo.people.names_of(ids)
-        return [Person(i, names.get(i), str(role)) for i in ids]
+    async def people_of(self, roles: Iterable[str]) -> list[Person]:
+        """Everyone in these roles, named as the bot last saw them."""
+        order = self.procedure.role_names()
+        ranked = sorted(roles, key=lambda r: order.index(r) if r in order else len(order))
+        pairs = [(i, r) for r in ranked for i in sorted(self.config.roles.get(r, ()))]
+        names = await self.repo.people.names_of(i for i, _ in pairs)
+        return [Person(i, names.get(i), r) for i, r in pairs]
+
+    def open_menu(self, ticket: Ticket) -> str | None:
+        """The action whose reasons the card shows, if it can still happen."""
+        action = ticket.menu_action
+        if action is None or self.procedure.transition_for(action, ticket.state) is None:
+            return None
+        return action
 
     def dwh_workdays(self, ticket: Ticket) -> float | None:
         """Working days a ticket has waited on the central DWH admin (None: it is not)."""
@@ -366,17 +358,16 @@ class Office:
         return cal.work_minutes_between(ticket.state_since, self.clock()) / cal.day_minutes
 
     def due(self, ticket: Ticket) -> datetime | None:
-        return deadline(ticket.state, ticket.step_since, self.config.calendar, self.config.sla)
+        standard = self.procedure.step(ticket.state).standard
+        return deadline(standard, ticket.step_since, self.config.calendar, self.config.sla)
 
     async def batch_facts(self, batch: Batch) -> BatchFacts:
         tickets = await self.repo.batches.batch_tickets(batch.id)
-        adb = sorted(self.config.roles[Role.ADB])
-        names = await self.repo.people.names_of(adb)
         return BatchFacts(
             batch=batch,
             tickets=tickets,
             waiting=sum(t.state == State.SENT_TO_DWH for t in tickets),
-            turn=[Person(i, names.get(i), Role.ADB.value) for i in adb],
+            turn=await self.people_of(self.procedure.step(State.SENT_TO_DWH).turn),
         )
 
     # -- button presses -----------------------------------------------------------------
@@ -387,7 +378,7 @@ class Office:
         """Everything a tap can do."""
         if press is None:
             return Invalid()
-        if press.press == Press.CONFIRM_BATCH:
+        if press.code == cb.CONFIRM_BATCH:
             return await self._confirm_batch(press.target_id, actor, chat_id, message_id)
         ticket = await self.repo.tickets.get_ticket(press.target_id)
         lost = ticket is not None and ticket.card_message_id is None
@@ -400,42 +391,40 @@ class Office:
             return Invalid()
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)
-        if press.press in (Press.VIEW_NIK, Press.VIEW_PHOTO):
-            return await self._view_nik(
-                ticket, actor, roles, photo=press.press == Press.VIEW_PHOTO
-            )
-        events = await self.repo.events.events_for(ticket.id)
-        if press.press in MENU_PRESSES:
-            action = MENU_PRESSES[press.press]
-        elif press.press in (Press.REJECT_REASON, Press.REJECT_BACK):
-            menu = _open_menu(events, ticket.state)
-            if menu is None:
-                return Invalid()  # a reason button of a menu that is closed
-            action = menu
+        if press.code in (cb.VIEW_NIK, cb.VIEW_PHOTO):
+            return await self._view_nik(ticket, actor, roles, photo=press.code == cb.VIEW_PHOTO)
+        if press.menu is not None:
+            # A reason or "back" belongs to the menu that showed it: the same action, and the
+            # same opening of it, still open on the card.
+            action = self.procedure.action_of_code(press.menu.code)
+            menu = self.open_menu(ticket)
+            if action is None or action != menu or press.menu.round != ticket.menu_round:
+                return Invalid()
         else:
-            action = PRESS_ACTIONS[press.press]
-        decision = may_perform(
+            action = self.procedure.action_of_code(press.code)
+            if action is None:
+                return Invalid()
+        decision = self.procedure.may_perform(
             action, ticket.state, roles, is_opener=actor.user_id == ticket.opened_by
         )
         if not isinstance(decision, Transition):
             return await self._refused(ticket, action, decision)
-        if press.press in MENU_PRESSES or press.press == Press.REJECT_BACK:
-            opened = press.press != Press.REJECT_BACK
-            kind = f"{action.value}{MENU if opened else BACK}"
-            await self.repo.events.record_event(
-                ticket.id, actor, kind, self.clock(), effects=[card_effect(ticket.id)]
-            )
-            return ReasonMenu(ticket, opened, action)
-        detail = None
-        if press.press == Press.REJECT_REASON:
-            reasons = self.config.reasons_for(action.value)
+        if press.code == cb.BACK:
+            card = [card_effect(ticket.id)]
+            await self.repo.tickets.close_menu(ticket.id, ticket.menu_round, card)
+            return ReasonMenu(ticket, False, action)
+        if press.code == cb.REASON:
+            reasons = self.config.reasons_of(decision)
             assert press.index is not None
-            if press.index >= len(reasons):
+            if not decision.needs_reason or press.index >= len(reasons):
                 return Invalid()
-            detail = reasons[press.index]
-        elif decision.needs_reason:
-            return Invalid()  # forged: this action only ends with a reason
-        return await self._apply(ticket, decision, actor, detail)
+            return await self._apply(ticket, decision, actor, reasons[press.index])
+        if decision.needs_reason:
+            # The action ends with a reason: its menu opens on the card.
+            if not await self.repo.tickets.open_menu(ticket, action, [card_effect(ticket.id)]):
+                return await self._refused(ticket, action, Refusal.WRONG_STATE)
+            return ReasonMenu(ticket, True, action)
+        return await self._apply(ticket, decision, actor, None)
 
     async def _confirm_batch(
         self, batch_id: int, actor: Actor, chat_id: int, message_id: int | None
@@ -453,7 +442,9 @@ class Office:
         roles = self.config.roles_of(actor.user_id)
         confirmed = []
         for ticket in await self.repo.batches.batch_tickets(batch.id):
-            decision = may_perform(Action.CONFIRM_DWH, ticket.state, roles, is_opener=False)
+            decision = self.procedure.may_perform(
+                Action.CONFIRM_DWH, ticket.state, roles, is_opener=False
+            )
             if decision == Refusal.NOT_ALLOWED:
                 return Refused(ticket, Refusal.NOT_ALLOWED, Action.CONFIRM_DWH)
             if isinstance(decision, Transition):
@@ -482,11 +473,11 @@ class Office:
         return Applied(outcome.ticket, transition.action)
 
     async def _view_nik(
-        self, ticket: Ticket, actor: Actor, roles: frozenset[Role], *, photo: bool = False
+        self, ticket: Ticket, actor: Actor, roles: frozenset[str], *, photo: bool = False
     ) -> PressOutcome:
         """The full NIK/KK (a pop-up) or the intake photo (a private message), to office
         staff only, while the ticket is open; every view is recorded."""
-        if not may_view_nik(ticket.state, roles):
+        if not self.procedure.may_view_nik(ticket.state, roles):
             if roles:
                 return Refused(ticket, Refusal.CLOSED, Action.VIEW_NIK)
             return Refused(ticket, Refusal.NOT_ALLOWED, None)
@@ -497,7 +488,7 @@ class Office:
         await self.repo.events.record_event(ticket.id, actor, kind, self.clock())
         return PhotoShown(ticket, actor.user_id) if photo else NikShown(ticket)
 
-    async def _refused(self, ticket: Ticket, action: Action, refusal: Refusal) -> Refused:
+    async def _refused(self, ticket: Ticket, action: str, refusal: Refusal) -> Refused:
         last = None
         if refusal == Refusal.WRONG_STATE:
             last = await self.repo.events.last_transition(ticket.id)
@@ -513,11 +504,11 @@ class Office:
         ticket = await self.repo.tickets.ticket_by_card(chat_id, card_message_id)
         if ticket is None:
             return None
-        menu = _open_menu(await self.repo.events.events_for(ticket.id), ticket.state)
+        menu = self.open_menu(ticket)
         if menu is None:
             return None
         assert actor.user_id is not None
-        decision = may_perform(
+        decision = self.procedure.may_perform(
             menu, ticket.state, self.config.roles_of(actor.user_id),
             is_opener=actor.user_id == ticket.opened_by,
         )  # fmt: skip
@@ -564,7 +555,8 @@ class Office:
         now = self.clock()
         counts = await self.repo.tickets.queue_counts(now)
         # Steps with overdue tickets first, then the order of the SOP.
-        order = sorted(QUEUE_ORDER, key=lambda state: not counts.get(state, (0, 0))[1])
+        queue = self.procedure.queue_order
+        order = sorted(queue, key=lambda state: not counts.get(state, (0, 0))[1])
         by_step, room = [], QUEUE_SHOWN
         for state in order:
             rows = []
@@ -585,15 +577,3 @@ class Office:
         return await self.repo.tickets.newly_overdue(
             self.clock(), lambda ids: [card_effect(i) for i in ids]
         )
-
-
-def _open_menu(events: list[Event], state: State) -> Action | None:
-    """The action whose reasons are shown: the last menu opened since the ticket last moved,
-    if it can still happen in `state`."""
-    for e in reversed(events):
-        if e.to_state is not None or e.action.endswith(BACK):
-            return None
-        if e.action.endswith(MENU):
-            action = Action(e.action.removesuffix(MENU))
-            return action if transition_for(action, state) is not None else None
-    return None

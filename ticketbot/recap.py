@@ -21,7 +21,7 @@ from typing import Any
 from ticketbot.clock import Clock
 from ticketbot.config import Config, SmtpConfig
 from ticketbot.domain.calendar import WorkCalendar
-from ticketbot.domain.lifecycle import Action, State, transition_for
+from ticketbot.domain.lifecycle import Action, State
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
 from ticketbot.records import Batch, Event, Ticket, card_effect, summary_effect
 from ticketbot.store import Stores
@@ -34,7 +34,6 @@ XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.she
 LATE_AFTER = timedelta(hours=1)
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 3600
-SEND_TO_DWH = transition_for(Action.SEND_TO_DWH, State.SYNCED)
 log = logging.getLogger(__name__)
 
 
@@ -199,9 +198,11 @@ class RecapDesk:
                 assert failed is not None
                 return [RecapNews(NewsKind.FAILED, failed)]
             return []
-        assert SEND_TO_DWH is not None
+        # The recap machine's own move: whatever step leads to it, synced -> sent_to_dwh.
+        send = self.config.procedure.transition_for(Action.SEND_TO_DWH, State.SYNCED)
+        assert send is not None
         moved = await self.repo.batches.mark_batch_sent(
-            batch.id, SEND_TO_DWH, self.clock(), f"rekap {batch.due_date.isoformat()}",
+            batch.id, send, self.clock(), f"rekap {batch.due_date.isoformat()}",
             # The cards that moved and the batch's summary, committed with the move.
             effects=lambda moved: [*map(card_effect, moved), summary_effect(batch.id)],
         )  # fmt: skip

@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from ticketbot.domain.lifecycle import State
-
 
 @dataclass(frozen=True)
 class Actor:
@@ -31,7 +29,7 @@ class Ticket:
     nama: str | None
     keterangan: str
     photo_file_id: str | None
-    state: State
+    state: str
     opened_by: int
     opened_at: datetime
     state_since: datetime
@@ -42,6 +40,8 @@ class Ticket:
     batch_id: int | None = None
     ping_message_id: int | None = None  # the turn ping now standing for this ticket
     purged_at: datetime | None = None  # retention applied: NIK/KK masked, contacts erased
+    menu_action: str | None = None  # the action whose reason menu the card shows
+    menu_round: int = 0  # how many reason menus were opened on it so far
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,8 @@ class Event:
     actor_id: int | None
     actor_name: str
     action: str
-    from_state: State | None
-    to_state: State | None
+    from_state: str | None
+    to_state: str | None
     at: datetime
     detail: str | None
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ticketbot.clock import Clock
 from ticketbot.config import Config
-from ticketbot.domain.lifecycle import Role, State
+from ticketbot.domain.lifecycle import State
 from ticketbot.office import Office, Person
 from ticketbot.records import Batch, Effect, Ticket, send_effect
 from ticketbot.store import Stores
@@ -121,7 +121,8 @@ class ReminderDesk:
             n = due_round(key, about)
             if n is None:
                 continue
-            adb = await self.office.people_of(Role.ADB)
+            waiting_on = self.config.procedure.step(State.SENT_TO_DWH)
+            adb = await self.office.people_of(waiting_on.turn)
             audience = await self._audience(audiences, adb, State.SENT_TO_DWH, n)
             audience.unconfirmed.append(Unconfirmed(batch, waiting, age, n))
             records.append((key, about, n))
@@ -131,15 +132,16 @@ class ReminderDesk:
         self,
         audiences: dict[tuple[int, ...], Reminder],
         people: list[Person],
-        state: State,
+        state: str,
         round_: int,
     ) -> Reminder:
         key = tuple(sorted(p.user_id for p in people))
         reminder = audiences.setdefault(key, Reminder(people))
         if round_ >= self.config.reminders.escalate_after and not reminder.escalated_to:
-            # The Kasi for the ADB's and the desk's steps; the head of office for all.
-            above = [] if state == State.NEW else await self.office.people_of(Role.KASI)
-            above += await self.office.people_of("kadis")
+            # Who else hears of it, as the step's row says (the Kasi for the ADB's and the
+            # desk's steps, the head of office for all).
+            step = self.config.procedure.step(state)
+            above = await self.office.people_of(step.escalate_to)
             reminder.escalated_to = [p for p in above if p.user_id not in key]
         return reminder
 

@@ -62,7 +62,7 @@ class ReportFiles:
 def standard_text(standard: Standard | None, sla: Sla) -> str:
     if standard is None:
         return ""
-    amount: float = getattr(sla, standard.setting)
+    amount = sla.amount(standard)
     shown = f"{amount:g}"
     return f"{shown} hari kerja" if standard.unit == Unit.WORKDAYS else f"{shown} menit"
 
@@ -247,7 +247,9 @@ class ReportDesk:
 
         def work() -> ReportFiles:
             found = histories(tickets, events)
-            report = build_report(month, found, config.calendar, config.sla, now)
+            report = build_report(
+                month, found, config.procedure, config.calendar, config.sla, now
+            )
             return render_files(report, self.texts, config.office.name, config.sla)
 
         return await asyncio.to_thread(work)

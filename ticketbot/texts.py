@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,8 +37,10 @@ def minutes_text(minutes: float) -> str:
 
 
 class Texts:
-    def __init__(self, tz: ZoneInfo) -> None:
+    def __init__(self, tz: ZoneInfo, words: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.tz = tz
+        # A procedure's own words for its steps and actions, before labels.txt's.
+        self.words = words or {}
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
             autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
@@ -60,8 +62,9 @@ class Texts:
         """A word from labels.txt: kind is states, actions, steps, queue or roles."""
         if self._labels is None:
             self._labels = self.env.get_template("telegram/labels.txt").module
+        own = self.words.get(kind, {}).get(str(key))  # the procedure's own words first
         table: dict[str, str] = getattr(self._labels, kind)
-        return table.get(str(key), str(key))
+        return own if own is not None else table.get(str(key), str(key))
 
     def when(self, moment: datetime) -> str:
         local = moment.astimezone(self.tz)
@@ -93,6 +96,11 @@ class Texts:
             )
 
         return fit_message(render, len(items))
+
+    def has_answer(self, name: str) -> bool:
+        if self._answers is None:
+            self._answers = self.env.get_template("telegram/answers.txt").module
+        return hasattr(self._answers, name)
 
     def answer(self, name: str, **context: Any) -> str:
         """A short plain text (callback answers, button labels): a macro of answers.txt."""

@@ -12,17 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ticketbot import callback_data as cb
-from ticketbot.callback_data import Press
 from ticketbot.config import Config
-from ticketbot.domain.lifecycle import (
-    STEPS,
-    TRANSITIONS,
-    Action,
-    Refusal,
-    Role,
-    State,
-    transition_for,
-)
+from ticketbot.domain.lifecycle import Action, Refusal, State
 from ticketbot.domain.privacy import redact_numbers
 from ticketbot.domain.validation import region_warnings
 from ticketbot.office import (
@@ -67,31 +58,13 @@ class CardView:
     buttons: tuple[tuple[Button, ...], ...]
 
 
-# The button each offered action shows (SPEC §3's words are in answers.txt), and the one it
-# shows where the action needs a reason (it opens the reasons).
-ACTION_BUTTONS: dict[Action, tuple[str, Press]] = {
-    Action.VERIFY: ("button_verify", Press.VERIFY),
-    Action.REJECT: ("button_reject", Press.REJECT_MENU),
-    Action.CANCEL: ("button_cancel", Press.CANCEL),
-    Action.SYNC_AT_KONSOLIDASI: ("button_sync", Press.SYNC),
-    Action.CONFIRM_DWH: ("button_dwh", Press.CONFIRM_DWH),
-    Action.INFORM: ("button_inform", Press.INFORM),
-    Action.RETURN_TO_KASI: ("button_return", Press.RETURN_MENU),
-    Action.RESYNC: ("button_resync", Press.RESYNC_MENU),
-}
-REASON_MENUS: dict[Action, Press] = {
-    Action.REJECT: Press.REJECT_MENU,
-    Action.RETURN_TO_KASI: Press.RETURN_MENU,
-    Action.CANCEL: Press.CANCEL_MENU,
-    Action.RESYNC: Press.RESYNC_MENU,
-}
-REASONED = frozenset(t.action.value for t in TRANSITIONS if t.needs_reason)
-
-
 @dataclass
 class Views:
     config: Config
     texts: Texts
+
+    def __post_init__(self) -> None:
+        self.procedure = self.config.procedure
 
     # -- the card -----------------------------------------------------------------------
 
@@ -109,7 +82,8 @@ class Views:
                     "label": self.texts.label("actions", e.action),
                     "actor_name": e.actor_name,
                     # A rejection's reason has its own line on the card.
-                    "reason": e.detail if e.action in REASONED - {"reject"} else None,
+                    "reason": e.detail if e.action in self.procedure.reasoned_actions
+                    and e.action != Action.REJECT else None,
                 }
                 for e in facts.events
                 if e.to_state is not None
@@ -130,46 +104,45 @@ class Views:
         )
         return CardView(text, self.buttons(t, menu=facts.menu))
 
-    def buttons(
-        self, t: Ticket, *, menu: Action | None = None, choosing: bool = False
-    ) -> tuple[tuple[Button, ...], ...]:
-        """The step's actions from the table of steps, two to a row, then "NIK"; or the
-        reasons of the action whose menu is open."""
+    def buttons(self, t: Ticket, *, menu: str | None = None) -> tuple[tuple[Button, ...], ...]:
+        """The step's actions from the procedure's table, two to a row, then "NIK"; or the
+        reasons of the action whose menu is open (they belong to that opening of it)."""
         a = self.texts.answer
-        nik = Button(a("button_nik"), cb.encode(Press.VIEW_NIK, t.id))
-        if choosing and menu is None:
-            menu = Action.REJECT
-        if menu is not None:
+        nik = Button(a("button_nik"), cb.encode(cb.VIEW_NIK, t.id))
+        transition = self.procedure.transition_for(menu, t.state) if menu else None
+        if menu is not None and transition is not None:
+            opened = cb.Menu(self.procedure.button(menu).code, t.menu_round)
             reasons = tuple(
                 (Button(a("button_reason", n=i + 1, reason=r)[:BUTTON_LABEL_LIMIT],
-                        cb.encode(Press.REJECT_REASON, t.id, i)),)
-                for i, r in enumerate(self.config.reasons_for(menu.value))
+                        cb.encode(cb.REASON, t.id, opened, i)),)
+                for i, r in enumerate(self.config.reasons_of(transition))
             )  # fmt: skip
-            return (*reasons, (Button(a("button_back"), cb.encode(Press.REJECT_BACK, t.id)),))
-        step = STEPS[t.state]
+            return (*reasons, (Button(a("button_back"), cb.encode(cb.BACK, t.id, opened)),))
+        step = self.procedure.step(t.state)
         if not step.is_open:
             return ()
         offered: list[Button] = []
         for action in step.actions:
             if action == Action.INFORM:  # the resident is told by WhatsApp first
                 offered.append(Button(a("button_whatsapp"), url=self.whatsapp_url(t)))
-            label, press = ACTION_BUTTONS[action]
-            transition = transition_for(action, t.state)
-            if transition is not None and transition.needs_reason:
-                press = REASON_MENUS[action]
-            offered.append(Button(a(label), cb.encode(press, t.id)))
+            button = self.procedure.button(action)
+            offered.append(Button(self.label_of(button.label), cb.encode(button.code, t.id)))
         rows = [tuple(offered[i : i + 2]) for i in range(0, len(offered), 2)]
         if rows and len(rows[-1]) == 1 and len(rows) > 1:
             rows[-1] = (*rows[-1], nik)
         else:
             rows.append((nik,))
         if t.photo_file_id:
-            photo = Button(a("button_photo"), cb.encode(Press.VIEW_PHOTO, t.id))
+            photo = Button(a("button_photo"), cb.encode(cb.VIEW_PHOTO, t.id))
             if len(rows[-1]) < 2:
                 rows[-1] = (*rows[-1], photo)
             else:
                 rows.append((photo,))
         return tuple(rows)
+
+    def label_of(self, label: str) -> str:
+        """A button's words: a macro of answers.txt, or the words the table gives."""
+        return self.texts.answer(label) if self.texts.has_answer(label) else label
 
     def whatsapp_url(self, t: Ticket) -> str:
         """wa.me link with a prefilled message; it names the ticket, never the NIK or KK."""
@@ -194,7 +167,7 @@ class Views:
             return CardView(text, ())
         button = Button(
             self.texts.answer("button_batch_dwh", count=facts.waiting),
-            cb.encode(Press.CONFIRM_BATCH, facts.batch.id),
+            cb.encode(cb.CONFIRM_BATCH, facts.batch.id),
         )
         return CardView(text, ((button,),))
 
@@ -250,17 +223,18 @@ class Views:
             return a("closed", ticket_id=t.id, state_label=self.texts.label("states", t.state))
         return self.already(t, refused.last)
 
-    def not_allowed(self, action: Action | None, state: State | None = None) -> str:
+    def not_allowed(self, action: str | None, state: str | None = None) -> str:
         """'Tombol ini hanya untuk …': the roles (and the opener) that may do `action` (in
         `state`, where it can happen there)."""
         if action is None:
             return self.texts.answer("not_allowed", roles=[""], opener=False)
-        transitions = [t for t in TRANSITIONS if t.action == action]
+        transitions = [t for t in self.procedure.transitions if t.action == action]
         here = [t for t in transitions if t.source == state]
         transitions = here or transitions
-        roles = sorted({r for t in transitions for r in t.roles}, key=list(Role).index)
+        order = self.procedure.role_names()
+        roles = sorted({r for t in transitions for r in t.roles}, key=order.index)
         opener = any(t.opener_may for t in transitions)
-        return self.texts.answer("not_allowed", roles=[r.value for r in roles], opener=opener)
+        return self.texts.answer("not_allowed", roles=[str(r) for r in roles], opener=opener)
 
     def already(self, ticket: Ticket, last: Event | None) -> str:
         return self.texts.answer(

@@ -12,7 +12,7 @@ Hours may differ by weekday (Friday 07:30-16:30, Perpres 21/2023) and for specia
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
-from ticketbot.domain.lifecycle import STEPS, State, Unit
+from ticketbot.domain.lifecycle import Standard, Unit
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -198,20 +198,25 @@ def _minutes(t: time) -> float:
 
 @dataclass(frozen=True)
 class Sla:
-    kasi_minutes: float = 10
-    adb_workdays: float = 1
-    inform_minutes: float = 5
+    """The office's time standards, by the procedure's setting names (`[sla]`)."""
+
+    amounts: Mapping[str, float] = field(default_factory=dict)
+
+    def amount(self, standard: Standard) -> float:
+        return self.amounts.get(standard.setting, standard.default)
+
+    def __repr__(self) -> str:  # what the stored deadlines were computed with
+        return f"Sla({sorted(self.amounts.items())!r})"
 
 
 def deadline(
-    state: State, since: datetime | None, calendar: WorkCalendar, sla: Sla
+    standard: Standard | None, since: datetime | None, calendar: WorkCalendar, sla: Sla
 ) -> datetime | None:
-    """Deadline of the step the ticket is in, its clock started at `since` (the table of
+    """Deadline of a step under `standard` whose clock started at `since` (the table of
     steps says which standard applies; None when no clock runs)."""
-    standard = STEPS[state].standard
     if since is None or standard is None:
         return None
-    amount: float = getattr(sla, standard.setting)
+    amount = sla.amount(standard)
     if standard.unit == Unit.WORKDAYS:
         return calendar.add_workdays(since, amount)
     return calendar.add_work_time(since, amount)

@@ -21,11 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from ticketbot.domain.calendar import Sla, WorkCalendar, deadline
-from ticketbot.domain.lifecycle import STEPS, Action, Clock, Standard, State
-
-# The exception paths, counted with their reasons beside the rejections.
-EXCEPTION_ACTIONS = (Action.REJECT, Action.RETURN_TO_KASI, Action.CANCEL, Action.RESYNC)
-CLOSED_STATES = frozenset({State.DONE, State.CLOSED_REJECTED, State.CANCELLED})
+from ticketbot.domain.lifecycle import Clock, Procedure, Standard
 
 
 @dataclass(frozen=True, order=True)
@@ -73,8 +69,8 @@ class Change:
 
     at: datetime
     action: str
-    from_state: State | None
-    to_state: State | None
+    from_state: str | None
+    to_state: str | None
     detail: str | None = None
 
 
@@ -91,7 +87,7 @@ class TicketHistory:
 class Passage:
     ticket_id: int
     sop_step: int
-    state: State  # the state whose entry started the clock
+    state: str  # the state whose entry started the clock
     started: datetime
     ended: datetime | None  # None: still running at the end of the period
     work_minutes: float | None
@@ -117,7 +113,7 @@ class OpenTicket:
     ticket_id: int
     nik_masked: str
     lembaga: str
-    state: State
+    state: str
     opened_at: datetime
     age_days: int  # calendar days from opening to the end of the period
     overdue: bool  # its current step is past its deadline at the end of the period
@@ -131,7 +127,7 @@ class TicketLine:
     nik_masked: str
     lembaga: str
     opened_at: datetime
-    state_at_end: State
+    state_at_end: str
     minutes: dict[int, float]  # per SOP step: working minutes of passages ended in the month
     late_steps: tuple[int, ...]  # steps with a passage that ended after its deadline
     reasons: tuple[str, ...]  # reasons recorded in the month (reject, return, cancel, resync)
@@ -172,20 +168,21 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def passages(
-    history: TicketHistory, calendar: WorkCalendar, sla: Sla, until: datetime
-) -> list[Passage]:
+    history: TicketHistory, procedure: Procedure, calendar: WorkCalendar, sla: Sla,
+    until: datetime,
+) -> list[Passage]:  # fmt: skip
     """Every passage of the ticket through a timed step, up to `until`."""
     found: list[Passage] = []
-    running: tuple[State, datetime] | None = None
+    running: tuple[str, datetime] | None = None
 
     def close(at: datetime | None) -> None:
         if running is None:
             return
         state, started = running
-        step = STEPS[state]
+        step = procedure.step(state)
         if step.standard is None or step.sop_step is None:
             return
-        due = deadline(state, started, calendar, sla)
+        due = deadline(step.standard, started, calendar, sla)
         if at is None:
             found.append(Passage(history.ticket_id, step.sop_step, state, started, None, None,
                                  None))  # fmt: skip
@@ -198,7 +195,7 @@ def passages(
     for change in history.changes:
         if change.to_state is None or change.at >= until:
             continue
-        rule = STEPS[change.to_state].clock
+        rule = procedure.step(change.to_state).clock
         if rule == Clock.KEEP:
             continue
         close(change.at)
@@ -207,7 +204,7 @@ def passages(
     return found
 
 
-def state_at(history: TicketHistory, until: datetime) -> State | None:
+def state_at(history: TicketHistory, until: datetime) -> str | None:
     state = None
     for change in history.changes:
         if change.to_state is not None and change.at < until:
@@ -218,6 +215,7 @@ def state_at(history: TicketHistory, until: datetime) -> State | None:
 def build_report(
     month: Month,
     histories: Iterable[TicketHistory],
+    procedure: Procedure,
     calendar: WorkCalendar,
     sla: Sla,
     now: datetime,
@@ -251,7 +249,7 @@ def build_report(
     for history in histories:
         if history.opened_at >= utc_end:
             continue
-        mine = passages(history, calendar, sla, utc_end)
+        mine = passages(history, procedure, calendar, sla, utc_end)
         ended = [p for p in mine if p.ended is not None and in_month(p.ended)]
         for p in ended:
             by_step.setdefault(p.sop_step, []).append(p)
@@ -266,17 +264,21 @@ def build_report(
             if change.to_state is None or not in_month(change.at):
                 continue
             touched = True
-            if change.to_state in CLOSED_STATES:
+            if change.to_state in procedure.closed_states:
                 closed += 1
                 week_of(change.at)[1] += 1
-            if change.action in EXCEPTION_ACTIONS and change.detail:
+            # The exception paths, counted with their reasons beside the rejections.
+            if change.action in procedure.reasoned_actions and change.detail:
                 reasons[(change.action, change.detail)] += 1
                 noted.append(change.detail)
         state = state_at(history, end)
-        if state is not None and STEPS[state].is_open:
+        if state is not None and procedure.step(state).is_open:
             touched = True
             running = next((p for p in mine if p.ended is None), None)
-            due = deadline(running.state, running.started, calendar, sla) if running else None
+            due = None
+            if running is not None:
+                standard = procedure.step(running.state).standard
+                due = deadline(standard, running.started, calendar, sla)
             open_at_end.append(OpenTicket(
                 history.ticket_id, history.nik_masked, history.lembaga, state,
                 history.opened_at, (end - history.opened_at).days,
@@ -293,13 +295,9 @@ def build_report(
             ))  # fmt: skip
 
     steps = []
-    timed = {s.sop_step for s in STEPS.values() if s.standard is not None and s.sop_step}
-    for sop_step in sorted(timed):
+    for sop_step, standard in procedure.timed_steps:
         found = by_step.get(sop_step, [])
         times = [p.work_minutes for p in found if p.work_minutes is not None]
-        standard = next(
-            s.standard for s in STEPS.values() if s.sop_step == sop_step and s.standard
-        )
         steps.append(StepFigures(
             sop_step, standard, len(found),
             statistics.median(times) if times else None,

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ticketbot.app import build_application, serve
+from ticketbot.domain.lifecycle import SOP_09, Procedure
 from ticketbot.config import Config, parse_config
 from ticketbot.emulator.botapi import FakeBotApi, StoredMessage
 from ticketbot.emulator.smtp import SmtpSink
@@ -99,6 +100,7 @@ class Simulation:
     api: FakeBotApi = field(default_factory=FakeBotApi)
     smtp: SmtpSink = field(default_factory=SmtpSink)
     ping_gather: float = 0.0  # seconds turn pings wait to be combined (production: 3)
+    procedure: Procedure = SOP_09  # the office's procedure, or a test's own table
 
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
@@ -116,7 +118,7 @@ class Simulation:
             self.api.base_url, self.api.token, self.directory / "ticketbot.sqlite3",
             self.smtp.port, **self.settings,
         )  # fmt: skip
-        self.config = parse_config(data, {}, self.directory)
+        self.config = parse_config(data, {}, self.directory, procedure=self.procedure)
         await self.start_bot()
         return self
 

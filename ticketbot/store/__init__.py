@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ticketbot.domain.lifecycle import SOP_09, Procedure
 from ticketbot.store.batches import BatchStore
 from ticketbot.store.database import Database
 from ticketbot.store.events import EventStore
@@ -31,22 +32,25 @@ class Stores:
     reports: ReportStore
 
     @classmethod
-    def on(cls, db: Database, deadline: Deadline | None = None) -> Stores:
+    def on(
+        cls, db: Database, procedure: Procedure = SOP_09, deadline: Deadline | None = None
+    ) -> Stores:
         """Every store on `db`, constructed complete, in dependency order."""
         outbox = OutboxStore(db)
         events = EventStore(db, outbox)
-        tickets = TicketStore(db, outbox, events, deadline)
+        tickets = TicketStore(db, outbox, events, procedure, deadline)
         return cls(
             db=db, outbox=outbox, inbox=InboxStore(db), events=events, tickets=tickets,
             batches=BatchStore(db, outbox, events, tickets), people=PeopleStore(db, outbox),
-            reports=ReportStore(db, outbox),
+            reports=ReportStore(db, outbox, procedure),
         )  # fmt: skip
 
     @classmethod
     async def open(
-        cls, path: Path, *, migrate: bool = True, deadline: Deadline | None = None
-    ) -> Stores:
-        return cls.on(await Database.open(path, migrate=migrate), deadline)
+        cls, path: Path, *, migrate: bool = True, procedure: Procedure = SOP_09,
+        deadline: Deadline | None = None,
+    ) -> Stores:  # fmt: skip
+        return cls.on(await Database.open(path, migrate=migrate), procedure, deadline)
 
     async def close(self) -> None:
         await self.db.close()

@@ -122,7 +122,7 @@ class BatchStore:
                 return []
             async with conn.execute(
                 "SELECT id FROM tickets WHERE batch_id = ? AND state = ? ORDER BY id",
-                (batch_id, send.source.value),
+                (batch_id, send.source),
             ) as rows:
                 ids = [int(r[0]) for r in await rows.fetchall()]
             for ticket_id in ids:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ticketbot.domain.lifecycle import Action, State
 from ticketbot.records import (
     Actor,
     Effect,
@@ -35,9 +34,9 @@ class EventStore:
         self,
         ticket_id: int | None,
         actor: Actor,
-        action: Action | str,
-        from_state: State | None,
-        to_state: State | None,
+        action: str,
+        from_state: str | None,
+        to_state: str | None,
         stamp: str,
         detail: str | None,
     ) -> None:
@@ -45,7 +44,7 @@ class EventStore:
             "INSERT INTO events (ticket_id, actor_id, actor_name, action, from_state, to_state,"
             " at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (ticket_id, actor.user_id, actor.name, str(action),
-             from_state.value if from_state else None, to_state.value if to_state else None,
+             from_state, to_state,
              stamp, detail),
         )  # fmt: skip
 
@@ -53,7 +52,7 @@ class EventStore:
         self,
         ticket_id: int | None,
         actor: Actor,
-        action: Action | str,
+        action: str,
         now: datetime,
         detail: str | None = None,
         effects: Sequence[Effect] = (),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ticketbot.domain.lifecycle import Procedure
 from ticketbot.records import (
     Effect,
     ReportRun,
@@ -16,8 +17,6 @@ from ticketbot.store.outbox import OutboxStore
 from ticketbot.store.rows import (
     FETCH_CHUNK,
     MASKED_SQL,
-    OPEN_MARKS,
-    OPEN_STATE_LIST,
     REPORT_RUN_COLUMNS,
     from_db_time,
     report_run_from,
@@ -31,6 +30,7 @@ class ReportStore:
 
     db: Database
     outbox: OutboxStore
+    procedure: Procedure
 
     async def report_rows(
         self, start: datetime, end: datetime
@@ -38,8 +38,10 @@ class ReportStore:
         """Every ticket open at some time in [start, end) and its transitions, as rows for
         `histories()` (which a worker thread runs): two queries, whatever the number of
         tickets. The NIK leaves the database masked."""
-        where = f"opened_at < ? AND (state IN ({OPEN_MARKS}) OR state_since >= ?)"
-        args = (to_db_time(end), *OPEN_STATE_LIST, to_db_time(start))
+        open_states = self.procedure.open_states
+        marks = ",".join("?" * len(open_states))
+        where = f"opened_at < ? AND (state IN ({marks}) OR state_since >= ?)"
+        args = (to_db_time(end), *open_states, to_db_time(start))
         events: list[Any] = []
         async with self.db.conn.execute(
             "SELECT ticket_id, at, action, from_state, to_state, detail FROM events"

@@ -6,25 +6,20 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ticketbot.domain.lifecycle import OPEN_STATES, Clock, State
+from ticketbot.domain.lifecycle import Clock
 from ticketbot.domain.report import Change, TicketHistory
 from ticketbot.records import Batch, Event, ReportRun, Ticket
 
-OPEN_STATE_LIST = tuple(s.value for s in OPEN_STATES)
-OPEN_MARKS = ",".join("?" * len(OPEN_STATE_LIST))  # `state IN (...)` takes OPEN_STATE_LIST
-CLOSED_STATE_LIST = tuple(s.value for s in State if s not in OPEN_STATES)
-CLOSED_SQL = ", ".join(f"'{s}'" for s in CLOSED_STATE_LIST)  # constants of the code
 PURGE_CHUNK = 500  # tickets per transaction: the writer is never held long
 FETCH_CHUNK = 5000  # rows per trip to the database thread in large reads
 EVENTS_CHUNK = 5000  # ticket ids per query (SQLite takes up to 32766 parameters)
-STATE_OF = {s.value: s for s in State}
 # The NIK/KK as a purged ticket keeps them (SPEC §5 retention; privacy.mask_number).
 MASKED_SQL = "substr({0}, 1, 6) || '******' || substr({0}, 13, 4)"
 # What entering a state does to tickets.step_since (the table of steps says which).
 STEP_SINCE_SQL = {Clock.START: ":stamp", Clock.KEEP: "step_since", Clock.STOP: "NULL"}
 
 
-Deadline = Callable[[State, datetime | None], datetime | None]
+Deadline = Callable[[str, datetime | None], datetime | None]
 
 
 def to_db_time(moment: datetime) -> str:
@@ -55,7 +50,7 @@ def batch_from(row: Any) -> Batch:
 TICKET_COLUMNS = (
     "id, nik, kk, lembaga, lembaga_key, phone, nama, keterangan, photo_file_id, state, "
     "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id, "
-    "batch_id, ping_message_id, purged_at"
+    "batch_id, ping_message_id, purged_at, menu_action, menu_round"
 )
 BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
@@ -86,13 +81,11 @@ def report_run_from(row: Any) -> ReportRun:
 
 
 def histories(tickets: Iterable[Any], events: Iterable[Any]) -> list[TicketHistory]:
-    """The rows of `Repository.report_rows` as the report reads them (CPU: off the loop)."""
+    """The rows of `ReportStore.report_rows` as the report reads them (CPU: off the loop)."""
     changes: dict[int, list[Change]] = {}
-    parse, state = datetime.fromisoformat, STATE_OF.__getitem__
+    parse = datetime.fromisoformat
     for r in events:
-        changes.setdefault(r[0], []).append(
-            Change(parse(r[1]), r[2], state(r[3]) if r[3] else None, state(r[4]), r[5])
-        )
+        changes.setdefault(r[0], []).append(Change(parse(r[1]), r[2], r[3] or None, r[4], r[5]))
     return [
         TicketHistory(r[0], r[1], r[2], parse(r[3]), tuple(changes.get(r[0], ()))) for r in tickets
     ]
@@ -108,7 +101,8 @@ def events_by_ticket(rows: Iterable[Any]) -> dict[int, list[Event]]:
 
 def ticket_from(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
-     state_since, step_since, reason, chat_id, card, batch_id, ping, purged) = row  # fmt: skip
+     state_since, step_since, reason, chat_id, card, batch_id, ping, purged, menu,
+     menu_round) = row  # fmt: skip
     return Ticket(
         id=int(id_),
         nik=str(nik),
@@ -119,7 +113,7 @@ def ticket_from(row: Any) -> Ticket:
         nama=nama if isinstance(nama, str) else None,
         keterangan=str(ket),
         photo_file_id=photo if isinstance(photo, str) else None,
-        state=State(str(state)),
+        state=str(state),
         opened_by=int(opened_by),
         opened_at=datetime.fromisoformat(str(opened_at)),
         state_since=datetime.fromisoformat(str(state_since)),
@@ -130,6 +124,8 @@ def ticket_from(row: Any) -> Ticket:
         batch_id=batch_id if isinstance(batch_id, int) else None,
         ping_message_id=ping if isinstance(ping, int) else None,
         purged_at=from_db_time(purged if isinstance(purged, str) else None),
+        menu_action=menu if isinstance(menu, str) else None,
+        menu_round=int(menu_round or 0),
     )
 
 
@@ -141,8 +137,8 @@ def event_from(row: Any) -> Event:
         actor_id=actor_id if isinstance(actor_id, int) else None,
         actor_name=str(actor_name),
         action=str(action),
-        from_state=STATE_OF[from_state] if isinstance(from_state, str) else None,
-        to_state=STATE_OF[to_state] if isinstance(to_state, str) else None,
+        from_state=from_state if isinstance(from_state, str) else None,
+        to_state=to_state if isinstance(to_state, str) else None,
         at=datetime.fromisoformat(str(at)),
         detail=detail if isinstance(detail, str) else None,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ticketbot.domain.lifecycle import STEPS, Action, State, Transition
+from ticketbot.domain.lifecycle import Action, Procedure, Transition
 from ticketbot.domain.validation import TicketForm
 from ticketbot.records import (
     Actor,
@@ -22,14 +22,9 @@ from ticketbot.store.events import EventStore
 from ticketbot.store.outbox import OutboxStore
 from ticketbot.store.rows import (
     BATCH_COLUMNS,
-    CLOSED_SQL,
-    CLOSED_STATE_LIST,
     EVENT_COLUMNS,
     MASKED_SQL,
-    OPEN_MARKS,
-    OPEN_STATE_LIST,
     PURGE_CHUNK,
-    STATE_OF,
     STEP_SINCE_SQL,
     TICKET_COLUMNS,
     Deadline,
@@ -48,9 +43,17 @@ class TicketStore:
     db: Database
     outbox: OutboxStore
     events: EventStore
+    procedure: Procedure
     # The running step's deadline (the office's calendar and standards), stored with
     # every transition; None: deadlines are filled in by `refresh_deadlines`.
     deadline: Deadline | None = None
+
+    def __post_init__(self) -> None:
+        # `state IN (...)` of the open and the closed states, as the table says.
+        self._open = self.procedure.open_states
+        self._marks = ",".join("?" * len(self._open))
+        self._closed = self.procedure.closed_states
+        self._closed_sql = ", ".join(f"'{s}'" for s in self._closed)  # the table's own names
 
     async def open_ticket(
         self,
@@ -89,8 +92,9 @@ class TicketStore:
             )  # fmt: skip
             ticket_id = cur.lastrowid
             assert ticket_id is not None
-            await self.set_due(ticket_id, State.NEW, stamp)
-            await self.events.insert(ticket_id, opener, Action.OPEN, None, State.NEW, stamp, None)
+            first = self.procedure.first_state
+            await self.set_due(ticket_id, first, stamp)
+            await self.events.insert(ticket_id, opener, Action.OPEN, None, first, stamp, None)
             await self.outbox.add(effects(ticket_id))
             ticket = await self.get_ticket(ticket_id)
         assert ticket is not None
@@ -106,8 +110,8 @@ class TicketStore:
     async def _open_duplicate(self, nik: str, lembaga_key: str) -> Ticket | None:
         async with self.db.conn.execute(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE nik = ? AND lembaga_key = ?"
-            f" AND state IN ({OPEN_MARKS})",
-            (nik, lembaga_key, *OPEN_STATE_LIST),
+            f" AND state IN ({self._marks})",
+            (nik, lembaga_key, *self._open),
         ) as cur:
             row = await cur.fetchone()
         return ticket_from(row) if row else None
@@ -145,8 +149,8 @@ class TicketStore:
 
     async def open_tickets(self) -> list[Ticket]:
         async with self.db.conn.execute(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ({OPEN_MARKS}) ORDER BY id",
-            OPEN_STATE_LIST,
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state IN ({self._marks}) ORDER BY id",
+            self._open,
         ) as cur:
             return [ticket_from(r) for r in await cur.fetchall()]
 
@@ -161,6 +165,34 @@ class TicketStore:
             "SELECT id FROM tickets WHERE ping_message_id = ?", (message_id,)
         ) as cur:
             return {int(r[0]) for r in await cur.fetchall()}
+
+    async def open_menu(self, ticket: Ticket, action: str, effects: Sequence[Effect]) -> int:
+        """Show `action`'s reasons on the card: a new round, unless the ticket moved on
+        meanwhile (0). Its card is re-rendered in the same transaction."""
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "UPDATE tickets SET menu_action = ?, menu_round = menu_round + 1"
+                " WHERE id = ? AND state = ? RETURNING menu_round",
+                (action, ticket.id, ticket.state),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return 0
+            await self.outbox.add(effects)
+        return int(row[0])
+
+    async def close_menu(self, ticket_id: int, round_: int, effects: Sequence[Effect]) -> bool:
+        """Back from the reasons of opening `round_` (only that one) to the card."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE tickets SET menu_action = NULL WHERE id = ? AND menu_round = ?"
+                " AND menu_action IS NOT NULL",
+                (ticket_id, round_),
+            )
+            if cur.rowcount != 1:
+                return False
+            await self.outbox.add(effects)
+        return True
 
     async def set_card_message(self, ticket_id: int, message_id: int) -> None:
         async with self.db.transaction() as conn:
@@ -200,15 +232,15 @@ class TicketStore:
         """Inside a transaction: the one compare-and-set of every transition (source ->
         target), the step's clock and deadline, and its event. False when the ticket was
         no longer in the source state (a second tap, a stale button, a race)."""
-        step = STEP_SINCE_SQL[STEPS[transition.target].clock]
-        reason = ":detail" if transition.action == Action.REJECT else "reject_reason"
+        step = STEP_SINCE_SQL[self.procedure.step(transition.target).clock]
+        reason = ":detail" if transition.keeps_reason else "reject_reason"
         batch = "NULL" if transition.leaves_batch else "batch_id"
         async with self.db.conn.execute(
             f"UPDATE tickets SET state = :target, state_since = :stamp, step_since = {step},"
-            f" reject_reason = {reason}, batch_id = {batch}"
+            f" reject_reason = {reason}, batch_id = {batch}, menu_action = NULL"
             " WHERE id = :id AND state = :source RETURNING step_since",
-            {"target": transition.target.value, "stamp": stamp, "id": ticket_id,
-             "source": transition.source.value, "detail": detail},
+            {"target": transition.target, "stamp": stamp, "id": ticket_id,
+             "source": transition.source, "detail": detail},
         ) as cur:  # fmt: skip
             changed = await cur.fetchone()
         if changed is None:
@@ -220,13 +252,13 @@ class TicketStore:
         )  # fmt: skip
         return True
 
-    def _due_text(self, state: State, step_since: str | None) -> str | None:
+    def _due_text(self, state: str, step_since: str | None) -> str | None:
         if self.deadline is None:
             return None
         due = self.deadline(state, from_db_time(step_since))
         return to_db_time(due) if due is not None else None
 
-    async def set_due(self, ticket_id: int, state: State, step_since: str | None) -> None:
+    async def set_due(self, ticket_id: int, state: str, step_since: str | None) -> None:
         """Inside a write: the deadline of the step the ticket just entered."""
         await self.db.conn.execute(
             "UPDATE tickets SET due_at = ? WHERE id = ?",
@@ -240,14 +272,14 @@ class TicketStore:
         if self.deadline is None or before == rule:
             return 0
         async with self.db.conn.execute(
-            f"SELECT id, state, step_since FROM tickets WHERE state IN ({OPEN_MARKS})",
-            OPEN_STATE_LIST,
+            f"SELECT id, state, step_since FROM tickets WHERE state IN ({self._marks})",
+            self._open,
         ) as cur:
             rows = list(await cur.fetchall())
         async with self.db.transaction() as conn:
             await conn.executemany(
                 "UPDATE tickets SET due_at = ? WHERE id = ?",
-                [(self._due_text(STATE_OF[r[1]], r[2]), r[0]) for r in rows],
+                [(self._due_text(r[1], r[2]), r[0]) for r in rows],
             )
             if before is None:
                 # The first fill (an upgraded database): what is overdue now, its card already
@@ -263,29 +295,29 @@ class TicketStore:
             )
         return len(rows)
 
-    async def queue_counts(self, now: datetime) -> dict[State, tuple[int, int]]:
+    async def queue_counts(self, now: datetime) -> dict[str, tuple[int, int]]:
         """`/antrian`: per open state, how many tickets and how many of them overdue."""
         async with self.db.conn.execute(
-            f"SELECT state, count(*), sum(due_at < ?) FROM tickets WHERE state IN ({OPEN_MARKS})"
+            f"SELECT state, count(*), sum(due_at < ?) FROM tickets WHERE state IN ({self._marks})"
             " GROUP BY state",
-            (to_db_time(now), *OPEN_STATE_LIST),
+            (to_db_time(now), *self._open),
         ) as cur:
-            return {STATE_OF[r[0]]: (r[1], r[2] or 0) for r in await cur.fetchall()}
+            return {r[0]: (r[1], r[2] or 0) for r in await cur.fetchall()}
 
-    async def queue_tickets(self, state: State, limit: int) -> list[Ticket]:
+    async def queue_tickets(self, state: str, limit: int) -> list[Ticket]:
         """The first `limit` tickets of a step by deadline (overdue first), by an index."""
         async with self.db.conn.execute(
             f"SELECT {TICKET_COLUMNS} FROM tickets WHERE state = ? ORDER BY due_at, id LIMIT ?",
-            (state.value, limit),
+            (state, limit),
         ) as cur:
             return [ticket_from(r) for r in await cur.fetchall()]
 
     async def overdue_tickets(self, now: datetime, limit: int = 1000) -> list[Ticket]:
         """Open tickets past their deadline, the longest overdue first."""
         async with self.db.conn.execute(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE due_at < ? AND state IN ({OPEN_MARKS})"
+            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE due_at < ? AND state IN ({self._marks})"
             " ORDER BY due_at, id LIMIT ?",
-            (to_db_time(now), *OPEN_STATE_LIST, limit),
+            (to_db_time(now), *self._open, limit),
         ) as cur:
             return [ticket_from(r) for r in await cur.fetchall()]
 
@@ -298,10 +330,10 @@ class TicketStore:
         async with self.db.transaction() as conn:
             async with conn.execute(
                 f"UPDATE tickets SET overdue_shown = due_at WHERE id IN (SELECT id FROM tickets"
-                f" WHERE due_at < ? AND state IN ({OPEN_MARKS})"
+                f" WHERE due_at < ? AND state IN ({self._marks})"
                 " AND (overdue_shown IS NULL OR overdue_shown != due_at)"
                 " ORDER BY due_at LIMIT ?) RETURNING id",
-                (to_db_time(now), *OPEN_STATE_LIST, limit),
+                (to_db_time(now), *self._open, limit),
             ) as cur:
                 ids = sorted(int(r[0]) for r in await cur.fetchall())
             await self.outbox.add(effects(ids))
@@ -314,7 +346,7 @@ class TicketStore:
             # By closure time through the partial index (its states written out, as in the
             # index, so the planner can use it; it would read every closed ticket by state).
             "SELECT t.id FROM tickets AS t INDEXED BY tickets_purgeable"
-            f" WHERE t.purged_at IS NULL AND t.state IN ({CLOSED_SQL}) AND t.state_since < ?"
+            f" WHERE t.purged_at IS NULL AND t.state IN ({self._closed_sql}) AND t.state_since < ?"
             " AND (t.batch_id IS NULL OR (EXISTS (SELECT 1 FROM recap_batches AS b"
             "   WHERE b.id = t.batch_id AND b.status = 'sent') AND NOT EXISTS (SELECT 1"
             "   FROM tickets AS o WHERE o.batch_id = t.batch_id AND o.state = 'sent_to_dwh')))"
@@ -332,7 +364,7 @@ class TicketStore:
         purged tickets that have a card. A ticket that is open again or already purged is
         left alone. Returns the tickets purged."""
         done: list[int] = []
-        closed = ",".join("?" * len(CLOSED_STATE_LIST))
+        closed = ",".join("?" * len(self._closed))
         stamp = to_db_time(now)
         for at in range(0, len(ticket_ids), PURGE_CHUNK):
             chunk = list(ticket_ids[at : at + PURGE_CHUNK])
@@ -344,7 +376,7 @@ class TicketStore:
                     " keterangan = '', photo_file_id = NULL, purged_at = ?"
                     f" WHERE id IN ({marks}) AND purged_at IS NULL AND state IN ({closed})"
                     " RETURNING id, card_message_id",
-                    (stamp, *chunk, *CLOSED_STATE_LIST),
+                    (stamp, *chunk, *self._closed),
                 ) as cur:
                     rows = sorted((int(r[0]), r[1] is not None) for r in await cur.fetchall())
                 purged = [ticket_id for ticket_id, _ in rows]
