@@ -24,9 +24,7 @@ CONFIRM_BATCH = "D"  # id is a recap batch, not a ticket
 REASON = "r"
 BACK = "x"
 
-PATTERN = re.compile(
-    r"^1:([A-Za-z]):([1-9]\d{0,8})(?::([A-Za-z])([1-9]\d{0,5}))?(?::(\d{1,2}))?$"
-)
+PATTERN = re.compile(r"^1:([A-Za-z]):([1-9]\d{0,8})(?::([A-Za-z])([1-9]\d{0,5}))?(?::(\d{1,2}))?$")
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ DEFAULT_LEMBAGA: dict[str, list[str]] = {
     "Kemensos DTKS": ["dtks", "kemensos", "bansos", "pkh"],
 }
 
+
 class Secret:
     """A string that never prints itself."""
 
@@ -585,10 +586,12 @@ def parse_config(
         smtp=smtp,
         recap=recap,
         calendar=_calendar(r, tz),
-        sla=Sla({
-            standard.setting: r.number(f"sla.{standard.setting}", standard.default)
-            for standard in procedure.standards
-        }),
+        sla=Sla(
+            {
+                standard.setting: r.number(f"sla.{standard.setting}", standard.default)
+                for standard in procedure.standards
+            }
+        ),
         delete_intake=r.boolean("privacy.delete_intake", True),
         lembaga=_lembaga(r),
         reasons={

@@ -247,9 +247,7 @@ class ReportDesk:
 
         def work() -> ReportFiles:
             found = histories(tickets, events)
-            report = build_report(
-                month, found, config.procedure, config.calendar, config.sla, now
-            )
+            report = build_report(month, found, config.procedure, config.calendar, config.sla, now)
             return render_files(report, self.texts, config.office.name, config.sla)
 
         return await asyncio.to_thread(work)

@@ -82,8 +82,9 @@ class Views:
                     "label": self.texts.label("actions", e.action),
                     "actor_name": e.actor_name,
                     # A rejection's reason has its own line on the card.
-                    "reason": e.detail if e.action in self.procedure.reasoned_actions
-                    and e.action != Action.REJECT else None,
+                    "reason": e.detail
+                    if e.action in self.procedure.reasoned_actions and e.action != Action.REJECT
+                    else None,
                 }
                 for e in facts.events
                 if e.to_state is not None

@@ -16,8 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ticketbot.app import build_application, serve
-from ticketbot.domain.lifecycle import SOP_09, Procedure
 from ticketbot.config import Config, parse_config
+from ticketbot.domain.lifecycle import SOP_09, Procedure
 from ticketbot.emulator.botapi import FakeBotApi, StoredMessage
 from ticketbot.emulator.smtp import SmtpSink
 from ticketbot.inbox import TrackedUpdates
