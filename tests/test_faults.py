@@ -152,8 +152,8 @@ async def test_a_flood_never_delays_a_tap_or_another_persons_card(sim: Simulatio
     card_2 = next(i for i, t in enumerate(sends) if "Tiket #2" in t)
     assert len([t for t in sends[:card_2] if "belum dibuat" in t]) <= 1
     # The refusals to the flooder are combined: a handful of replies, never a thousand.
-    processor = sim.app.update_processor  # type: ignore[union-attr]
-    await processor.wait_handled(flood[-1][0], timeout=120)  # type: ignore[attr-defined]
+    assert sim.inbox is not None
+    await sim.inbox.runner.wait_handled(flood[-1][0], timeout=120)
     replies = [c for c in sim.api.calls_of("sendMessage") if "belum dibuat" in c.params["text"]]
     assert 1 <= len(replies) <= 3
     assert not any(c.params.get("text", "").startswith("ID chat") for c in sim.api.calls)

@@ -226,8 +226,9 @@ async def test_rekap_kirim_twice_at_once(sim: Simulation) -> None:
         sim.api.post(ADB.user_id, GROUP_ID, "/rekap kirim"),
     )
     assert sim.app is not None
-    processor = sim.app.update_processor
-    await asyncio.gather(processor.wait_handled(u1), processor.wait_handled(u2))  # type: ignore[attr-defined]
+    assert sim.inbox is not None
+    runner = sim.inbox.runner
+    await asyncio.gather(runner.wait_handled(u1), runner.wait_handled(u2))
     await sim.services.outbox.drained()  # replies go out through the outbox
     assert len(sim.smtp.received) == 1
     replies = [m.plain or "" for m in sim.api.visible(GROUP_ID) if m.reply_to]

@@ -199,8 +199,9 @@ async def test_two_concurrent_taps_make_one_transition(sim: Simulation) -> None:
         sim.api.press(KASI.user_id, GROUP_ID, card, data),
     )
     assert sim.app is not None
-    processor = sim.app.update_processor
-    await asyncio.gather(processor.wait_handled(u1), processor.wait_handled(u2))  # type: ignore[attr-defined]
+    assert sim.inbox is not None
+    runner = sim.inbox.runner
+    await asyncio.gather(runner.wait_handled(u1), runner.wait_handled(u2))
     answers = [sim.answer_to(q1)["text"], sim.answer_to(q2)["text"]]
     assert answers.count("Tiket #1: diverifikasi.") == 1
     lost = next(a for a in answers if a != "Tiket #1: diverifikasi.")

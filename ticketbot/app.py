@@ -23,7 +23,8 @@ from telegram.ext import (
 from ticketbot import handlers
 from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
-from ticketbot.inbox import Inbox, TrackedUpdates
+from ticketbot.group import Projection
+from ticketbot.inbox import Inbox
 from ticketbot.jobs import schedule_jobs
 from ticketbot.office import Office, deadline_of
 from ticketbot.outbox import OutboxWorker, Pacer
@@ -32,7 +33,7 @@ from ticketbot.records import card_effect
 from ticketbot.reminders import ReminderDesk
 from ticketbot.report import ReportDesk
 from ticketbot.retention import Retention
-from ticketbot.services import App, BotData, Services, services_of
+from ticketbot.services import App, BotData, Services
 from ticketbot.store import Stores
 from ticketbot.texts import Texts
 from ticketbot.views import Views
@@ -54,19 +55,21 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
         )
         texts = Texts(config.office.timezone, config.procedure.words)
         office = Office(config, repo, clock)
-        tg = config.telegram
         views = Views(config, texts)
+        tg = config.telegram
+        # The group is a projection of the database: the worker renders it at delivery.
+        outbox = OutboxWorker(
+            app.bot, repo, Projection(office, views, texts),
+            Pacer(tg.group_messages_per_minute, tg.messages_per_second),
+        )  # fmt: skip
         s = Services(
             config=config, repo=repo, office=office,
             desk=RecapDesk(config, repo, texts, clock), views=views,
             reminders=ReminderDesk(config, repo, office, views, clock),
             reports=ReportDesk(config, repo, texts, clock, group_id=lambda: office.group_id),
             retention=Retention(config, repo, clock),
-            texts=texts, group_filter=group,
-            outbox=OutboxWorker(app.bot, None, Pacer(tg.group_messages_per_minute,
-                                                      tg.messages_per_second)),
+            texts=texts, group_filter=group, outbox=outbox,
         )  # fmt: skip
-        s.outbox.services = s
         app.bot_data.services = s
         group.add_chat_ids(await office.find_group())
         # Stored deadlines follow the calendar and standards in force (only when they change).
@@ -98,9 +101,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
         .context_types(ContextTypes(bot_data=BotData))
         # A second connection lets the final getUpdates on stop go out at once.
         .get_updates_connection_pool_size(2)
-        # Updates are fetched by the durable inbox (inbox.py), not by PTB's Updater.
+        # Updates are fetched and run by the durable inbox (inbox.py), not PTB's Updater.
         .updater(None)
-        .concurrent_updates(TrackedUpdates())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
@@ -158,21 +160,17 @@ async def serve(
     *,
     poll_timeout: int = 10,
     ready: asyncio.Event | None = None,
+    inbox: Inbox | None = None,
 ) -> None:
     """Run until `stop` is set: initialize, post_init, handle what the inbox holds, fetch;
     then the reverse, each part bounded in time so that SIGTERM ends the process within
-    seconds (what is still pending stays in the database for the next start)."""
+    seconds (what is still pending stays in the database for the next start). The demo and
+    the tests pass their own `inbox` to wait on what it handled."""
     await app.initialize()
-    inbox = Inbox(
-        app, ALLOWED_UPDATES, poll_timeout,
-        is_staff=lambda user_id: bool(services_of(app).config.roles_of(user_id)),
-    )  # fmt: skip
+    inbox = inbox or Inbox(app, ALLOWED_UPDATES, poll_timeout)
     try:
         if app.post_init is not None:
             await app.post_init(app)
-        processor = app.update_processor
-        if isinstance(processor, TrackedUpdates):
-            processor.inbox = inbox
         await app.start()
         await inbox.start()
         log.info("ticketbot is running")
@@ -188,7 +186,7 @@ async def serve(
             error = inbox.task.exception()
             raise error if error is not None else RuntimeError("the inbox stopped")
     finally:
-        await inbox.stop()
+        await inbox.stop(STOP_SECONDS)
         if app.running:
             try:
                 async with asyncio.timeout(STOP_SECONDS):

@@ -1,17 +1,23 @@
 """What the group must show, queued in the durable outbox (outbox.py delivers it).
 
 Handlers and jobs say *what* should appear (a card re-rendered, a reply, a notice, a
-message deleted); nothing here calls Telegram, so a crash can lose none of it.
+message deleted); nothing here calls Telegram, so a crash can lose none of it. The
+`Projection` renders it when it is delivered: the group is a projection of the database.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from telegram import Message
 
 from ticketbot.domain.privacy import carries_full_number
+from ticketbot.office import Office
 from ticketbot.recap import NewsKind, RecapNews
-from ticketbot.records import Effect, card_effect, delete_effect, send_effect
+from ticketbot.records import Batch, Effect, Ticket, delete_effect, send_effect
 from ticketbot.services import Services
+from ticketbot.texts import Texts
+from ticketbot.views import CardView, Views
 
 
 def reply(s: Services, message: Message, text: str, key: str, *, refusal: bool = False) -> Effect:
@@ -35,10 +41,6 @@ def notice(s: Services, text: str, key: str) -> Effect:
     return send_effect(s.office.group_id, text, key)
 
 
-async def show_cards(s: Services, ticket_ids: list[int]) -> None:
-    await s.repo.outbox.enqueue([card_effect(i) for i in ticket_ids])
-
-
 async def announce(s: Services, news: list[RecapNews]) -> None:
     """Tell the group what the recap desk did (a sent batch's cards and summary were queued
     with the batch itself): late and failed recaps, once each."""
@@ -50,3 +52,35 @@ async def announce(s: Services, news: list[RecapNews]) -> None:
         text = s.texts.render(f"telegram/recap_{name}.html", batch=item.batch)
         effects.append(notice(s, text, f"recap-{name}:{item.batch.id}:{item.batch.attempts}"))
     await s.repo.outbox.enqueue(effects)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The outbox worker's `Renderer`: cards, summaries and pings as the database says now."""
+
+    office: Office
+    views: Views
+    texts: Texts
+
+    @property
+    def group_id(self) -> int:
+        return self.office.group_id
+
+    async def card(self, ticket: Ticket) -> CardView:
+        return self.views.card(await self.office.card_facts(ticket))
+
+    async def summary(self, batch: Batch) -> CardView:
+        return self.views.batch_summary(await self.office.batch_facts(batch))
+
+    async def turn(self, ticket: Ticket) -> tuple[int, ...]:
+        return tuple(sorted(p.user_id for p in await self.office.turn(ticket)))
+
+    async def ping(self, tickets: list[Ticket]) -> CardView:
+        """One ping for tickets whose turn is the same people's (the first one's)."""
+        return CardView(self.views.ping(tickets, await self.office.turn(tickets[0])), ())
+
+    def delete_failed(self) -> str:
+        return self.texts.render("telegram/delete_failed.html")
+
+    def refusals_combined(self, more: int) -> str:
+        return self.texts.render("telegram/refusals_combined.html", more=more)

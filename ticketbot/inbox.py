@@ -3,8 +3,8 @@
 python-telegram-bot's Updater confirms updates to Telegram on its next getUpdates, before
 their handlers have finished: a crash in between loses them. Here getUpdates is called with
 our own offset, and the offset only moves past updates that are already committed to the
-`inbox` table; the Application then handles them from its update queue as usual, and each
-is marked handled when its handler returns. At start-up, stored updates not yet handled are
+`inbox` table; the `Runner` then hands them to the Application's handlers, and each is
+marked handled when its handlers return. At start-up, stored updates not yet handled are
 handled first.
 
 Each update is dispatched once per process (`_dispatched`): a staff tap goes at once, ahead
@@ -31,9 +31,10 @@ from typing import Any
 
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
-from telegram.ext import Application, SimpleUpdateProcessor
+from telegram.ext import Application
 
 from ticketbot import telegram_io
+from ticketbot.services import App, Services, services_of
 
 log = logging.getLogger(__name__)
 BACKOFF_MAX = 30.0
@@ -71,32 +72,45 @@ def payload_of(update: Update) -> tuple[Update, str]:
     return update, text
 
 
-class TrackedUpdates(SimpleUpdateProcessor):
-    """Processes updates concurrently (taps on phones race for real), marks each handled in
-    the durable inbox when its handler returns, and lets a caller wait until a given update
-    has been handled: the demo and the tests use that instead of sleeping."""
+class Runner:
+    """Runs updates through the application's handlers, concurrently (taps on phones race
+    for real) and each once; calls `done` when its handlers have returned (not when they
+    were cancelled by a stop: it stays unhandled, and runs again at the next start). Waiters
+    may wait until an update is handled: the demo and the tests do, instead of sleeping."""
 
     KEPT = 10_000  # handled ids remembered for waiters; older ones are forgotten
 
-    def __init__(self, max_concurrent_updates: int = 16) -> None:
-        super().__init__(max_concurrent_updates)
+    def __init__(
+        self,
+        app: Application[Any, Any, Any, Any, Any, Any],
+        done: Callable[[Update], Awaitable[None]],
+        concurrency: int = 16,
+    ) -> None:
+        self.app, self._done = app, done
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
         self.handled: set[int] = set()
         self._order: deque[int] = deque()
-        self._changed: asyncio.Condition | None = None
-        self.inbox: Inbox | None = None
+        self._changed = asyncio.Condition()
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+    def run(self, update: Update, *, now: bool = False) -> None:
+        """Handle `update`; with `now` (a tap), without waiting for a free slot."""
+        task = asyncio.create_task(self._run(update, now=now))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, update: Update, *, now: bool) -> None:
+        if not now:
+            await self._slots.acquire()
         try:
-            await coroutine
+            await self.app.process_update(update)  # errors go to the error handler
+            await self._done(update)
+            await self.note_handled(update.update_id)
         finally:
-            if isinstance(update, Update):
-                if self.inbox is not None:
-                    await self.inbox.handled(update)
-                await self.note_handled(update.update_id)
+            if not now:
+                self._slots.release()
 
     async def note_handled(self, update_id: int) -> None:
-        if self._changed is None:
-            self._changed = asyncio.Condition()
         async with self._changed:
             self.handled.add(update_id)
             self._order.append(update_id)
@@ -105,19 +119,24 @@ class TrackedUpdates(SimpleUpdateProcessor):
             self._changed.notify_all()
 
     async def wait_handled(self, update_id: int, timeout: float = 10) -> None:
-        if self._changed is None:
-            self._changed = asyncio.Condition()
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(lambda: update_id in self.handled)
+
+    async def stop(self, grace: float) -> None:
+        """Let what runs finish within `grace` seconds, then cancel the rest."""
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)
+        for task in set(self._running):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 @dataclass
 class Inbox:
-    app: Application[Any, Any, Any, Any, Any, Any]
+    app: App
     allowed_updates: Sequence[str]
     poll_timeout: int = 10
-    # Whether a user id may decide anything (has a role): others' taps are answered cheaply.
-    is_staff: Callable[[int], bool] = lambda _: True
     _task: asyncio.Task[None] | None = field(default=None, init=False)
     _dispatched: set[int] = field(default_factory=set, init=False)
     _unstored: set[int] = field(default_factory=set, init=False)  # dispatched, not yet stored
@@ -129,10 +148,18 @@ class Inbox:
     _staff_taps: set[int] = field(default_factory=set, init=False)  # being decided
     _no_staff_taps: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _newest_staff_tap: float = field(default=0.0, init=False)
+    runner: Runner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = Runner(self.app, self.handled)
 
     @property
-    def services(self) -> Any:
-        return self.app.bot_data.services
+    def services(self) -> Services:
+        return services_of(self.app)
+
+    def is_staff(self, user_id: int) -> bool:
+        """Has a role: may decide something. Others' taps are answered cheaply."""
+        return bool(self.services.config.roles_of(user_id))
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -151,18 +178,16 @@ class Inbox:
         self._side_task(self._answer_outsiders())
         self._task = asyncio.create_task(self._poll(None if offset is None else offset + 1))
 
-    async def stop(self) -> None:
-        """Stop fetching at once. Updates still queued stay in the inbox for the next start."""
+    async def stop(self, grace: float) -> None:
+        """Stop fetching at once; let handlers running finish within `grace` seconds.
+        Updates not handled stay in the inbox for the next start."""
         for task in [self._task, *self._side]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._task = None
-        queue = self.app.update_queue
-        while not queue.empty():
-            queue.get_nowait()
-            queue.task_done()
+        await self.runner.stop(grace)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -257,7 +282,6 @@ class Inbox:
         """One after another, and each only once no staff tap is being decided (or a
         moment has passed): a flood of them never holds a staff tap's answer."""
         text = self.services.texts.answer("not_staff")
-        processor = self.app.update_processor
         while True:
             update = await self._outsiders.get()
             # A staff tap is answered within STAFF_FIRST seconds (handlers.py): wait for
@@ -269,8 +293,7 @@ class Inbox:
                         await self._no_staff_taps.wait()
             assert update.callback_query is not None
             await telegram_io.answer(update.callback_query, text)
-            if isinstance(processor, TrackedUpdates):
-                await processor.note_handled(update.update_id)
+            await self.runner.note_handled(update.update_id)
 
     def _side_task(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -300,16 +323,8 @@ class Inbox:
             self._staff_taps.add(update.update_id)
             self._newest_staff_tap = time.monotonic()
             self._no_staff_taps.clear()
-            # Taps first: never behind a backlog of group messages, nor waiting for one of
-            # the processor's slots (do_process_update is the processor's work without its
-            # semaphore).
-            processor = self.app.update_processor
-            self.app.create_task(
-                processor.do_process_update(update, self.app.process_update(update)),
-                update=update,
-            )
-        else:
-            await self.app.update_queue.put(update)
+        # Taps first: never behind a backlog of group messages, nor waiting for a slot.
+        self.runner.run(update, now=update.callback_query is not None)
 
     def retry_later(self, update: Update) -> None:
         """Its handler met a storage fault: it stays unhandled and runs again soon."""

@@ -197,6 +197,33 @@ class StatusQuery:
 StatusOutcome = TicketStatus | TicketsOfNik | StatusQuery
 
 
+# -- facts of a reminder round (reminders.py) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overdue:
+    ticket: Ticket
+    due: datetime
+    late_minutes: float
+    round: int  # which reminder this is for this deadline (1 = the first)
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    batch: Batch
+    waiting: int  # tickets still waiting for the DWH's confirmation
+    age_workdays: float
+    round: int
+
+
+@dataclass
+class Reminder:
+    people: list[Person]
+    escalated_to: list[Person] = field(default_factory=list)
+    overdue: list[Overdue] = field(default_factory=list)
+    unconfirmed: list[Unconfirmed] = field(default_factory=list)
+
+
 QUEUE_SHOWN = 45  # /antrian rows read at most: one Telegram message never holds more
 
 

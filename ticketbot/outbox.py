@@ -28,13 +28,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Protocol
 
 from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from ticketbot import telegram_io
-from ticketbot.records import OutboxItem, Placed, delete_effect, send_effect
+from ticketbot.records import Batch, OutboxItem, Placed, Ticket, delete_effect, send_effect
+from ticketbot.store import Stores
 from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
@@ -118,12 +119,33 @@ def _window_wait(window: deque[float], limit: int, period: float, now: float) ->
     return window[0] + period - now if len(window) >= limit else 0.0
 
 
+class Renderer(Protocol):
+    """What the worker shows, rendered when it is delivered, from the database (group.py's
+    `Projection`): so many changes to one card while it waits become one edit."""
+
+    @property
+    def group_id(self) -> int: ...
+
+    async def card(self, ticket: Ticket) -> CardView: ...
+
+    async def summary(self, batch: Batch) -> CardView: ...
+
+    async def turn(self, ticket: Ticket) -> tuple[int, ...]: ...
+
+    async def ping(self, tickets: list[Ticket]) -> CardView: ...
+
+    def delete_failed(self) -> str: ...
+
+    def refusals_combined(self, more: int) -> str: ...
+
+
 @dataclass
 class OutboxWorker:
     """Two lanes (messages, deletions) over the durable outbox."""
 
     bot: Bot
-    services: Any  # ticketbot.services.Services (import cycle otherwise)
+    stores: Stores
+    renderer: Renderer
     pacer: Pacer
     rng: random.Random = field(default_factory=random.Random)
 
@@ -152,7 +174,7 @@ class OutboxWorker:
         self._tasks = []
 
     def wake(self) -> None:
-        self.services.repo.outbox.changed.set()
+        self.stores.outbox.changed.set()
 
     def saw(self, chat_id: int, message_id: int) -> None:
         """The newest message id known in a chat: where a lost post would be."""
@@ -168,7 +190,7 @@ class OutboxWorker:
                 async with self._changed:
                     soon = utcnow() + timedelta(seconds=horizon)
                     kinds = MESSAGE_KINDS + DELETE_KINDS
-                    due = await self.services.repo.outbox.due_effects(soon, kinds, 1)
+                    due = await self.stores.outbox.due_effects(soon, kinds, 1)
                     if not due and self._busy == 0:
                         return
                     self.wake()
@@ -193,9 +215,7 @@ class OutboxWorker:
     async def _lane_round(self, kinds: tuple[str, ...]) -> None:
         # Messages one at a time: what is most urgent is chosen again before each (a new
         # card overtakes thirty re-renders); deletions go in batches.
-        items = await self.services.repo.outbox.due_effects(
-            utcnow(), kinds, 1 if "card" in kinds else 20
-        )
+        items = await self.stores.outbox.due_effects(utcnow(), kinds, 1 if "card" in kinds else 20)
         if not items:
             await self._sleep_until_due()
             return
@@ -223,9 +243,9 @@ class OutboxWorker:
                     self._changed.notify_all()
 
     async def _sleep_until_due(self) -> None:
-        changed = self.services.repo.outbox.changed
+        changed = self.stores.outbox.changed
         changed.clear()
-        next_at = await self.services.repo.outbox.next_effect_at()
+        next_at = await self.stores.outbox.next_effect_at()
         wait = 5.0
         if next_at is not None:
             wait = min(max((next_at - utcnow()).total_seconds(), 0.05), 5.0)
@@ -241,16 +261,16 @@ class OutboxWorker:
         wait = self.pacer.blocked_for(chat, charged=item.kind not in DELETE_KINDS)
         if wait <= HOLD_AT_MOST:
             return False
-        await self.services.repo.outbox.effect_postpone(item, utcnow() + timedelta(seconds=wait))
+        await self.stores.outbox.effect_postpone(item, utcnow() + timedelta(seconds=wait))
         return True
 
     async def _chat_of(self, item: OutboxItem) -> int | None:
         if item.chat_id is not None or item.target_id is None:
             return item.chat_id
         if item.kind == "card":
-            ticket = await self.services.repo.tickets.get_ticket(item.target_id)
+            ticket = await self.stores.tickets.get_ticket(item.target_id)
             return ticket.chat_id if ticket else None
-        return int(self.services.office.group_id)
+        return self.renderer.group_id
 
     async def _handle(self, item: OutboxItem, chat: int | None) -> None:
         try:
@@ -272,7 +292,7 @@ class OutboxWorker:
         except (Forbidden, BadRequest) as error:
             log.error("outbox: Telegram refused effect %s (%s): %s", item.id, item.kind,
                       error.message)  # fmt: skip
-            await self.services.repo.outbox.effect_failed(item, utcnow(), error.message)
+            await self.stores.outbox.effect_failed(item, utcnow(), error.message)
         except NetworkError as error:  # 5xx, timeouts, no connection: try again
             await self._retry(item, f"{type(error).__name__}: {error.message}")
         except TelegramError as error:
@@ -294,15 +314,15 @@ class OutboxWorker:
             at *= self.rng.uniform(0.8, 1.2)
         log.warning("outbox: effect %s (%s) will be tried again in %.0f s: %s",
                     item.id, item.kind, at, error)  # fmt: skip
-        await self.services.repo.outbox.effect_retry(item, utcnow() + timedelta(seconds=at), error)
+        await self.stores.outbox.effect_retry(item, utcnow() + timedelta(seconds=at), error)
 
     async def _delete(self, item: OutboxItem) -> None:
         assert item.chat_id is not None
         assert item.message_id is not None
-        repo = self.services.repo
+        repo = self.stores
         if not await telegram_io.delete(self.bot, item.chat_id, item.message_id):
             # Telegram refuses (the bot is not an admin): people must delete it by hand.
-            text = self.services.texts.render("telegram/delete_failed.html")
+            text = self.renderer.delete_failed()
             await repo.outbox.enqueue(
                 [send_effect(item.chat_id, text, f"delete-failed:{item.key}",
                              reply_to=item.message_id)],
@@ -315,77 +335,71 @@ class OutboxWorker:
         assert item.text is not None
         text = item.text
         if item.refused > 1:
-            text += "\n\n" + self.services.texts.render(
-                "telegram/refusals_combined.html", more=item.refused - 1
-            )
+            text += "\n\n" + self.renderer.refusals_combined(item.refused - 1)
         sent = await telegram_io.send(self.bot, item.chat_id, CardView(text, ()), item.reply_to)
         self.saw(item.chat_id, sent.message_id)
         await self._record(
-            item, lambda: self.services.repo.outbox.effect_done(item, utcnow(), sent.message_id)
+            item, lambda: self.stores.outbox.effect_done(item, utcnow(), sent.message_id)
         )
 
     async def _ping(self, item: OutboxItem) -> None:
         """Turn pings: Telegram does not notify on edits, so whose turn it is gets a new short
         message replying to the card, naming them by a clickable mention. Pings due now for
         the same people go as one message; a ticket's previous ping is taken back."""
-        s = self.services
+        stores, renderer = self.stores, self.renderer
         assert item.target_id is not None
-        ticket = await s.repo.tickets.get_ticket(item.target_id)
+        ticket = await stores.tickets.get_ticket(item.target_id)
         if ticket is None:
-            await s.repo.outbox.effect_failed(item, utcnow(), "no such ticket")
+            await stores.outbox.effect_failed(item, utcnow(), "no such ticket")
             return
-        people = await s.office.turn(ticket)
-        who = sorted(p.user_id for p in people)
+        who = await renderer.turn(ticket)
         items, tickets = [item], [ticket]
         if who:
             # Those due within the gathering window go now, with this one.
-            for other in await s.repo.outbox.due_pings(utcnow() + s.repo.outbox.ping_gather):
+            soon = utcnow() + stores.outbox.ping_gather
+            for other in await stores.outbox.due_pings(soon):
                 if other.id == item.id or other.target_id is None or len(items) >= PING_GROUP:
                     continue
-                t = await s.repo.tickets.get_ticket(other.target_id)
-                if (
-                    t is not None
-                    and t.chat_id == ticket.chat_id
-                    and sorted(p.user_id for p in await s.office.turn(t)) == who
-                ):
+                t = await stores.tickets.get_ticket(other.target_id)
+                if t is not None and t.chat_id == ticket.chat_id and await renderer.turn(t) == who:
                     items.append(other)
                     tickets.append(t)
         ids = {t.id for t in tickets}
         for old in {t.ping_message_id for t in tickets if t.ping_message_id}:
-            if await s.repo.tickets.ping_sharers(old) <= ids:  # nobody else still needs it
+            if await stores.tickets.ping_sharers(old) <= ids:  # nobody else still needs it
                 await self.pacer.acquire(ticket.chat_id, charged=False)
                 await telegram_io.delete(self.bot, ticket.chat_id, old)
         posted = None
         if who:
             await self.pacer.acquire(ticket.chat_id, charged=True)
-            view = CardView(s.views.ping(tickets, people), ())
+            view = await renderer.ping(tickets)
             sent = await telegram_io.send(self.bot, ticket.chat_id, view, ticket.card_message_id)
             self.saw(ticket.chat_id, sent.message_id)
             posted = sent.message_id
         await self._record(
-            item, lambda: s.repo.outbox.pings_done(items, sorted(ids), posted, utcnow())
+            item, lambda: stores.outbox.pings_done(items, sorted(ids), posted, utcnow())
         )
 
     async def _place(self, item: OutboxItem) -> None:
         """A card or a recap summary: render it now, then edit it where it is, or post it
         (after looking for a post whose outcome was lost)."""
-        s = self.services
+        stores, renderer = self.stores, self.renderer
         assert item.target_id is not None
         if item.kind == "card":
-            ticket = await s.repo.tickets.get_ticket(item.target_id)
+            ticket = await stores.tickets.get_ticket(item.target_id)
             if ticket is None:
-                await s.repo.outbox.effect_failed(item, utcnow(), "no such ticket")
+                await stores.outbox.effect_failed(item, utcnow(), "no such ticket")
                 return
             chat, where = ticket.chat_id, ticket.card_message_id
-            view = s.views.card(await s.office.card_facts(ticket))
+            view = await renderer.card(ticket)
             place = Placed(card=ticket.id)
         else:
-            batch = await s.repo.batches.get_batch(item.target_id)
+            batch = await stores.batches.get_batch(item.target_id)
             if batch is None:
-                await s.repo.outbox.effect_failed(item, utcnow(), "no such batch")
+                await stores.outbox.effect_failed(item, utcnow(), "no such batch")
                 return
-            chat, where = s.office.group_id, batch.summary_message_id
-            view = s.views.batch_summary(await s.office.batch_facts(batch))
+            chat, where = renderer.group_id, batch.summary_message_id
+            view = await renderer.summary(batch)
             place = Placed(summary=batch.id)
 
         await self.pacer.acquire(chat, charged=True)
@@ -397,7 +411,7 @@ class OutboxWorker:
             self.saw(chat, where)
             at = where if found else None
             await self._record(
-                item, lambda: s.repo.outbox.effect_done(item, utcnow(), at, placed=place)
+                item, lambda: stores.outbox.effect_done(item, utcnow(), at, placed=place)
             )
             return
         await self._post(item, chat, view, place)
@@ -413,26 +427,22 @@ class OutboxWorker:
         probe_from = self._last_seen.get(chat, 0) + 1
         if self._last_seen.get(chat) is None:
             probe_from = await self._first_unknown_id(chat)
-        await self.services.repo.outbox.effect_retry(
-            item, utcnow(), "posting", probe_from=probe_from
-        )
+        await self.stores.outbox.effect_retry(item, utcnow(), "posting", probe_from=probe_from)
         try:
             sent = await telegram_io.send(self.bot, chat, view)
         except (RetryAfter, BadRequest, Forbidden):
             # Telegram answered: nothing was posted, there is nothing to look for.
-            await self.services.repo.outbox.forget_probe(item)
+            await self.stores.outbox.forget_probe(item)
             raise
         self.saw(chat, sent.message_id)
         # Where the card (or summary) now is, recorded with the delivery: one transaction.
         await self._record(
             item,
-            lambda: self.services.repo.outbox.effect_done(
-                item, utcnow(), sent.message_id, placed=place
-            ),
+            lambda: self.stores.outbox.effect_done(item, utcnow(), sent.message_id, placed=place),
         )
 
     async def _first_unknown_id(self, chat: int) -> int:
-        known = await self.services.repo.outbox.known_bot_messages(chat, 0, 2**62)
+        known = await self.stores.outbox.known_bot_messages(chat, 0, 2**62)
         return (max(known) + 1) if known else 1
 
     async def _find_lost_post(self, chat: int, start: int, view: CardView) -> int | None:
@@ -441,7 +451,7 @@ class OutboxWorker:
         ones answers "not modified" only on that card (the buttons name the ticket);
         messages of others cannot be edited; a message of ours that is something else is
         left as it was."""
-        known = await self.services.repo.outbox.known_bot_messages(chat, start, start + PROBE_SPAN)
+        known = await self.stores.outbox.known_bot_messages(chat, start, start + PROBE_SPAN)
         markup = telegram_io.keyboard(view)
         if markup is None:
             return None  # nothing tells a card without buttons from another message

@@ -15,40 +15,16 @@ what was reminded commit in one transaction, so a restart neither repeats nor sk
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from ticketbot.clock import Clock
 from ticketbot.config import Config
 from ticketbot.domain.lifecycle import State
-from ticketbot.office import Office, Person
-from ticketbot.records import Batch, Effect, Ticket, send_effect
+from ticketbot.office import Office, Overdue, Person, Reminder, Unconfirmed
+from ticketbot.records import Effect, send_effect
 from ticketbot.store import Stores
-
-
-@dataclass(frozen=True)
-class Overdue:
-    ticket: Ticket
-    due: datetime
-    late_minutes: float
-    round: int  # which reminder this is for this deadline (1 = the first)
-
-
-@dataclass(frozen=True)
-class Unconfirmed:
-    batch: Batch
-    waiting: int  # tickets still waiting for the DWH's confirmation
-    age_workdays: float
-    round: int
-
-
-@dataclass
-class Reminder:
-    people: list[Person]
-    escalated_to: list[Person] = field(default_factory=list)
-    overdue: list[Overdue] = field(default_factory=list)
-    unconfirmed: list[Unconfirmed] = field(default_factory=list)
+from ticketbot.views import Views
 
 
 @dataclass
@@ -56,7 +32,7 @@ class ReminderDesk:
     config: Config
     repo: Stores
     office: Office
-    views: Any  # ticketbot.views.Views
+    views: Views
     clock: Clock
 
     def in_work_hours(self, now: datetime) -> bool:

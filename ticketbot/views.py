@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 from urllib.parse import quote
 
 from ticketbot import callback_data as cb
@@ -34,12 +33,13 @@ from ticketbot.office import (
     ReasonHasNumber,
     ReasonMenu,
     Refused,
+    Reminder,
     StatusOutcome,
     StatusQuery,
     TicketsOfNik,
     TicketStatus,
 )
-from ticketbot.records import Event, Ticket
+from ticketbot.records import Batch, Event, Ticket
 from ticketbot.texts import Texts, fit_message
 
 BUTTON_LABEL_LIMIT = 60
@@ -305,8 +305,8 @@ class Views:
             step=self.texts.label("queue", tickets[0].state),
         )  # fmt: skip
 
-    def reminder(self, reminder: Any) -> str:
-        """One reminder round for one audience (reminders.Reminder)."""
+    def reminder(self, reminder: Reminder) -> str:
+        """One reminder round for one audience."""
         items = [
             {"ticket": o.ticket, "step": self.texts.label("queue", o.ticket.state),
              "late": o.late_minutes}
@@ -317,7 +317,9 @@ class Views:
             escalated=self.turn(reminder.escalated_to), unconfirmed=reminder.unconfirmed,
         )  # fmt: skip
 
-    def morning(self, queue: QueueFacts, unconfirmed: list[Any], today: date) -> str:
+    def morning(
+        self, queue: QueueFacts, unconfirmed: list[tuple[Batch, int, float]], today: date
+    ) -> str:
         steps = [
             {"title": self.texts.label("queue", state), "count": len(rows),
              "overdue": sum(r.overdue for r in rows)}

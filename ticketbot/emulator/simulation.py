@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ticketbot.app import build_application, serve
+from ticketbot.app import ALLOWED_UPDATES, build_application, serve
 from ticketbot.config import Config, parse_config
 from ticketbot.domain.lifecycle import SOP_09, Procedure
 from ticketbot.emulator.botapi import FakeBotApi, StoredMessage
 from ticketbot.emulator.smtp import SmtpSink
-from ticketbot.inbox import TrackedUpdates
+from ticketbot.inbox import Inbox
 from ticketbot.jobs import run_recap, sweep_overdue
 from ticketbot.office import Office
 from ticketbot.recap import RecapDesk
@@ -106,6 +106,7 @@ class Simulation:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.app: App | None = None
+        self.inbox: Inbox | None = None
         self.config: Config | None = None
 
     async def __aenter__(self) -> Simulation:
@@ -128,7 +129,10 @@ class Simulation:
         await self.api.release_polls(False)
         ready = asyncio.Event()
         self.app = build_application(self.config, clock=self.clock)
-        self._task = asyncio.create_task(serve(self.app, self._stop, poll_timeout=1, ready=ready))
+        self.inbox = Inbox(self.app, ALLOWED_UPDATES, poll_timeout=1)
+        self._task = asyncio.create_task(
+            serve(self.app, self._stop, ready=ready, inbox=self.inbox)
+        )
         waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
@@ -184,10 +188,8 @@ class Simulation:
         return services_of(self.app).office
 
     async def _handled(self, update_id: int) -> None:
-        assert self.app is not None
-        processor = self.app.update_processor
-        assert isinstance(processor, TrackedUpdates)
-        await processor.wait_handled(update_id)
+        assert self.inbox is not None
+        await self.inbox.runner.wait_handled(update_id)
         await self.services.outbox.drained()
 
     async def say(
