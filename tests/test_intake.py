@@ -127,10 +127,13 @@ async def test_duplicate_points_to_the_open_ticket(sim: Simulation) -> None:
 
 
 async def test_people_without_a_role_and_other_chats_are_ignored(sim: Simulation) -> None:
-    await sim.say(STRANGER, VALID_FORM)
+    stranger = await sim.say(STRANGER, VALID_FORM)
     await sim.say(STAF, VALID_FORM, chat_id=STAF.user_id)  # a private chat
-    assert sim.api.calls_of("sendMessage", "deleteMessage") == []
+    assert sim.api.calls_of("sendMessage") == []
     assert await sim.office.repo.tickets.count_tickets() == 0
+    # Ignored, but a full NIK in the group goes whoever sent it (SPEC §3).
+    [deleted] = sim.api.calls_of("deleteMessage")
+    assert deleted.params["message_id"] == str(stranger)
 
 
 async def test_kasi_and_adb_may_open_tickets_too(sim: Simulation) -> None:

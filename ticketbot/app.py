@@ -130,6 +130,13 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
             handlers.on_tiket,
         )
     )
+    # A scan sent as a file with /tiket: photos only, and the file goes (it shows the NIK).
+    app.add_handler(
+        MessageHandler(
+            group & openers & filters.Document.ALL & filters.CaptionRegex(TICKET_CAPTION),
+            handlers.on_tiket_file,
+        )
+    )
     # Help in the group; a short explanation in a private chat.
     app.add_handler(
         CommandHandler(["bantuan", "help", "start"], handlers.on_bantuan, new_in_office)
@@ -150,6 +157,8 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
         MessageHandler(new_in_office & pressers & filters.REPLY & filters.TEXT
                        & ~filters.COMMAND, handlers.on_reply)
     )  # fmt: skip
+    # Anything else in the group: a full NIK/KK or an intake album's other photo is deleted.
+    app.add_handler(MessageHandler(group, handlers.on_group_message))
     app.add_error_handler(handlers.on_error)
     return app
 

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ticketbot import __version__
 from ticketbot.config import Config, ConfigError, config_warnings, file_holds_secret, load_config
 from ticketbot.logs import redact, setup_logging
+from ticketbot.paths import unwritable
 
 if TYPE_CHECKING:
     from ticketbot.store import Stores
@@ -110,8 +111,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if not config.database_path.exists():
         print(f"database.path: {config.database_path} does not exist", file=sys.stderr)
         return EXIT_CONFIG
-    if args.out.exists():
-        print(f"{args.out} already exists; choose a new file name", file=sys.stderr)
+    if problem := unwritable(args.out):
+        print(problem, file=sys.stderr)
         return EXIT_CONFIG
 
     async def main() -> None:
@@ -186,7 +187,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     config = _load(args.config, need_token=False)
     from ticketbot.clock import now_utc
     from ticketbot.domain.report import Month
-    from ticketbot.paths import write_private
     from ticketbot.report import ReportDesk
     from ticketbot.texts import Texts
 
@@ -195,22 +195,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"--month: {args.month!r} is not a month like 2026-10", file=sys.stderr)
         return EXIT_CONFIG
-    if args.out.exists() and not args.out.is_dir():
-        print(f"--out: {args.out} is a file; name a directory", file=sys.stderr)
+    if month > Month.of(now_utc().astimezone(config.office.timezone).date()):
+        print(f"--month: {month} has not begun yet", file=sys.stderr)
         return EXIT_CONFIG
+    out: Path = args.out
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        print(f"--out: {out} is not a directory; name a directory", file=sys.stderr)
+        return EXIT_CONFIG
+    if not out.exists() and (problem := unwritable(out)):
+        print(f"--out: {problem}", file=sys.stderr)  # its parent must be there
+        return EXIT_CONFIG
+    names = tuple(f"laporan-{month}.{kind}" for kind in ("png", "xlsx", "txt"))
+    for name in names:
+        if out.exists() and (problem := unwritable(out / name)):
+            print(f"--out: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
 
     async def main() -> int:
         async with _database(config) as repo:
             desk = ReportDesk(config, repo, Texts(config.office.timezone), now_utc)
             files = await desk.build(month)
-        args.out.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for name, data in ((files.png_name, files.png), (files.xlsx_name, files.xlsx),
-                           (f"laporan-{month}.txt", files.text.encode("utf-8"))):  # fmt: skip
-            write_private(args.out / name, data)
-            print(args.out / name)
+        datas = (files.png, files.xlsx, files.text.encode("utf-8"))
+        await asyncio.to_thread(write_files, out, zip(names, datas, strict=True))
         return 0
 
     return _run_on_database(config, main)
+
+
+def write_files(out: Path, files: Iterable[tuple[str, bytes]]) -> None:
+    """New owner-only files in `out` (made if missing, its parent being there)."""
+    from ticketbot.paths import write_private
+
+    out.mkdir(mode=0o700, exist_ok=True)
+    for name, data in files:
+        try:
+            write_private(out / name, data)
+        except OSError as error:
+            raise _Refused(f"--out: cannot write {out / name}: {error.strerror}") from None
+        print(out / name)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -220,18 +242,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ticketbot.domain.privacy import ascii_digits, mask_number, strip_separators
     from ticketbot.retention import Retention, operator
 
-    nik = ascii_digits(strip_separators(args.nik))
-    if len(nik) != 16 or not nik.isdigit():
+    # `--nik -`: read from standard input, so the number need not stand in shell history.
+    given = sys.stdin.readline() if args.nik == "-" else args.nik
+    nik = ascii_digits(strip_separators(given.strip()))
+    if len(nik) != 16 or not nik.isascii() or not nik.isdigit():
         print("--nik: a NIK is 16 digits", file=sys.stderr)
         return EXIT_CONFIG
-    if args.out.exists():
-        print(f"{args.out} already exists; choose a new file name", file=sys.stderr)
+    if problem := unwritable(args.out):
+        print(f"--out: {problem}", file=sys.stderr)
         return EXIT_CONFIG
 
     async def main() -> int:
         async with _database(config) as repo:
             retention = Retention(config, repo, now_utc)
-            found = await retention.export(nik, args.out, operator(retention.texts))
+            try:
+                found = await retention.export(nik, args.out, operator(retention.texts))
+            except OSError as error:
+                raise _Refused(f"--out: cannot write {args.out}: {error.strerror}") from None
         print(f"{found} ticket(s) for NIK {mask_number(nik)} written to {args.out}")
         return 0
 
@@ -348,7 +375,11 @@ def parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="everything held on one NIK (subject access)")
     export.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
-    export.add_argument("--nik", required=True, help="the resident's 16-digit NIK")
+    export.add_argument(
+        "--nik",
+        required=True,
+        help="the resident's 16-digit NIK, or - to read it from standard input",
+    )
     export.add_argument(
         "--out",
         type=Path,

@@ -27,6 +27,7 @@ TOKEN_ENV = "TICKETBOT_TELEGRAM_TOKEN"
 SMTP_PASSWORD_ENV = "TICKETBOT_SMTP_PASSWORD"
 TOKEN_SHAPE = re.compile(r"^\d{3,12}:[A-Za-z0-9_-]{20,}$")
 EMAIL_SHAPE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+PHOTO_MINUTES_MAX = 47 * 60  # an hour inside Telegram's 48 hours, for retries
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 # Every key the configuration knows (SPEC §5); anything else is a typo and an error.
@@ -54,7 +55,7 @@ SCHEMA: dict[str, frozenset[str]] = {
             *DAY_HOURS,
         }
     ),
-    "privacy": frozenset({"delete_intake", "retention_days"}),
+    "privacy": frozenset({"delete_intake", "retention_days", "photo_minutes"}),
     "lembaga": frozenset({"known"}),
 }
 
@@ -170,6 +171,7 @@ class Config:
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     report_to: tuple[str, ...] = ()
     retention_days: int = 730
+    photo_minutes: float = 30  # a "Foto" copy in a private chat lives this long
     procedure: Procedure = field(default=SOP_09, compare=False, repr=False)
     source: Path | None = field(default=None, compare=False)
 
@@ -601,8 +603,12 @@ def parse_config(
         reminders=reminders,
         report_to=_emails(r, "report.to", required=False),
         retention_days=r.integer("privacy.retention_days", 730),
+        photo_minutes=r.number("privacy.photo_minutes", 30),
         procedure=procedure,
     )
+    if config.photo_minutes > PHOTO_MINUTES_MAX:
+        r.fail("privacy.photo_minutes", f"must be at most {PHOTO_MINUTES_MAX}"
+               " (Telegram lets a bot delete its messages for 48 hours)")  # fmt: skip
     if config.retention_days < 1:
         r.fail("privacy.retention_days", "must be at least 1")
     for lst in procedure.reason_lists:

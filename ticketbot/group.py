@@ -28,10 +28,11 @@ def reply(s: Services, message: Message, text: str, key: str, *, refusal: bool =
                        person_id=person)  # fmt: skip
 
 
-def removal(s: Services, message: Message) -> list[Effect]:
-    """Delete a person's message that carries a full NIK/KK (SPEC §3)."""
+def removal(s: Services, message: Message, *, personal: bool = False) -> list[Effect]:
+    """Delete a person's message that carries a full NIK/KK (SPEC §3), or that is known to
+    carry personal data (`personal`: a KK scan, a reason with a phone number)."""
     text = message.text or message.caption or ""
-    if s.config.delete_intake and carries_full_number(text):
+    if s.config.delete_intake and (personal or carries_full_number(text)):
         return [delete_effect(message.chat_id, message.message_id)]
     return []
 

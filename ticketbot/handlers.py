@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from telegram import Message, Update, User
 from telegram.constants import MessageEntityType
@@ -15,7 +16,7 @@ from ticketbot.domain.privacy import carries_full_number, clean_text, clip_utf16
 from ticketbot.inbox import storage_fault
 from ticketbot.office import FormRefused, Opened, PhotoShown, ReasonHasNumber
 from ticketbot.recap import NewsKind
-from ticketbot.records import Actor
+from ticketbot.records import Actor, delete_effect
 from ticketbot.services import Context, Services
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ async def on_tiket(update: Update, context: Context) -> None:
     if message is None or message.from_user is None:
         return
     s = context.bot_data.services
+    if message.media_group_id:
+        context.bot_data.albums.opened(message.media_group_id)
     photo = message.photo[-1].file_id if message.photo else None
     remove = s.config.delete_intake and carries_full_number(message.text or message.caption or "")
     outcome = await s.office.intake(
@@ -91,6 +94,39 @@ async def on_tiket(update: Update, context: Context) -> None:
         [group.reply(s, message, reply, key_of(update), refusal=refusal),
          *group.removal(s, message)]
     )  # fmt: skip
+
+
+async def on_tiket_file(update: Update, context: Context) -> None:
+    """A scan sent as a file with the /tiket caption: the bot takes photos only. The file
+    shows the numbers, so it goes like any intake that carries them."""
+    message = update.effective_message
+    if message is None:
+        return
+    s = context.bot_data.services
+    if message.media_group_id:
+        context.bot_data.albums.opened(message.media_group_id)
+    text = s.texts.render("telegram/intake_file.html")
+    await s.repo.outbox.enqueue(
+        [group.reply(s, message, text, key_of(update), refusal=True),
+         *group.removal(s, message, personal=True)]
+    )  # fmt: skip
+
+
+async def on_group_message(update: Update, context: Context) -> None:
+    """Any other message in the group (a member without a role, a form the bot does not
+    take): one that carries a full NIK/KK is deleted, whoever sent it, and so are the other
+    photos of an album that opened a ticket (SPEC §3)."""
+    message = update.effective_message
+    if message is None:
+        return
+    s = context.bot_data.services
+    album = message.media_group_id
+    scan = bool(album and (message.photo or message.document))
+    if scan and album is not None and not await context.bot_data.albums.of_intake(album):
+        scan = False
+    effects = group.removal(s, message, personal=scan)
+    if effects:
+        await s.repo.outbox.enqueue(effects)
 
 
 async def on_button(update: Update, context: Context) -> None:
@@ -120,10 +156,16 @@ async def on_button(update: Update, context: Context) -> None:
     text, alert = s.views.answer(outcome)
     if isinstance(outcome, PhotoShown) and outcome.ticket.photo_file_id:
         caption = s.texts.answer("photo_caption", ticket_id=outcome.ticket.id)
-        if not await telegram_io.send_photo_privately(
+        copy = await telegram_io.send_photo_privately(
             context.bot, outcome.user_id, outcome.ticket.photo_file_id, caption
-        ):
+        )
+        if copy is None:
             text, alert = s.texts.answer("photo_start_first"), True
+        else:
+            # The copy goes after privacy.photo_minutes, through the durable outbox: a
+            # restart in between does not leave it behind (SPEC §3).
+            gone = datetime.now(UTC) + timedelta(minutes=s.config.photo_minutes)
+            await s.repo.outbox.enqueue([delete_effect(outcome.user_id, copy, at=gone)])
     await telegram_io.answer(query, text, alert=alert)
 
 
@@ -145,8 +187,9 @@ async def on_reply(update: Update, context: Context) -> None:
     if isinstance(outcome, ReasonHasNumber):
         text = s.views.answer(outcome)[0]
         await s.repo.outbox.enqueue(
-            [group.reply(s, message, text, key_of(update)), *group.removal(s, message)]
-        )
+            [group.reply(s, message, text, key_of(update)),
+             *group.removal(s, message, personal=True)]
+        )  # fmt: skip
 
 
 async def on_status(update: Update, context: Context) -> None:
@@ -265,13 +308,19 @@ async def on_group_moved(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None:
         return
+    s = context.bot_data.services
     if message.migrate_to_chat_id:
         old, new = message.chat_id, message.migrate_to_chat_id
     elif message.migrate_from_chat_id:
+        # Said in the new chat: only Telegram's own word that our group moved there counts
+        # (any chat could name our group; Telegram does not let users forge this, but a
+        # move of the office is too much to take on one message's word).
         old, new = message.migrate_from_chat_id, message.chat_id
+        if old != s.office.group_id or await telegram_io.moved_to(context.bot, old) != new:
+            return
     else:
         return
-    s = context.bot_data.services
+    # A move is followed only from the configured group (move_group checks `old`).
     if not await s.office.move_group(old, new):
         return
     s.group_filter.add_chat_ids(new)

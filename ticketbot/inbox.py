@@ -248,13 +248,14 @@ class Inbox:
                 self._dispatched.add(update.update_id)
                 self._unstored.add(update.update_id)
                 await self._dispatch(update)
-        # Stored first: only then may the next getUpdates confirm them to Telegram. An
-        # outsider's tap keeps only its id: it is already answered, and nothing else of it
-        # is kept.
+        # Stored first: only then may the next getUpdates confirm them to Telegram. What
+        # comes from chats or people the bot ignores (an outsider's tap, already answered;
+        # another chat; a stranger's private message) keeps only its id (SPEC §3).
+        fleeting = outsiders | {u.update_id for u, _ in cleaned if not self._kept(u)}
         marked = set(self._early)  # written as handled with the store
         await self.services.repo.inbox.store_updates(
-            [(u.update_id, "" if u.update_id in outsiders else p) for u, p in cleaned],
-            datetime.now(UTC), handled=marked | outsiders,
+            [(u.update_id, "" if u.update_id in fleeting else p) for u, p in cleaned],
+            datetime.now(UTC), handled=marked | fleeting,
         )  # fmt: skip
         self._unstored -= {u.update_id for u, _ in cleaned}
         self._early -= marked
@@ -273,6 +274,18 @@ class Inbox:
         last = updates[-1].update_id
         self._dispatched = {i for i in self._dispatched if i > last - KEEP_DISPATCHED}
         return last + 1
+
+    def _kept(self, update: Update) -> bool:
+        """Worth keeping until handled: the office group's messages (a stranger's may carry
+        a NIK to delete), and staff's taps and private messages."""
+        if update.callback_query is not None:
+            return self.is_staff(update.callback_query.from_user.id)
+        message, user = update.effective_message, update.effective_user
+        if message is None:
+            return False
+        if message.chat_id == self.services.office.group_id:
+            return True
+        return message.chat.type == "private" and user is not None and self.is_staff(user.id)
 
     def _outsider_tap(self, update: Update) -> bool:
         query = update.callback_query

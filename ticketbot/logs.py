@@ -1,4 +1,4 @@
-"""Logging that never carries the bot token, a full NIK/KK or a mobile number.
+"""Logging that never carries the bot token, a full NIK/KK, a phone number or a name.
 
 The filter sits on the one handler, so it sees every record of every library at every
 level (python-telegram-bot logs whole updates at DEBUG, aiosqlite its SQL parameters).
@@ -49,4 +49,7 @@ def setup_logging(level: int = logging.INFO, stream: TextIO | None = None) -> lo
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters (a resident's name, keterangan):
+    # nothing there an operator needs, and not ours to redact field by field.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     return handler

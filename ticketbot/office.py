@@ -23,7 +23,7 @@ from ticketbot.domain.calendar import deadline
 from ticketbot.domain.lifecycle import Action, Refusal, State, Transition
 from ticketbot.domain.privacy import (
     ascii_digits,
-    carries_full_number,
+    carries_personal_number,
     clean_text,
     clip_utf16,
     strip_separators,
@@ -542,7 +542,7 @@ class Office:
         if not isinstance(decision, Transition):
             return None
         reason = clean_text(text)
-        if carries_full_number(reason):
+        if carries_personal_number(reason):
             return ReasonHasNumber()
         if not reason:
             return None

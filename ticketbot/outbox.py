@@ -320,7 +320,8 @@ class OutboxWorker:
         assert item.chat_id is not None
         assert item.message_id is not None
         repo = self.stores
-        if not await telegram_io.delete(self.bot, item.chat_id, item.message_id):
+        deleted = await telegram_io.delete(self.bot, item.chat_id, item.message_id)
+        if not deleted and item.chat_id < 0:
             # Telegram refuses (the bot is not an admin): people must delete it by hand.
             text = self.renderer.delete_failed()
             await repo.outbox.enqueue(

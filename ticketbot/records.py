@@ -119,6 +119,7 @@ class Effect:
     text: str | None = None
     reply_to: int | None = None
     person_id: int | None = None
+    not_before: datetime | None = None  # not delivered before (a photo copy's deletion)
 
 
 def card_effect(ticket_id: int) -> Effect:
@@ -134,8 +135,8 @@ def summary_effect(batch_id: int) -> Effect:
     return Effect("summary", f"summary:{batch_id}", target_id=batch_id)
 
 
-def delete_effect(chat_id: int, message_id: int) -> Effect:
-    return Effect("delete", f"delete:{chat_id}:{message_id}", chat_id, message_id)
+def delete_effect(chat_id: int, message_id: int, *, at: datetime | None = None) -> Effect:
+    return Effect("delete", f"delete:{chat_id}:{message_id}", chat_id, message_id, not_before=at)
 
 
 def send_effect(

@@ -62,7 +62,11 @@ class Retention:
             ids, actor, self.clock(),
             self.texts.label("records", "purge").format(days=self.config.retention_days),
             effects=lambda with_card: [card_effect(i) for i in with_card],
+            presets={r for reasons in self.config.reasons.values() for r in reasons},
+            erased=self.texts.label("records", "reason_erased"),
         )  # fmt: skip
+        # The erased rows must not live on in the WAL's page images.
+        await self.repo.db.checkpoint()
         log.info("retention: personal data of %s closed tickets erased (kept %s days)",
                  len(purged), self.config.retention_days)  # fmt: skip
         return purged

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,37 @@ class Services:
     retention: Retention
 
 
+class Albums:
+    """Albums whose first photo opened a ticket: their other photos (the KK's other side, a
+    second scan) show the numbers too and are deleted with the intake. Telegram sends an
+    album's photos as separate updates that run at once, so a later photo may wait a moment
+    for its intake to be read."""
+
+    KEEP = 600.0  # seconds an album is remembered (Telegram sends one within seconds)
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, asyncio.Event]] = {}
+
+    def _event(self, album: str) -> asyncio.Event:
+        now = time.monotonic()
+        for key, (at, _) in list(self._seen.items()):
+            if now - at > self.KEEP:
+                del self._seen[key]
+        return self._seen.setdefault(album, (now, asyncio.Event()))[1]
+
+    def opened(self, album: str) -> None:
+        self._event(album).set()
+
+    async def of_intake(self, album: str, wait: float = 3.0) -> bool:
+        event = self._event(album)
+        try:
+            async with asyncio.timeout(wait):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
 class BotData:
     """PTB's bot_data, typed: the services, once post_init has built them."""
 
@@ -41,6 +74,7 @@ class BotData:
         self._services: Services | None = None
         # Updates whose handler met a storage fault (a full disk): run again, not lost.
         self._storage_faults: set[int] = set()
+        self.albums = Albums()
 
     def storage_fault(self, update_id: int) -> None:
         self._storage_faults.add(update_id)

@@ -25,7 +25,7 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from ticketbot.domain.privacy import redact_numbers
 from ticketbot.views import CardView
@@ -107,15 +107,26 @@ async def answer(query: CallbackQuery, text: str, *, alert: bool = False) -> Non
         log.warning("callback query not answered: %s", error.message)
 
 
-async def send_photo_privately(bot: Bot, user_id: int, file_id: str, caption: str) -> bool:
-    """The intake photo to one person's private chat, protected from forwarding and saving.
-    False when Telegram refuses (the person never started a chat with the bot)."""
+async def send_photo_privately(bot: Bot, user_id: int, file_id: str, caption: str) -> int | None:
+    """The intake photo to one person's private chat, protected from forwarding and saving:
+    its message id, or None when Telegram refuses (the person never started a chat)."""
     try:
-        await bot.send_photo(user_id, file_id, caption=caption, protect_content=True)
+        sent = await bot.send_photo(user_id, file_id, caption=caption, protect_content=True)
     except (Forbidden, BadRequest) as error:
         log.info("photo not sent privately: %s", error.message)
-        return False
-    return True
+        return None
+    return sent.message_id
+
+
+async def moved_to(bot: Bot, chat_id: int) -> int | None:
+    """The supergroup Telegram says the group `chat_id` became, if it says so."""
+    try:
+        await bot.get_chat(chat_id)
+    except ChatMigrated as error:
+        return error.new_chat_id
+    except TelegramError as error:
+        log.warning("could not ask Telegram about chat %s: %s", chat_id, error.message)
+    return None
 
 
 async def delete(bot: Bot, chat_id: int, message_id: int) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import phonenumbers
+
 # What may stand between the digits of one number: white space of any kind, dots, dashes
 # of every width, slashes, and characters that do not show (zero-width, soft hyphen, BOM,
 # bidi marks). In log text a repr() writes invisible characters as escapes (\u200b, \xa0).
@@ -29,6 +31,7 @@ _LOG_RUN = re.compile(rf"\d(?:(?:{SEPARATOR}|{_ESCAPE})*\d){{15,}}")
 _GAP = rf"(?:{SEPARATOR}|[()])*"
 _PHONE = re.compile(rf"(?<!\d)(?:\+\s*62|62|0){_GAP}8(?:{_GAP}\d){{7,12}}")
 _SEPARATORS = re.compile(f"{SEPARATOR}+")
+_HIDDEN = re.compile(f"[{_INVISIBLE}]")
 _ESCAPES = re.compile(_ESCAPE)
 # Removed from stored text: control characters (new lines kept where a field allows them),
 # bidirectional overrides and isolates, lone surrogates, and non-characters.
@@ -46,6 +49,20 @@ def ascii_digits(text: str) -> str:
 def carries_full_number(text: str) -> bool:
     """True when 16 or more digits remain once separators and invisible characters go."""
     return _RUN.search(text) is not None
+
+
+def carries_phone(text: str) -> bool:
+    """True when the text holds a telephone number in any Indonesian form (0812…, +62 812…,
+    62812…, a landline like (0631) 21234), however it is spaced or hidden: a reason or a
+    free-text field is not the place for one (the HP line is, and it is masked)."""
+    visible = ascii_digits(_HIDDEN.sub("", text))
+    matches = phonenumbers.PhoneNumberMatcher(visible, "ID", leniency=phonenumbers.Leniency.VALID)
+    return any(True for _ in matches) or _PHONE.search(visible) is not None
+
+
+def carries_personal_number(text: str) -> bool:
+    """A full NIK/KK or a phone number: refused in every free text (SPEC §3)."""
+    return carries_full_number(text) or carries_phone(text)
 
 
 def strip_separators(text: str) -> str:
@@ -74,9 +91,30 @@ def redact_numbers(text: str) -> str:
     return _RUN.sub(_masked_run, text)
 
 
+# A resident's words in a form (Nama, Keterangan) and a person's name in an update as
+# python-telegram-bot logs it (JSON or repr): up to the end of the line, or of the string.
+_FORM_VALUE = re.compile(
+    r"(?im)((?:(?<=\\n)|(?<!\w))(?:nama(?:\s+pemohon)?|keterangan|ket|masalah)\s*:)"
+    r"[^\n'\"]*?(?=\\n|\n|['\"]|$)"
+)
+_NAME_FIELD = re.compile(
+    r"""((?:['"])(?:first_name|last_name|full_name|username|name)(?:['"])\s*[:=]\s*)"""
+    r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+)
+_NAME_ARG = re.compile(r"\b((?:first_name|last_name|full_name|username)=)('[^']*'|\"[^\"]*\")")
+
+
+def redact_names(text: str) -> str:
+    """Hide people's names and the free text of a form in a log line."""
+    text = _FORM_VALUE.sub(r"\1 <…>", text)
+    text = _NAME_FIELD.sub(r"\1'<…>'", text)
+    return _NAME_ARG.sub(r"\1'<…>'", text)
+
+
 def redact_log(text: str) -> str:
-    """Mask NIK/KK numbers (also as repr() escapes them) and mobile numbers in a log line."""
-    text = _LOG_RUN.sub(_masked_run, text)
+    """Mask NIK/KK numbers (also as repr() escapes them), phone numbers and names in a log
+    line."""
+    text = redact_names(_LOG_RUN.sub(_masked_run, text))
     return _PHONE.sub(lambda m: ascii_digits(re.sub(r"\D", "", m.group()))[:4] + "****", text)
 
 

@@ -17,6 +17,7 @@ from phonenumbers import NumberParseException, PhoneNumberType
 
 from ticketbot.domain.privacy import (
     carries_full_number,
+    carries_phone,
     clean_text,
     redact_numbers,
     strip_separators,
@@ -42,7 +43,7 @@ LABELS = {
     "keterangan": "Keterangan",
 }
 REQUIRED = ("nik", "kk", "lembaga", "hp")
-FREE_TEXT = ("nama", "lembaga", "keterangan")  # may never carry a full NIK/KK (SPEC §3)
+FREE_TEXT = ("nama", "lembaga", "keterangan")  # never a full NIK/KK nor a phone (SPEC §3)
 
 # Key variants staff actually type; matched after normalise_key().
 KEY_ALIASES: dict[str, str] = {
@@ -245,6 +246,11 @@ def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
             errors.append(
                 f"{LABELS[name]} tidak boleh memuat NIK/KK lengkap (16 digit); "
                 "tulis NIK dan KK hanya di baris NIK dan KK."
+            )
+        elif name in FREE_TEXT and carries_phone(value):
+            errors.append(
+                f"{LABELS[name]} tidak boleh memuat nomor telepon; "
+                "tulis nomor HP/WA hanya di baris HP."
             )
     checked: dict[str, str] = {}
     for name in ("nik", "kk"):

@@ -115,6 +115,7 @@ class StoredMessage:
     protected: bool = False  # protect_content: no forwarding, no saving
     upload: Upload | None = None  # the photo or document as uploaded
     photo_size: tuple[int, int] = (1280, 960)
+    media_group_id: str | None = None  # one album's photos share it
 
 
 @dataclass
@@ -271,6 +272,8 @@ class FakeBotApi:
             entities = _command_entities(source) if m.from_id != self.bot_id else []
             if entities:
                 out["entities"] = entities
+        if m.media_group_id:
+            out["media_group_id"] = m.media_group_id
         if m.reply_markup:
             out["reply_markup"] = m.reply_markup
         if m.reply_to is not None and (m.chat_id, m.reply_to) in self.messages:
@@ -296,13 +299,17 @@ class FakeBotApi:
         *,
         photo: bool = False,
         reply_to: int | None = None,
+        document: str | None = None,
+        album: str | None = None,
     ) -> tuple[int, int]:
-        """A person sends a message (or a photo with `text` as caption); returns
-        (update_id, message_id)."""
+        """A person sends a message (or a photo, or a file named `document`, with `text` as
+        caption, in the album `album`); returns (update_id, message_id)."""
         m = StoredMessage(
             chat_id=chat_id, message_id=self._new_message_id(chat_id), from_id=user_id,
-            date=int(time.time()), text=text, plain=text, reply_to=reply_to,
+            date=int(time.time()), text=text or None, plain=text or None, reply_to=reply_to,
             photo_file_id=f"AgACAgUAAxkBAAI{next(self._photo_ids):08d}" if photo else None,
+            upload=Upload(document, "application/pdf", b"%PDF-1.4 scan") if document else None,
+            media_group_id=album,
         )  # fmt: skip
         self.messages[(chat_id, m.message_id)] = m
         if chat_id == user_id:
@@ -398,8 +405,11 @@ class FakeBotApi:
 
     @property
     def errors(self) -> list[ApiCall]:
-        """Calls Telegram would have rejected (injected faults excluded)."""
-        return [c for c in self.calls if c.status != 200 and not c.injected]
+        """Calls Telegram would have rejected (injected faults excluded). Asking getChat
+        about a group that became a supergroup is how a bot learns its new id: an answer,
+        not a mistake."""
+        return [c for c in self.calls if c.status != 200 and not c.injected
+                and not (c.method == "getChat" and "upgraded" in str(c.description))]  # fmt: skip
 
     def unanswered_callbacks(self) -> list[str]:
         return [q for q, r in self._callbacks.items() if not r.answered]
@@ -511,6 +521,10 @@ class FakeBotApi:
     async def _api_getMe(self, params: dict[str, Any]) -> Any:
         return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False,
                 "supports_inline_queries": False}  # fmt: skip
+
+    async def _api_getChat(self, params: dict[str, Any]) -> Any:
+        """As Telegram: a group upgraded to a supergroup answers 400 with its new id."""
+        return {**self._chats[self._chat(params)], "accent_color_id": 0, "max_reaction_count": 11}
 
     async def _api_deleteWebhook(self, params: dict[str, Any]) -> Any:
         return True

@@ -39,6 +39,9 @@ class Database:
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
+            # Erasure is real (SPEC §6): what a purge or a handled update gives up is
+            # overwritten with zeros, not left in free pages.
+            await conn.execute("PRAGMA secure_delete = ON")
             db = cls(conn)
             if migrate:
                 await db.migrate()
@@ -81,6 +84,12 @@ class Database:
     async def migrate(self, directory: Path = MIGRATIONS_DIR, *, upto: int | None = None) -> int:
         return await schema.migrate(self.conn, self.transaction, directory, upto=upto)
 
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database and empty it: after a purge, erased rows must not
+        live on in the WAL's old page images."""
+        async with self._write_lock:
+            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def table_names(self) -> list[str]:
         async with self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
@@ -99,6 +108,7 @@ class Database:
         The copy is a new file, owner-only."""
         dest = await aiosqlite.connect(private_file(target, new=True))
         try:
+            await dest.execute("PRAGMA secure_delete = ON")
             await self.conn.backup(dest)
         finally:
             await dest.close()

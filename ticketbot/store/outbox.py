@@ -47,6 +47,8 @@ class OutboxStore:
                 continue
             if e.person_id is not None:
                 values["due"] = await self._next_reply_slot(e.person_id, stamp)
+            if e.not_before is not None:
+                values["due"] = max(stamp, to_db_time(e.not_before))
             if e.kind == "ping":
                 # Pings falling in the same few seconds for the same people go as one.
                 values["due"] = to_db_time(datetime.now(UTC) + self.ping_gather)
@@ -165,8 +167,9 @@ class OutboxStore:
 
     async def _effect_done(self, item: OutboxItem, now: datetime, message_id: int | None) -> bool:
         cur = await self.db.conn.execute(
+            # Delivered: its text (a reply may quote a form) is needed no more.
             "UPDATE outbox SET status = 'done', done_at = ?, message_id = coalesce(?,"
-            " message_id), probe_from = NULL WHERE id = ? AND (generation = ?"
+            " message_id), probe_from = NULL, text = NULL WHERE id = ? AND (generation = ?"
             " OR kind != 'card' AND kind != 'summary')",
             (to_db_time(now), message_id, item.id, item.generation),
         )
@@ -214,7 +217,8 @@ class OutboxStore:
     async def effect_failed(self, item: OutboxItem, now: datetime, error: str) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE outbox SET status = 'failed', done_at = ?, last_error = ? WHERE id = ?",
+                "UPDATE outbox SET status = 'failed', done_at = ?, last_error = ?, text = NULL"
+                " WHERE id = ?",
                 (to_db_time(now), error, item.id),
             )
 

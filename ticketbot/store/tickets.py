@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -358,11 +358,15 @@ class TicketStore:
     async def purge(
         self, ticket_ids: Sequence[int], actor: Actor, now: datetime, detail: str,
         effects: Callable[[list[int]], Sequence[Effect]] = lambda _: (),
+        *, presets: Collection[str] = (), erased: str = "",
     ) -> list[int]:  # fmt: skip
-        """Erase phone, name, keterangan and the photo reference, mask NIK and KK, and
-        record a `purge` event per ticket, a chunk per transaction, with `effects` of the
-        purged tickets that have a card. A ticket that is open again or already purged is
-        left alone. Returns the tickets purged."""
+        """Erase phone, name, keterangan and the photo reference, mask NIK and KK, replace
+        every typed reason in the ticket's events by `erased` (a preset reason names nobody
+        and stays, for the report), and record a `purge` event per ticket, a chunk per
+        transaction, with `effects` of the purged tickets that have a card. A ticket that is
+        open again or already purged is left alone. Returns the tickets purged."""
+        kept = sorted(set(presets))
+        keep_marks = ",".join("?" * len(kept))
         done: list[int] = []
         closed = ",".join("?" * len(self._closed))
         stamp = to_db_time(now)
@@ -373,13 +377,22 @@ class TicketStore:
                 async with conn.execute(
                     f"UPDATE tickets SET nik = {MASKED_SQL.format('nik')},"
                     f" kk = {MASKED_SQL.format('kk')}, phone = '', nama = NULL,"
-                    " keterangan = '', photo_file_id = NULL, purged_at = ?"
+                    " keterangan = '', photo_file_id = NULL, purged_at = ?,"
+                    " reject_reason = CASE WHEN reject_reason IS NULL"
+                    f"   OR reject_reason IN ({keep_marks}) THEN reject_reason ELSE ? END"
                     f" WHERE id IN ({marks}) AND purged_at IS NULL AND state IN ({closed})"
                     " RETURNING id, card_message_id",
-                    (stamp, *chunk, *self._closed),
+                    (stamp, *kept, erased, *chunk, *self._closed),
                 ) as cur:
                     rows = sorted((int(r[0]), r[1] is not None) for r in await cur.fetchall())
                 purged = [ticket_id for ticket_id, _ in rows]
+                await conn.execute(
+                    # Only the tickets just purged: the log of any other stays as written.
+                    "UPDATE events SET detail = ? WHERE ticket_id IN"
+                    f" ({','.join('?' * len(purged))}) AND to_state IS NOT NULL"
+                    f" AND detail IS NOT NULL AND detail != ? AND detail NOT IN ({keep_marks})",
+                    (erased, *purged, erased, *kept),
+                )
                 for ticket_id in purged:
                     await self.events.insert(ticket_id, actor, "purge", None, None, stamp, detail)
                 await self.outbox.add(effects([i for i, has_card in rows if has_card]))
