@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import VALID_FORM, form
@@ -38,6 +39,26 @@ def test_demo_covers_every_sop_step_and_writes_the_email(tmp_path: Path) -> None
     sheet = load_workbook(tmp_path / "out" / files[0]).active
     assert sheet.cell(row=2, column=2).value == "1273014506850001"  # headers in row 1
     assert "Telegram menolak" not in transcript
+    # Each deletion says why: a person's message held a NIK; the bot's own old ping did not.
+    deletions = [ln for ln in transcript.splitlines() if "Bot menghapus pesan" in ln]
+    assert any("(memuat NIK lengkap)" in ln for ln in deletions)
+    assert any("(pesan bot yang sudah usang)" in ln for ln in deletions)
+    assert readme_intakes() == "four intakes"
+
+
+def readme_intakes() -> str:
+    match = re.search(r"plays one office day:\s+(\w+ intakes)", (ROOT / "README.md").read_text())
+    assert match is not None
+    return match.group(1)
+
+
+def test_every_verb_has_a_one_line_description_in_its_own_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    subcommands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for verb, sub in subcommands.items():
+        assert sub.description and "\n" not in sub.description, verb
+        assert sub.format_help().split("\n\n")[1].strip() == sub.description, verb
 
 
 def test_every_registered_command_is_documented() -> None:
@@ -102,3 +123,21 @@ async def test_backup_while_running_restores(sim: Simulation, tmp_path: Path) ->
     )  # fmt: skip
     _, err = await again.communicate()
     assert again.returncode == 2 and b"already exists" in err
+
+
+def test_recap_dry_run_with_nothing_pending_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import always_open_config
+    from ticketbot.cli import main
+
+    config = always_open_config(tmp_path / "config.toml", "http://127.0.0.1:9/bot", 9)
+
+    async def create() -> None:
+        await (await Stores.open(tmp_path / "office.sqlite3")).close()
+
+    asyncio.run(create())
+    assert main(["recap", "--config", str(config), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("nothing pending")
+    assert "Subject" not in out

@@ -21,7 +21,14 @@ from openpyxl import load_workbook
 
 from tests.conftest import VALID_FORM, form
 from ticketbot.cli import main, parser
-from ticketbot.config import TOKEN_ENV, config_warnings, load_config, parse_config, schema_of
+from ticketbot.config import (
+    TOKEN_ENV,
+    ConfigError,
+    config_warnings,
+    load_config,
+    parse_config,
+    schema_of,
+)
 from ticketbot.domain.calendar import Sla, SpecialPeriod, WorkCalendar, deadline
 from ticketbot.domain.lifecycle import SOP_09, State
 from ticketbot.emulator.botapi import FakeBotApi
@@ -89,6 +96,10 @@ def check(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str
         ("[smtp]", "[smtpp]", "smtpp: unknown section (did you mean [smtp]?)"),
         ('fri_hours = "07:30-16:30"', 'fri_hours = "7.30-16.30"',
          "calendar.fri_hours: must look like 07:30-16:00"),
+        # A typo in a sub-table is a typo too: the built-in list must not be used silently.
+        ("[lembaga.known]", "[lembaga.knwon]",
+         "lembaga.knwon: unknown key (did you mean 'known'?)"),
+        ("port = 587", 'port = "587"', "smtp.port: must be an integer"),
     ],
 )  # fmt: skip
 def test_each_problem_is_exactly_one_line_naming_the_key(
@@ -498,3 +509,26 @@ def test_readme_stands_alone() -> None:
     for needed in ("python3-venv", "/var/lib/ticketbot", "/etc/ticketbot/config.toml",
                    "ticketbot recap --config /etc/ticketbot/config.toml --test"):  # fmt: skip
         assert needed in readme, needed
+
+
+def test_weekdays_any_case_and_recap_addresses_with_a_name(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(example, 'workdays = ["mon", "tue", "wed", "thu", "fri"]',
+         'workdays = ["Mon", "TUE", "wed", "Thu", "fri"]')  # fmt: skip
+    edit(example, 'to = ["admin-dwh@example.go.id"]',
+         'to = ["Admin DWH Pusat <admin-dwh@example.go.id>"]')  # fmt: skip
+    code, lines = check(example, capsys)
+    assert (code, lines) == (0, [])
+    config = load_config(example)
+    assert config.calendar.workdays == frozenset(range(5))
+    assert config.recap.to == ("Admin DWH Pusat <admin-dwh@example.go.id>",)
+
+
+def test_an_empty_configuration_says_each_missing_section_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({}, {}, tmp_path)
+    assert caught.value.problems == [
+        f"[{section}]: section is missing"
+        for section in ("office", "telegram", "roles", "smtp", "recap")
+    ]

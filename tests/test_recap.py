@@ -68,6 +68,14 @@ async def test_scheduled_recap_at_the_configured_time_on_a_working_day(sim: Simu
     assert "DWH" in summary.reply_markup["inline_keyboard"][0][0]["text"]
     await sim.run_jobs()  # the same day again: nothing more
     assert len(sim.smtp.received) == 1
+    # The text part, line by line: each field on its own line, as a mail client shows it.
+    plain, _, _ = parts(sim.smtp.received[0].message)
+    ticket_line = plain.splitlines().index("1. Tiket #1")
+    assert plain.splitlines()[ticket_line + 1 : ticket_line + 4] == [
+        "   NIK       : 1273014506850001",  # the DWH admin needs the whole number
+        "   No. KK    : 1273010101090003",
+        "   Lembaga   : BPJS Kesehatan",
+    ]
 
 
 async def test_jobs_are_registered_with_grace_and_coalescing(sim: Simulation) -> None:

@@ -168,7 +168,7 @@ async def test_the_card_and_the_queue_say_how_long_the_dwh_has_kept_it(sim: Simu
     await jobs_at(sim, at(24, 15, 0))
     await jobs_at(sim, at(26, 15, 0))  # two working days later
     await sim.say(STAF, "/antrian")
-    assert "#1 BPJS Kesehatan — menunggu DWH 2.0 hari kerja" in (
+    assert "#1 BPJS Kesehatan — menunggu DWH 2,0 hari kerja" in (
         sim.last_bot_message().plain or ""
     )
     await sim.services.repo.outbox.enqueue([card_effect(1)])  # the card is rendered again

@@ -145,6 +145,9 @@ def cmd_recap(args: argparse.Namespace) -> int:
         async with _database(config) as repo:
             desk = RecapDesk(config, repo, Texts(config.office.timezone), now_utc)
             content = await desk.preview_email()
+        if content is None:
+            print("nothing pending: no ticket waits for the next recap, so none would be sent")
+            return 0
         print(f"Subject: {content.subject}\nAttachment: {content.filename}\n")
         print(content.text, end="")
         return 0
@@ -326,18 +329,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ticketbot {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the bot until SIGINT/SIGTERM (systemd runs this)")
+    def verb(name: str, about: str) -> argparse.ArgumentParser:
+        # The line in the verb list is also the first line of the verb's own --help.
+        return sub.add_parser(name, help=about, description=about)
+
+    run = verb("run", "run the bot until SIGINT/SIGTERM (systemd runs this)")
     run.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     run.add_argument(
         "--verbose", action="store_true", help="DEBUG logs (still no NIK, phone or token)"
     )
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("check-config", help="check a configuration file; exit 2 if wrong")
+    check = verb("check-config", "check a configuration file; exit 2 if wrong")
     check.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     check.set_defaults(func=cmd_check_config)
 
-    recap = sub.add_parser("recap", help="print the pending recap, or send a test email")
+    recap = verb("recap", "print the pending recap, or send a test email")
     recap.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     what = recap.add_mutually_exclusive_group()
     what.add_argument(
@@ -348,21 +355,21 @@ def parser() -> argparse.ArgumentParser:
     )
     recap.set_defaults(func=cmd_recap)
 
-    demo = sub.add_parser("demo", help="the whole process on this machine, no token")
+    demo = verb("demo", "the whole process on this machine, no token")
     demo.add_argument(
         "--out", type=Path, default=Path("demo-out"),
         help="where the recap email, HTML and XLSX go (default ./demo-out)",
     )  # fmt: skip
     demo.set_defaults(func=cmd_demo)
 
-    backup = sub.add_parser("backup", help="a consistent copy of the live database")
+    backup = verb("backup", "a consistent copy of the live database")
     backup.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     backup.add_argument(
         "out", type=Path, help="the new file to write (owner-only, not overwritten)"
     )
     backup.set_defaults(func=cmd_backup)
 
-    report = sub.add_parser("report", help="the monthly report's chart, XLSX and text")
+    report = verb("report", "the monthly report's chart, XLSX and text")
     report.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     report.add_argument("--month", required=True, help="the month, e.g. 2026-10")
     report.add_argument(
@@ -373,7 +380,7 @@ def parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(func=cmd_report)
 
-    export = sub.add_parser("export", help="everything held on one NIK (subject access)")
+    export = verb("export", "everything held on one NIK (subject access)")
     export.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     export.add_argument(
         "--nik",
@@ -388,7 +395,7 @@ def parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=cmd_export)
 
-    purge = sub.add_parser("purge", help="apply the retention rule now (also runs daily)")
+    purge = verb("purge", "apply the retention rule now (also runs daily)")
     purge.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
     purge.add_argument(
         "--dry-run", action="store_true", help="list what would be erased; change nothing"

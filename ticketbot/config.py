@@ -308,8 +308,7 @@ def _unknown_keys(r: _Reader, schema: Mapping[str, frozenset[str]]) -> None:
         if not isinstance(value, Mapping):
             r.fail(name, "must be a section ([" + name + "])")
             continue
-        if name == "lembaga":
-            continue  # [lembaga.known] names are the office's own
+        # [lembaga.known]'s own keys are the office's institutions: any name goes there.
         for key in value:
             if key not in schema[name]:
                 r.fail(f"{name}.{key}", f"unknown key{_hint(key, schema[name])}")
@@ -377,7 +376,8 @@ def _emails(r: _Reader, key: str, *, required: bool) -> tuple[str, ...]:
     if required and not values and isinstance(r.raw(key), list):
         r.fail(key, "must name at least one address")
     for v in values:
-        if not EMAIL_SHAPE.match(v.strip()):
+        # As smtp.from: a bare address, or one with a name ("Admin DWH <dwh@…>").
+        if not _one_mailbox(v.strip()):
             r.fail(key, f"{v!r} is not an email address")
     return tuple(v.strip() for v in values)
 
@@ -423,7 +423,7 @@ def _database_path(r: _Reader, base: Path) -> Path:
 
 
 def _calendar(r: _Reader, tz: ZoneInfo) -> WorkCalendar:
-    days = r.strings("calendar.workdays", ["mon", "tue", "wed", "thu", "fri"])
+    days = [d.lower() for d in r.strings("calendar.workdays", ["mon", "tue", "wed", "thu", "fri"])]
     bad = [d for d in days if d not in WEEKDAYS]
     if bad:
         r.fail("calendar.workdays", f"unknown day(s) {bad}; use {list(WEEKDAYS)}")
@@ -521,7 +521,8 @@ def parse_config(
     if base_url and not re.match(r"^https?://", base_url):
         r.fail("telegram.base_url", "must start with http:// or https://")
     group_id = r.integer("telegram.group_id")
-    if group_id >= 0 and not any(p.startswith("telegram.group_id:") for p in r.problems):
+    told = any(p.startswith(("telegram.group_id:", "[telegram]")) for p in r.problems)
+    if group_id >= 0 and not told:
         r.fail("telegram.group_id", "must be a negative group chat id (see /id)")
     telegram = TelegramConfig(
         token=Secret(token_text),
@@ -535,7 +536,7 @@ def parse_config(
     if security not in ("none", "starttls", "tls"):
         r.fail("smtp.security", 'must be "none", "starttls" or "tls"')
     port = r.integer("smtp.port", 587)
-    if not 0 < port < 65536:
+    if not 0 < port < 65536 and not any(p.startswith("smtp.port:") for p in r.problems):
         r.fail("smtp.port", "must be between 1 and 65535")
     sender = r.string("smtp.from")
     if sender.strip() and not _one_mailbox(sender):

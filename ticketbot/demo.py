@@ -76,9 +76,14 @@ class Transcript:
             self.line(f"[{self.when()}] 🤖 Bot memperbarui kartu (pesan #{p['message_id']}):")
             self._message(int(p["message_id"]))
         elif call.method == "deleteMessage":
-            self.line(
-                f"[{self.when()}] 🤖 Bot menghapus pesan #{p['message_id']} (memuat NIK lengkap)"
+            gone = self.sim.api.message(int(p["chat_id"]), int(p["message_id"]))
+            # The bot's own old pings hold no NIK: they go because they are out of date.
+            why = (
+                "pesan bot yang sudah usang"
+                if gone.from_id == self.sim.api.bot_id
+                else ("memuat NIK lengkap")
             )
+            self.line(f"[{self.when()}] 🤖 Bot menghapus pesan #{p['message_id']} ({why})")
         elif call.method == "answerCallbackQuery" and p.get("text"):
             kind = "pop-up (hanya untuk penekan)" if p.get("show_alert") else "notifikasi"
             text = str(p["text"]).replace("\n", " / ")

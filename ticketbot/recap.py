@@ -290,15 +290,19 @@ class RecapDesk:
             next_run=self.schedule.next_run(self.clock()),
         )  # fmt: skip
 
-    async def preview_email(self) -> Email:
-        """What the next recap would contain (the pending batch, else the unbatched)."""
+    async def preview_email(self) -> Email | None:
+        """What the next recap would contain (the pending batch, else the unbatched); None
+        when it would not be sent at all (nothing pending, and `send_empty` off)."""
         now = self.clock()
         pending = await self.repo.batches.batches("pending")
         if pending:
             tickets = await self.repo.batches.batch_tickets(pending[0].id)
             return await self.render(pending[0].due_date, tickets)
         due = self.schedule.next_run(now).date()
-        return await self.render(due, await self.repo.batches.unbatched_synced())
+        tickets = await self.repo.batches.unbatched_synced()
+        if not tickets and not self.config.recap.send_empty:
+            return None
+        return await self.render(due, tickets)
 
 
 def _at(event: Event | None, tz: tzinfo) -> datetime | None:

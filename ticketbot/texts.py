@@ -36,6 +36,11 @@ def minutes_text(minutes: float) -> str:
     return f"{mins} menit"
 
 
+def decimal(value: float, places: int = 1) -> str:
+    """A number as Indonesians write it: 2,5 (a comma before the decimals)."""
+    return f"{value:.{places}f}".replace(".", ",")
+
+
 class Texts:
     def __init__(self, tz: ZoneInfo, words: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.tz = tz
@@ -52,7 +57,7 @@ class Texts:
         self.env.filters.update(
             mask=mask_number, mask_phone=mask_phone, when=self.when, day=self.day,
             stamp=self.stamp,
-            minutes=minutes_text, role=lambda r: self.label("roles", r),
+            minutes=minutes_text, role=lambda r: self.label("roles", r), decimal=decimal,
         )  # fmt: skip
         self.env.globals["label"] = self.label
         self._answers: Any = None
