@@ -332,3 +332,25 @@ def test_export_reads_the_nik_from_standard_input(
                  "--out", str(tmp_path / "lain.txt")]) == 2  # fmt: skip
     assert "--nik: a NIK is 16 digits" in capsys.readouterr().err
     assert not os.path.lexists(tmp_path / "lain.txt")
+
+
+@pytest.mark.parametrize("verb", ["demo", "backup", "report", "export"])
+def test_a_missing_or_unwritable_output_directory_is_one_line(
+    office: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], verb: str
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    # Root writes into a locked directory anyway: there only the missing one can be shown.
+    places = [tmp_path / "no" / "such"] + ([locked / "inside"] if os.geteuid() else [])
+    for where in places:
+        argv = {
+            "demo": ["demo", "--out", str(where)],
+            "backup": ["backup", "--config", str(office), str(where)],
+            "report": ["report", "--config", str(office), "--month", "2026-10",
+                       "--out", str(where)],
+            "export": ["export", "--config", str(office), "--nik", NIK, "--out", str(where)],
+        }[verb]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert "does not exist" in err or "not writable" in err, err

@@ -100,6 +100,13 @@ def check(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str
         ("[lembaga.known]", "[lembaga.knwon]",
          "lembaga.knwon: unknown key (did you mean 'known'?)"),
         ("port = 587", 'port = "587"', "smtp.port: must be an integer"),
+        # Two institutions claiming one alias: an intake would go to the first, silently.
+        ('"Bank" = []', '"Bank" = ["pajak"]',
+         "lembaga.known.Direktorat Jenderal Pajak: 'pajak' is already an alias of 'Bank'"),
+        # A preset reason is on every card and in residents' messages: it names nobody.
+        ('    "NIK tidak ditemukan di database SIAK",',
+         '    "NIK tidak ditemukan di database SIAK",\n    "hubungi 0812 3456 7890",',
+         "reject.reasons: reason 2 holds a full NIK/KK or a phone number"),
     ],
 )  # fmt: skip
 def test_each_problem_is_exactly_one_line_naming_the_key(

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import form
 from ticketbot.config import DEFAULT_LEMBAGA
 from ticketbot.domain.privacy import mask_number, mask_phone, redact_numbers
 from ticketbot.domain.validation import (
@@ -22,8 +23,10 @@ CATALOG = LembagaCatalog(DEFAULT_LEMBAGA)
 
 @pytest.mark.parametrize(
     "raw",
-    ["1273014506850001", "1273 0145 0685 0001", "1273.0145.0685.0001", "1273-014506-850001"],
-)
+    ["1273014506850001", "1273 0145 0685 0001", "1273.0145.0685.0001", "1273-014506-850001",
+     # Unicode digits are digits (SPEC §3): full-width from a phone keyboard, Arabic-Indic.
+     "１２７３０１４５０６８５０００１", "١٢٧٣٠١٤٥٠٦٨٥٠٠٠١", "１２７３ ０１４５ ０６８５ ０００１"],
+)  # fmt: skip
 def test_separators_are_removed(raw: str) -> None:
     assert check_number(raw, kind="nik").value == "1273014506850001"
 
@@ -34,7 +37,6 @@ def test_separators_are_removed(raw: str) -> None:
         ("127301450685000", "16 digit (terbaca 15"),
         ("12730145068500011", "16 digit (terbaca 17"),
         ("12730145068500O1", "hanya boleh berisi angka"),
-        ("١٢٧٣٠١٤٥٠٦٨٥٠٠٠١", "hanya boleh berisi angka"),  # Arabic-Indic digits
         ("1273010013850001", "bulan"),  # month 13
         ("1273010000850001", "bulan"),  # month 00
         ("1273013201850001", "hari"),  # day 32
@@ -95,6 +97,16 @@ def test_unknown_region_is_a_warning_not_a_rejection() -> None:
 )
 def test_mobile_numbers_become_e164(raw: str, e164: str) -> None:
     assert check_phone(raw) == (e164, None)
+
+
+def test_full_width_digits_are_read_in_a_whole_form() -> None:
+    text = form(nik="１２７３０１４５０６８５０００１", kk="１２７３０１０１０１０９０００３",
+                hp="０８１２－３４５６－７８９０")  # fmt: skip
+    result = validate_form(text.removeprefix("/tiket\n"), CATALOG)
+    assert result.errors == () and result.form is not None
+    assert (result.form.nik, result.form.kk, result.form.phone) == (
+        "1273014506850001", "1273010101090003", "+6281234567890",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,8 @@ async def test_rejection_with_a_preset_reason(sim: Simulation) -> None:
     assert "Pilih alasan" in sim.answer_to(q)["text"]
     assert labels(sim, card)[-1] == "↩️ Kembali"
     assert "balas (reply) kartu ini" in card_text(sim, card)
+    # A rejection's reason reaches the resident word for word: the prompt says so.
+    assert "dikirim apa adanya ke pemohon lewat WhatsApp" in card_text(sim, card)
     assert await state_of(sim) == State.NEW
     await sim.tap(KASI, card, "2. Data pemohon")
     ticket = await sim.office.repo.tickets.get_ticket(1)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ticketbot import __version__
 from ticketbot.config import Config, ConfigError, config_warnings, file_holds_secret, load_config
 from ticketbot.logs import redact, setup_logging
-from ticketbot.paths import unwritable
+from ticketbot.paths import unusable_directory, unwritable
 
 if TYPE_CHECKING:
     from ticketbot.store import Stores
@@ -202,11 +202,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"--month: {month} has not begun yet", file=sys.stderr)
         return EXIT_CONFIG
     out: Path = args.out
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        print(f"--out: {out} is not a directory; name a directory", file=sys.stderr)
-        return EXIT_CONFIG
-    if not out.exists() and (problem := unwritable(out)):
-        print(f"--out: {problem}", file=sys.stderr)  # its parent must be there
+    if problem := unusable_directory(out):
+        print(f"--out: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     names = tuple(f"laporan-{month}.{kind}" for kind in ("png", "xlsx", "txt"))
     for name in names:
@@ -312,8 +309,12 @@ def _send_test_email(config: Config) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ticketbot.demo import run_demo
 
+    out: Path = args.out
+    if problem := unusable_directory(out):
+        print(f"--out: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     logging.basicConfig(level=logging.WARNING)
-    run_demo(args.out, sys.stdout)
+    run_demo(out, sys.stdout)
     return 0
 
 

@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticketbot.domain.calendar import WEEKDAYS, Sla, SpecialPeriod, WorkCalendar, parse_workdays
 from ticketbot.domain.lifecycle import SOP_09, Procedure, Transition
-from ticketbot.domain.validation import LembagaCatalog
+from ticketbot.domain.privacy import carries_personal_number
+from ticketbot.domain.validation import LembagaCatalog, claimed_twice
 
 TOKEN_ENV = "TICKETBOT_TELEGRAM_TOKEN"
 SMTP_PASSWORD_ENV = "TICKETBOT_SMTP_PASSWORD"
@@ -488,7 +489,10 @@ def _lembaga(r: _Reader) -> LembagaCatalog:
     ):
         r.fail("lembaga.known", "must be a table of name = [aliases]")
         return LembagaCatalog(DEFAULT_LEMBAGA)
-    return LembagaCatalog({str(k): list(v) for k, v in table.items()})
+    names = {str(k): list(v) for k, v in table.items()}
+    for alias, first, second in claimed_twice(names):
+        r.fail(f"lembaga.known.{second}", f"{alias!r} is already an alias of {first!r}")
+    return LembagaCatalog(names)
 
 
 def parse_config(
@@ -615,6 +619,10 @@ def parse_config(
     for lst in procedure.reason_lists:
         if lst.key == "reasons" and not config.reasons[lst.key]:
             r.fail("reject.reasons", "must name at least one reason")
+        for n, reason in enumerate(config.reasons[lst.key], start=1):
+            # A preset reason is shown on every card and sent to residents: it names nobody.
+            if carries_personal_number(reason):
+                r.fail(f"reject.{lst.key}", f"reason {n} holds a full NIK/KK or a phone number")
     if r.problems:
         raise ConfigError(r.problems)
     return config

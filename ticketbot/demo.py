@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from ticketbot.emulator.botapi import ApiCall
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STAF2, TZ, Person, Simulation
+from ticketbot.paths import write_private
 
 ROLE_NAMES = {KASI: "Kasi", ADB: "ADB SIAK", STAF: "Staf Informasi", STAF2: "Staf Informasi"}
 TICKET_A = (
@@ -201,14 +202,16 @@ def wa_link(sim: Simulation, t: Transcript, card: int) -> None:
 
 
 def write_outputs(sim: Simulation, out_dir: Path, t: Transcript) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, exist_ok=True)
     message = sim.smtp.received[0].message
-    (out_dir / "rekap.eml").write_bytes(bytes(message))
     html = message.get_body(preferencelist=("html",))
     assert html is not None
-    (out_dir / "rekap.html").write_text(html.get_content(), encoding="utf-8")
     attachment = next(message.iter_attachments())
-    (out_dir / str(attachment.get_filename())).write_bytes(attachment.get_content())
+    # The demo's own files, written again on each run; never through a planted link.
+    for name, data in (("rekap.eml", bytes(message)),
+                       ("rekap.html", html.get_content().encode("utf-8")),
+                       (str(attachment.get_filename()), attachment.get_content())):  # fmt: skip
+        write_private(out_dir / name, data, replace=True)
     t.line()
     t.line(f"Email rekap, HTML dan XLSX ditulis ke {out_dir}/:")
     for path in sorted(out_dir.iterdir()):

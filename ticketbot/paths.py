@@ -60,3 +60,15 @@ def unwritable(path: Path) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"directory {parent} is not writable"
     return None
+
+
+def unusable_directory(path: Path) -> str | None:
+    """Why files cannot be written into the directory `path` (made if missing, when its
+    parent is there), in one line; None when they can."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        return f"{path} is not a directory; name a directory"
+    if not path.exists():
+        return unwritable(path)
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"directory {path} is not writable"
+    return None

@@ -101,6 +101,7 @@ class Views:
             dwh_workdays=facts.dwh_workdays,
             turn=self.turn(facts.turn),
             choosing_reason=facts.menu is not None,
+            told_to_resident=self.told_to_resident(facts.menu),
             menu=self.texts.label("reasons_of", facts.menu) if facts.menu else "",
         )
         return CardView(text, self.buttons(t, menu=facts.menu))
@@ -144,6 +145,12 @@ class Views:
     def label_of(self, label: str) -> str:
         """A button's words: a macro of answers.txt, or the words the table gives."""
         return self.texts.answer(label) if self.texts.has_answer(label) else label
+
+    def told_to_resident(self, action: str | None) -> bool:
+        """The reason of `action` is the ticket's, and goes into the resident's WhatsApp."""
+        return any(
+            tr.keeps_reason for tr in self.config.procedure.transitions if tr.action == action
+        )
 
     def whatsapp_url(self, t: Ticket) -> str:
         """wa.me link with a prefilled message; it names the ticket, never the NIK or KK."""

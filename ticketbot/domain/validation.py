@@ -16,6 +16,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
 from ticketbot.domain.privacy import (
+    ascii_digits,
     carries_full_number,
     carries_phone,
     clean_text,
@@ -117,6 +118,19 @@ class LembagaCatalog:
         return cleaned, key
 
 
+def claimed_twice(names: Mapping[str, Iterable[str]]) -> list[tuple[str, str, str]]:
+    """(alias, first name, second name) for every alias (or name) two institutions claim:
+    an intake would go to whichever comes first, silently."""
+    owner: dict[str, str] = {}
+    clashes: list[tuple[str, str, str]] = []
+    for canonical, aliases in names.items():
+        for word in {lembaga_key(canonical), *(lembaga_key(a) for a in aliases)}:
+            first = owner.setdefault(word, canonical)
+            if first != canonical:
+                clashes.append((word, first, canonical))
+    return clashes
+
+
 def lembaga_key(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(re.sub(r"[^\w]+", " ", folded).split())
@@ -138,7 +152,9 @@ def _date_possible(day: int, month: int, yy: int) -> bool:
 def check_number(raw: str, *, kind: str) -> NumberCheck:
     """Check a NIK (kind="nik") or KK number (kind="kk"): `PP KK CC DDMMYY SSSS`."""
     label = LABELS[kind]
-    digits = strip_separators(raw)
+    # Unicode digits (full-width ０-９ from a phone keyboard, Arabic-Indic…) are digits, as
+    # the privacy rules read them (SPEC §3): normalised at the door.
+    digits = ascii_digits(strip_separators(raw))
     if not digits:
         return NumberCheck(None, (f"{label} kosong.",))
     if not digits.isascii() or not digits.isdigit():
@@ -178,7 +194,7 @@ def region_warnings(digits: str, label: str) -> list[str]:
 
 def check_phone(raw: str) -> tuple[str | None, str | None]:
     """An Indonesian mobile number in E.164, or an Indonesian error."""
-    text = raw.strip()
+    text = ascii_digits(raw.strip())
     compact = re.sub(r"[()]", "", strip_separators(text))
     if re.search(r"\d", compact) and not re.fullmatch(r"\+?[0-9]+", compact):
         # phonenumbers reads letters as a keypad would (O is 6): a typo would become a
