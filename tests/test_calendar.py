@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticketbot.domain.calendar import Sla, WorkCalendar, deadline
+from ticketbot.domain.calendar import Sla, SpecialPeriod, WorkCalendar, deadline
 from ticketbot.domain.lifecycle import SOP_09, State
 
 TZ = ZoneInfo("Asia/Jakarta")
@@ -93,3 +93,56 @@ def test_work_time_added_is_work_time_between(start: datetime, minutes: float) -
     local = end.astimezone(TZ)
     assert CAL.is_workday(local.date())
     assert time(7, 30) <= local.time() <= time(16, 0)
+
+
+# -- Ramadan: its own hours, its own Friday, and "the same time of day" ------------------
+
+# Ramadan 1448 H as configured (no national holidays, to keep the arithmetic by hand):
+# 08:00-15:00, Fridays 08:00-15:30; the usual days 07:30-16:00.
+RAMADAN = SpecialPeriod(date(2027, 2, 8), date(2027, 3, 9), (time(8), time(15)),
+                        ((4, (time(8), time(15, 30))),))  # fmt: skip
+FASTING = WorkCalendar(TZ, country="", special=(RAMADAN,))
+
+
+def test_a_special_period_gives_a_weekday_its_own_hours() -> None:
+    assert FASTING.hours(date(2027, 3, 4)) == (time(8), time(15))  # Thursday
+    assert FASTING.hours(date(2027, 3, 5)) == (time(8), time(15, 30))  # Friday
+    assert FASTING.hours(date(2027, 3, 10)) == (time(7, 30), time(16))  # after Ramadan
+    assert FASTING.hours(date(2027, 3, 6)) is None  # Saturday stays closed
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        # Inside Ramadan: Friday 10:00 + 1 working day = Monday 10:00.
+        (at(2027, 3, 5, 10), at(2027, 3, 8, 10)),
+        # Across the end of Ramadan (08:00 opening to 07:30): Tuesday 9 Mar 10:00 is
+        # Wednesday 10:00, not 09:30 (the same distance from opening).
+        (at(2027, 3, 9, 10), at(2027, 3, 10, 10)),
+        # Across its start (07:30 to 08:00): Friday 5 Feb 09:00 is Monday 8 Feb 09:00.
+        (at(2027, 2, 5, 9), at(2027, 2, 8, 9)),
+        # Later than the next day closes: its closing (Friday 15:45 -> Monday 15:00).
+        (at(2027, 2, 5, 15, 45), at(2027, 2, 8, 15)),
+        # Thursday 14:00 -> Friday 14:00. At Thursday's closing the clock starts on Friday
+        # morning: the whole Friday, to its own closing 15:30. Friday 15:20 -> Monday 15:00
+        # (Monday closes at 15:00).
+        (at(2027, 3, 4, 14), at(2027, 3, 5, 14)),
+        (at(2027, 3, 4, 15), at(2027, 3, 5, 15, 30)),
+        (at(2027, 3, 5, 15, 20), at(2027, 3, 8, 15)),
+        # Before opening: the whole working day, to its close.
+        (at(2027, 2, 8, 7, 45), at(2027, 2, 8, 15)),
+    ],
+)
+def test_one_working_day_is_the_same_time_of_day(since: datetime, expected: datetime) -> None:
+    assert FASTING.add_workdays(since, 1) == expected
+
+
+def test_a_ramadan_coming_without_its_hours_is_named() -> None:
+    plain = WorkCalendar(TZ)
+    # Ramadan 1448 H begins about 8 Feb 2027 (30 days before Idul Fitri, 10 Mar 2027).
+    assert plain.ramadan_uncovered(date(2026, 11, 24)) is None  # 76 days away
+    assert plain.ramadan_uncovered(date(2026, 12, 15)) == (date(2027, 2, 8), date(2027, 3, 9))
+    assert plain.ramadan_uncovered(date(2027, 3, 1)) == (date(2027, 2, 8), date(2027, 3, 9))
+    covered = WorkCalendar(TZ, special=(RAMADAN,))
+    assert covered.ramadan_uncovered(date(2026, 12, 15)) is None
+    assert WorkCalendar(TZ, country="").ramadan_uncovered(date(2026, 12, 15)) is None

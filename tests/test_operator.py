@@ -151,6 +151,17 @@ def test_warnings_cuti_bersama_missing_and_secret_readable(
     assert config_warnings(config, False, date(2026, 11, 24)) == []
     [warning] = config_warnings(config, False, date(2027, 6, 1))
     assert "no cuti bersama known for 2028" in warning
+    # Ramadan 1448 H within 60 days, and no [[calendar.special]] for it.
+    [warning] = config_warnings(config, False, date(2026, 12, 15))
+    assert warning.startswith("calendar.special: Ramadan begins about 2027-02-08")
+    edit(example, "# [[calendar.special]]\n# from = \"2027-02-08\"\n# to = \"2027-03-09\"\n"
+                  "# hours = \"08:00-15:00\"\n# fri_hours = \"08:00-15:30\"",
+         "[[calendar.special]]\nfrom = \"2027-02-08\"\nto = \"2027-03-09\"\n"
+         "hours = \"08:00-15:00\"\nfri_hours = \"08:00-15:30\"")  # fmt: skip
+    ramadan = load_config(example)
+    assert config_warnings(ramadan, False, date(2026, 12, 15)) == []
+    assert ramadan.calendar.hours(date(2027, 3, 5)) == (time(8), time(15, 30))
+    assert ramadan.calendar.hours(date(2027, 3, 4)) == (time(8), time(15))
     edit(example, 'token = ""', 'token = "123456:TEST-in-the-file-not-a-real-token"')
     example.chmod(0o644)
     code, lines = check(example, capsys)

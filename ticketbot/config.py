@@ -72,7 +72,7 @@ def schema_of(procedure: Procedure) -> dict[str, frozenset[str]]:
     }
 
 
-SPECIAL_KEYS = frozenset({"from", "to", "hours", "open_on"})
+SPECIAL_KEYS = frozenset({"from", "to", "hours", "open_on", *DAY_HOURS})
 REQUIRED_SECTIONS = ("office", "telegram", "roles", "smtp", "recap")
 
 DEFAULT_LEMBAGA: dict[str, list[str]] = {
@@ -466,7 +466,12 @@ def _calendar(r: _Reader, tz: ZoneInfo) -> WorkCalendar:
             r.fail(f"{key}.to", "must not be before from")
             continue
         hours = _hours(r, f"{key}.hours", entry["hours"], closed_ok=True)
-        special.append(SpecialPeriod(first, last, hours))
+        own = {
+            index: found
+            for index, name in enumerate(DAY_HOURS)
+            if name in entry and (found := _hours(r, f"{key}.{name}", entry[name])) is not None
+        }
+        special.append(SpecialPeriod(first, last, hours, tuple(sorted(own.items()))))
     return WorkCalendar(
         tz=tz,
         workdays=parse_workdays(d for d in days if d in WEEKDAYS) or frozenset(range(5)),
@@ -660,6 +665,12 @@ def config_warnings(config: Config, data_secret: bool, today: date) -> list[str]
                     " installed holidays package; upgrade it (pip install -U holidays) or list"
                     " the days in calendar.extra_holidays"
                 )
+        if missing := cal.ramadan_uncovered(today):
+            warnings.append(
+                f"calendar.special: Ramadan begins about {missing[0]:%Y-%m-%d} and no"
+                " [[calendar.special]] period covers it; add its hours (see"
+                " config.example.toml) or deadlines will count the usual hours"
+            )
     if data_secret and config.source is not None:
         mode = stat.S_IMODE(config.source.stat().st_mode)
         if mode & 0o077:

@@ -38,16 +38,33 @@ def _cuti_bersama(country: str, year: int) -> int:
     return len(holidays_lib.country_holidays(country, years=year, categories=("government",)))
 
 
+@cache
+def ramadan(country: str, year: int) -> tuple[date, date] | None:
+    """About when Ramadan falls in `year`: the 30 days before Idul Fitri as the holidays
+    package dates it (the decision may move it a day)."""
+    found = holidays_lib.country_holidays(
+        country, years=year, categories=("public",), language="en_US"
+    )
+    eid = min(
+        (d for d, name in found.items()
+         if name.startswith("Eid al-Fitr") and "Second" not in name and "Joint" not in name),
+        default=None,
+    )  # fmt: skip
+    return None if eid is None else (eid - timedelta(days=30), eid - timedelta(days=1))
+
+
 Hours = tuple[time, time]
 
 
 @dataclass(frozen=True)
 class SpecialPeriod:
-    """From `first` to `last` (inclusive) the office keeps `hours`, or is closed (None)."""
+    """From `first` to `last` (inclusive) the office keeps `hours`, or is closed (None);
+    a weekday may have its own hours in the period (Ramadan Fridays, Perpres 21/2023)."""
 
     first: date
     last: date
     hours: Hours | None
+    day_hours: tuple[tuple[int, Hours], ...] = ()  # weekday (Monday = 0) -> hours
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,19 @@ class WorkCalendar:
         """Whether the holidays package knows that year's cuti bersama (a decree each year)."""
         return not self.country or _cuti_bersama(self.country, year) > 0
 
+    def ramadan_uncovered(self, today: date, ahead: int = 60) -> tuple[date, date] | None:
+        """A Ramadan starting within `ahead` days (or running) that no special period
+        covers: its shorter hours would be missed."""
+        if not self.country:
+            return None
+        for year in (today.year, today.year + 1):
+            period = ramadan(self.country, year)
+            if period is None or period[1] < today or period[0] > today + timedelta(ahead):
+                continue
+            if not any(p.first <= period[1] and p.last >= period[0] for p in self.special):
+                return period
+        return None
+
     def hours(self, day: date) -> Hours | None:
         """The office's hours on `day`; None when it does not serve."""
         try:
@@ -97,7 +127,9 @@ class WorkCalendar:
             day.weekday() not in self.workdays or self.holiday_name(day) is not None
         ):
             return None
-        return period.hours if period is not None and period.hours else regular
+        if period is None or period.hours is None:
+            return regular
+        return dict(period.day_hours).get(day.weekday(), period.hours)
 
     def is_workday(self, day: date) -> bool:
         return self.hours(day) is not None
@@ -135,7 +167,10 @@ class WorkCalendar:
             for _ in range(whole):
                 day = self.next_workday(day)
             open_, close = self._window(day)
-            target = min(open_ + elapsed, close)
+            # The same time of day (SPEC §2), not the same distance from opening: days
+            # with other hours (Ramadan, a Friday) open at other times.
+            same = datetime.combine(day, moment.time(), self.tz)
+            target = min(max(same, open_), close)
         fraction = days - whole
         if fraction > 0:
             open_, close = self._window(target.date())
