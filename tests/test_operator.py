@@ -20,6 +20,7 @@ import trustme
 from openpyxl import load_workbook
 
 from tests.conftest import VALID_FORM, form
+from ticketbot import cli
 from ticketbot.cli import main, parser
 from ticketbot.config import (
     TOKEN_ENV,
@@ -54,6 +55,9 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     target = tmp_path / "config.toml"
     shutil.copy(EXAMPLE, target)
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    # What check-config looks ahead from (cuti bersama, Ramadan): a fixed day, not the
+    # machine's, so the checks below hold whenever they run.
+    monkeypatch.setattr(cli, "office_today", lambda config: date(2026, 11, 24))
     return target
 
 
@@ -170,6 +174,15 @@ def test_warnings_cuti_bersama_missing_and_secret_readable(
     assert "TEST-in-the-file" not in lines[0]
     example.chmod(0o600)
     assert check(example, capsys) == (0, [])
+    # A recap or a morning summary outside work hours: a warning each.
+    edit(example, 'time = "15:00"', 'time = "17:30"')
+    edit(example, 'morning_summary = "07:45"', 'morning_summary = "06:00"')
+    assert config_warnings(load_config(example), False, date(2026, 12, 15)) == [
+        "recap.time: 17:30 is outside work hours (07:30-16:00); nobody is at the office to"
+        " act on it then",
+        "reminders.morning_summary: 06:00 is outside work hours (07:30-16:00); nobody is at"
+        " the office to act on it then",
+    ]
 
 
 def test_offline_verbs_need_no_token(

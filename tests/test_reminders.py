@@ -4,8 +4,10 @@ remembered in the database across a restart."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +15,7 @@ from tests.conftest import VALID_FORM, form
 from ticketbot.emulator.botapi import StoredMessage
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, TZ, Simulation
 from ticketbot.jobs import sweep_overdue
-from ticketbot.records import card_effect
+from ticketbot.records import card_effect, send_effect
 
 KADIS = 666666666
 
@@ -115,6 +117,9 @@ async def test_the_morning_summary_once_each_working_day(sim: Simulation) -> Non
         return [m for m in sim.api.visible(GROUP_ID) if "Ringkasan pagi" in (m.plain or "")]
 
     assert len(summaries()) == 0  # run_jobs has not run yet today
+    # A bot that never ran before, started at 09:00: no catch-up summary of this morning.
+    await jobs_at(sim, at(24, 9, 1))
+    assert summaries() == []
     await jobs_at(sim, at(25, 7, 40))
     assert summaries() == []
     await jobs_at(sim, at(25, 7, 46))
@@ -176,3 +181,22 @@ async def test_the_card_and_the_queue_say_how_long_the_dwh_has_kept_it(sim: Simu
     assert "Menunggu admin DWH pusat sejak Sel 24 Nov 15:00 (2 hari kerja)" in (
         sim.message(card).plain or ""
     )
+
+
+async def test_a_group_the_bot_is_not_in_is_one_clear_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The example's group_id at a first start: Telegram knows no such chat."""
+    unknown = -1001234567890 - 7
+    async with Simulation(tmp_path, settings={"telegram__group_id": unknown}) as sim:
+        with caplog.at_level(logging.ERROR):
+            await sim.services.repo.outbox.enqueue(
+                [send_effect(unknown, "satu", "a"), send_effect(unknown, "dua", "b")]
+            )
+            await sim.services.outbox.drained()
+        refused = [c for c in sim.api.errors if c.method == "sendMessage"]
+        assert [c.description for c in refused] == ["Bad Request: chat not found"] * 2
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("telegram.group_id: Telegram says 'Chat not found'")
+    assert "put the id it answers in [telegram] group_id" in lines[0]

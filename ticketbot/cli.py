@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,11 +50,14 @@ def _load(path: Path, *, need_token: bool = True) -> Config:
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def office_today(config: Config) -> date:
+    """Today at the office: what the warnings look ahead from (tests pin it)."""
+    return datetime.now(config.office.timezone).date()
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    for warning in config_warnings(
-        config, file_holds_secret(args.config), datetime.now(config.office.timezone).date()
-    ):
+    for warning in config_warnings(config, file_holds_secret(args.config), office_today(config)):
         print(f"warning: {warning}", file=sys.stderr)
     print("OK")
     return 0
@@ -68,9 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ticketbot.app import build_application, serve
 
     log = logging.getLogger("ticketbot")
-    for warning in config_warnings(
-        config, file_holds_secret(args.config), datetime.now(config.office.timezone).date()
-    ):
+    for warning in config_warnings(config, file_holds_secret(args.config), office_today(config)):
         log.warning("%s", warning)
 
     async def main() -> None:

@@ -671,6 +671,14 @@ def config_warnings(config: Config, data_secret: bool, today: date) -> list[str]
                 " [[calendar.special]] period covers it; add its hours (see"
                 " config.example.toml) or deadlines will count the usual hours"
             )
+    timed = {"recap.time": config.recap.time,
+             "reminders.morning_summary": config.reminders.morning_summary}  # fmt: skip
+    for key, moment in timed.items():
+        if moment is not None and not cal.start <= moment < cal.end:
+            warnings.append(
+                f"{key}: {moment:%H:%M} is outside work hours ({cal.start:%H:%M}-"
+                f"{cal.end:%H:%M}); nobody is at the office to act on it then"
+            )
     if data_secret and config.source is not None:
         mode = stat.S_IMODE(config.source.stat().st_mode)
         if mode & 0o077:

@@ -155,6 +155,7 @@ class OutboxWorker:
         self._busy = 0
         self._last_seen: dict[int, int] = {}
         self._unrecorded: dict[int, Callable[[], Awaitable[object]]] = {}
+        self._told_no_group: set[int] = set()  # chats already named in the log
 
     # -- life ------------------------------------------------------------------------------
 
@@ -290,13 +291,27 @@ class OutboxWorker:
             self.pacer.pause(chat, seconds)
             await self._retry(item, f"429 retry after {seconds:g}s", at=seconds)
         except (Forbidden, BadRequest) as error:
-            log.error("outbox: Telegram refused effect %s (%s): %s", item.id, item.kind,
-                      error.message)  # fmt: skip
+            if chat is not None and chat == self.renderer.group_id and _not_in_group(error):
+                self._no_group(chat, error.message)
+            else:
+                log.error("outbox: Telegram refused effect %s (%s): %s", item.id, item.kind,
+                          error.message)  # fmt: skip
             await self.stores.outbox.effect_failed(item, utcnow(), error.message)
         except NetworkError as error:  # 5xx, timeouts, no connection: try again
             await self._retry(item, f"{type(error).__name__}: {error.message}")
         except TelegramError as error:
             await self._retry(item, f"{type(error).__name__}: {error.message}")
+
+    def _no_group(self, chat: int, why: str) -> None:
+        """The configured group is not one the bot is in (the example's id, a typo, the
+        bot removed): one line saying what to do, once, not an error per message."""
+        if chat in self._told_no_group:
+            return
+        self._told_no_group.add(chat)
+        log.error(
+            "telegram.group_id: Telegram says %r for the group %s; add the bot to the office"
+            " group, send /id there and put the id it answers in [telegram] group_id", why, chat,
+        )  # fmt: skip
 
     async def _record(self, item: OutboxItem, write: Callable[[], Awaitable[object]]) -> None:
         """The bookkeeping of a delivery Telegram has done. If the database refuses it (a
@@ -495,6 +510,11 @@ def html_to_plain(text: str) -> str:
 
 def _head(text: str) -> str:
     return text.strip().split("\n", 1)[0].strip()
+
+
+def _not_in_group(error: TelegramError) -> bool:
+    text = error.message.lower()
+    return any(words in text for words in ("chat not found", "not a member", "was kicked"))
 
 
 def _seconds(value: int | timedelta) -> float:

@@ -16,7 +16,7 @@ what was reminded commit in one transaction, so a restart neither repeats nor sk
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ticketbot.clock import Clock
 from ticketbot.config import Config
@@ -25,6 +25,9 @@ from ticketbot.office import Office, Overdue, Person, Reminder, Unconfirmed
 from ticketbot.records import Effect, send_effect
 from ticketbot.store import Stores
 from ticketbot.views import Views
+
+# A summary later than this after its time is a catch-up (the bot was down at the time).
+MORNING_CATCH_UP = timedelta(minutes=15)
 
 
 @dataclass
@@ -52,7 +55,7 @@ class ReminderDesk:
                 effects.append(send_effect(self.office.group_id, text, key))
         morning = await self._morning(now)
         if morning is not None:
-            effects.append(morning[0])
+            effects += morning[0]
             records.append(morning[1])
         if effects or records:
             await self.repo.people.record_reminders(records, now, effects)
@@ -121,7 +124,7 @@ class ReminderDesk:
             reminder.escalated_to = [p for p in above if p.user_id not in key]
         return reminder
 
-    async def _morning(self, now: datetime) -> tuple[Effect, tuple[str, str, int]] | None:
+    async def _morning(self, now: datetime) -> tuple[list[Effect], tuple[str, str, int]] | None:
         at = self.config.reminders.morning_summary
         cal = self.config.calendar
         today = cal.local(now).date()
@@ -132,6 +135,12 @@ class ReminderDesk:
         state = await self.repo.people.reminder_state()
         if state.get("morning", ("",))[0] == today.isoformat():
             return None
+        record = ("morning", today.isoformat(), 1)
+        late = cal.local(now) - datetime.combine(today, at, cal.tz) > MORNING_CATCH_UP
+        if "morning" not in state and late:
+            # A bot started for the first time (in setup, at any hour) owes no summary of
+            # this morning: the first one goes at the next morning's time.
+            return [], record
         unconfirmed = [
             (b, waiting, cal.work_minutes_between(b.sent_at, now) / cal.day_minutes)
             for b, waiting in await self.repo.batches.unconfirmed_batches()
@@ -139,4 +148,4 @@ class ReminderDesk:
         ]
         text = self.views.morning(await self.office.queue(), unconfirmed, today)
         effect = send_effect(self.office.group_id, text, f"morning:{today.isoformat()}")
-        return effect, ("morning", today.isoformat(), 1)
+        return [effect], record
