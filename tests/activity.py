@@ -153,6 +153,11 @@ class Office:
             self.plan.closed.append(when)
         if target == State.SYNCED:
             return  # the ADB's working day runs on until the recap leaves
+        if action == Action.CANCEL and actor == STAF:
+            # Withdrawn by its opener before the Kasi acted: step 3 never handled it.
+            self.plan.passages = [p for p in self.plan.passages
+                                  if not (p[0] == ticket_id and p[3] is None)]  # fmt: skip
+            return
         self._end(ticket_id, when)
         step = {State.NEW: 3, State.VERIFIED: 4, State.READY_TO_INFORM: 5, State.REJECTED: 5}
         if target in step:

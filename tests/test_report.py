@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PIL import Image
 from tests.activity import SETTINGS, TZ, expected_figures, month_of_activity
 from ticketbot.domain.report import Month, percentile
 from ticketbot.emulator.simulation import GROUP_ID, KASI, Simulation
+from ticketbot.report import chart_figure
 
 FULL_NUMBER = re.compile(r"(?<!\d)\d{16}(?!\d)")
 MAY = Month(2026, 5)
@@ -223,3 +225,67 @@ async def test_laporan_refused_by_telegram_says_so_in_indonesian(sim: Simulation
         "⚠️ Laporan Mei 2026 belum dapat dikirim ke grup."
     )
     sim.api.calls[:] = [c for c in sim.api.calls if not c.injected]
+
+
+# -- what a reader of the chart, the XLSX and the letter saw wrong (issue O, item 13) --------
+
+
+@office_hours
+async def test_weeks_are_named_alike_in_the_chart_and_the_spreadsheet(sim: Simulation) -> None:
+    await month_of_activity(sim.services.repo)
+    files = await sim.services.reports.build(MAY)
+    weeks = files.figures.weeks
+    # May 2026 begins on a Friday: its first week is named by 1 May, not Monday 27 April.
+    assert weeks[0].monday.isoformat() == "2026-04-27" and weeks[0].first.isoformat() == (
+        "2026-05-01"
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(files.xlsx))["Per minggu"]
+    named = [r[0] for r in sheet.iter_rows(min_row=2, values_only=True)]
+    assert named == [w.first.isoformat() for w in weeks]
+    fig = chart_figure(files.figures, sim.services.texts, "Kantor", sim.services.config.sla)
+    ticks = [t.get_text() for t in fig.axes[1].get_xticklabels()]
+    assert ticks == [f"{w.first.day}/{w.first.month}" for w in weeks]
+
+
+async def test_a_running_month_draws_no_weeks_still_to_come(sim: Simulation) -> None:
+    # Tuesday 24 November 2026: the weeks of 26 Oct (1 Nov), 2, 9, 16 and 23 Nov; not 30 Nov.
+    files = await sim.services.reports.build(Month(2026, 11))
+    assert [w.first.day for w in files.figures.weeks] == [1, 2, 9, 16, 23]
+
+
+@office_hours
+async def test_bar_labels_of_three_digits_do_not_run_into_each_other(sim: Simulation) -> None:
+    await month_of_activity(sim.services.repo)
+    files = await sim.services.reports.build(MAY)
+    # A big city's month: six weeks (as August 2026 has) of over a thousand tickets each.
+    first = files.figures.weeks[0]
+    busy = replace(files.figures, weeks=tuple(
+        replace(first, opened=1350 + i, closed=1349 - i) for i in range(6)
+    ))  # fmt: skip
+    fig = chart_figure(busy, sim.services.texts, "Kantor", sim.services.config.sla)
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    fig.draw(renderer)
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[1].texts if t.get_text()]
+    assert len(boxes) == 2 * len(busy.weeks)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+
+
+@office_hours
+async def test_the_letter_is_signed_by_the_office(sim: Simulation) -> None:
+    await month_of_activity(sim.services.repo)
+    files = await sim.services.reports.build(MAY)
+    assert "ticketbot" not in files.text and "ticketbot" not in files.html
+    assert files.text.rstrip().endswith(sim.services.config.office.name)
+
+
+def test_a_wrapped_cell_gets_a_row_tall_enough() -> None:
+    from ticketbot.xlsx import Column, add_table, new_workbook, workbook_bytes
+
+    wb = new_workbook()
+    add_table(wb, "Alasan", (Column("No", 5, "number"), Column("Alasan", 20, wrap=True)),
+              [(1, "pendek"), (2, "alasan yang panjang sekali " * 3)])  # fmt: skip
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook_bytes(wb)))["Alasan"]
+    assert sheet.row_dimensions[2].height is None  # one line: the default height
+    assert sheet.row_dimensions[3].height == 15 * 5  # 81 characters in 19 a line

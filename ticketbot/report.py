@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from ticketbot.clock import Clock
 from ticketbot.config import Config
@@ -32,6 +33,9 @@ from ticketbot.store import Stores
 from ticketbot.store.rows import histories
 from ticketbot.texts import Texts, wrap_plain
 from ticketbot.xlsx import Column, add_table, new_workbook, workbook_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure  # imported late: matplotlib is slow to import
 
 log = logging.getLogger(__name__)
 CHART_INCHES = (7.2, 9.6)  # at 150 dpi: 1080 x 1440 px, a phone screen's width
@@ -75,6 +79,15 @@ def month_title(texts: Texts, month: Month) -> str:
 
 
 def chart_png(report: MonthReport, texts: Texts, office: str, sla: Sla) -> bytes:
+    """The chart as a PNG (see `chart_figure`)."""
+    buffer = io.BytesIO()
+    chart_figure(report, texts, office, sla).savefig(
+        buffer, format="png", metadata={"Software": None}
+    )
+    return buffer.getvalue()
+
+
+def chart_figure(report: MonthReport, texts: Texts, office: str, sla: Sla) -> Figure:
     """Two panels a phone shows whole: share within the standard per step, and tickets
     opened and closed per week. matplotlib's object API with the Agg canvas: no pyplot,
     no global state, safe in a thread."""
@@ -121,18 +134,18 @@ def chart_png(report: MonthReport, texts: Texts, office: str, sla: Sla) -> bytes
                         color="#1565c0")  # fmt: skip
     closed = bottom.bar([x + 0.2 for x in xs], [w.closed for w in weeks], 0.4, label="Ditutup",
                         color="#90a4ae")  # fmt: skip
-    bottom.bar_label(opened, fontsize=11)
-    bottom.bar_label(closed, fontsize=11)
-    firsts = [max(w.monday, report.month.first_day) for w in weeks]  # a week's days in the month
-    bottom.set_xticks(xs, [f"{d.day:d}/{d.month:d}" for d in firsts], fontsize=12)
+    # Numbers of three digits side by side would run into each other: upright then.
+    wide = max((max(w.opened, w.closed) for w in weeks), default=0) >= 100
+    for bars_ in (opened, closed):
+        bottom.bar_label(bars_, fontsize=10 if wide else 11, rotation=90 if wide else 0,
+                         padding=3)  # fmt: skip
+    bottom.set_xticks(xs, [f"{w.first.day:d}/{w.first.month:d}" for w in weeks], fontsize=12)
     bottom.set_xlabel("minggu, mulai tanggal (tgl/bln)", fontsize=12)
     bottom.set_title(f"Tiket per minggu — dibuka {report.opened}, ditutup {report.closed}",
                      fontsize=13, loc="left")  # fmt: skip
     bottom.legend(fontsize=12)
-    bottom.margins(y=0.15)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    bottom.margins(y=0.25 if wide else 0.15)
+    return fig
 
 
 SUMMARY_COLUMNS = (
@@ -186,9 +199,10 @@ def report_workbook(report: MonthReport, texts: Texts, title: str, sla: Sla) -> 
     ), ((t.ticket_id, t.nik_masked, t.lembaga, texts.label("states", t.state),
          t.opened_at.astimezone(tz), t.age_days, "Ya" if t.overdue else "")
         for t in report.open_at_end), print_header=title)  # fmt: skip
-    add_table(wb, "Per minggu", (Column("Minggu mulai (Senin)", 20), Column("Dibuka", 10,
-              "number"), Column("Ditutup", 10, "number")),
-              ((w.monday.isoformat(), w.opened, w.closed) for w in report.weeks),
+    # Named as the chart names them: the week's first day in the month.
+    add_table(wb, "Per minggu", (Column("Minggu mulai (tanggal)", 22),
+              Column("Dibuka", 10, "number"), Column("Ditutup", 10, "number")),
+              ((w.first.isoformat(), w.opened, w.closed) for w in report.weeks),
               print_header=title)  # fmt: skip
     add_table(wb, "Tiket", TICKET_COLUMNS, (
         (t.ticket_id, t.nik_masked, t.lembaga, t.opened_at.astimezone(tz),

@@ -13,6 +13,7 @@ Written in openpyxl's write-only mode: linear time and flat memory for large bat
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -133,10 +134,25 @@ def add_table(
     styles = [_ColumnStyles.of(ws, c) for c in columns]
     count = 0
     for row in rows:
+        lines = max((_lines(str(v), c.width) for c, v in zip(columns, row, strict=True)
+                     if c.wrap and v), default=1)  # fmt: skip
+        if lines > 1:
+            # A wrapped cell needs its row tall enough: LibreOffice and printers do not grow
+            # a row written without a height, and the text runs over the next one.
+            ws.row_dimensions[count + 2].height = LINE_POINTS * lines
         ws.append([_cell(ws, c, st, v) for c, st, v in zip(columns, styles, row, strict=True)])
         count += 1
     last = get_column_letter(len(columns))
     ws.auto_filter.ref = f"A1:{last}{count + 1}"
+
+
+LINE_POINTS = 15  # one line of the default 11-point font
+
+
+def _lines(text: str, width: float) -> int:
+    """How many lines `text` takes wrapped in a column `width` characters wide."""
+    per_line = max(int(width) - 1, 1)
+    return sum(max(math.ceil(len(part) / per_line), 1) for part in text.split("\n"))
 
 
 def workbook_bytes(wb: Workbook) -> bytes:

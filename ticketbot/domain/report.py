@@ -72,6 +72,7 @@ class Change:
     from_state: str | None
     to_state: str | None
     detail: str | None = None
+    actor_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class TicketHistory:
     lembaga: str
     opened_at: datetime
     changes: tuple[Change, ...]  # in event order
+    opened_by: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,7 @@ class WeekVolume:
     monday: date
     opened: int
     closed: int
+    first: date  # the week's first day in the month: how the chart and the XLSX name it
 
 
 @dataclass(frozen=True)
@@ -175,13 +178,15 @@ def passages(
     found: list[Passage] = []
     running: tuple[str, datetime] | None = None
 
-    def close(at: datetime | None) -> None:
+    def close(at: datetime | None, by: int | None = None) -> None:
         if running is None:
             return
         state, started = running
         step = procedure.step(state)
         if step.standard is None or step.sop_step is None:
             return
+        if at is not None and by is not None and by == history.opened_by and not step.turn_opener:
+            return  # withdrawn by its opener before the step's people acted: not handled
         due = deadline(step.standard, started, calendar, sla)
         if at is None:
             found.append(Passage(history.ticket_id, step.sop_step, state, started, None, None,
@@ -198,7 +203,7 @@ def passages(
         rule = procedure.step(change.to_state).clock
         if rule == Clock.KEEP:
             continue
-        close(change.at)
+        close(change.at, change.actor_id)
         running = (change.to_state, change.at) if rule == Clock.START else None
     close(None)
     return found
@@ -235,7 +240,8 @@ def build_report(
     reasons: Counter[tuple[str, str]] = Counter()
     weeks: dict[date, list[int]] = {}
     monday = start.date() - timedelta(days=start.weekday())
-    while monday < month_end.date():
+    last_day = (end - timedelta(microseconds=1)).astimezone(calendar.tz).date()
+    while monday <= last_day:  # a running month shows no weeks still to come
         weeks[monday] = [0, 0]
         monday += timedelta(days=7)
     opened = closed = 0
@@ -313,6 +319,8 @@ def build_report(
             for (action, reason), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
         ),
         open_at_end=tuple(sorted(open_at_end, key=lambda t: t.opened_at)),
-        weeks=tuple(WeekVolume(m, o, c) for m, (o, c) in sorted(weeks.items())),
+        weeks=tuple(
+            WeekVolume(m, o, c, max(m, month.first_day)) for m, (o, c) in sorted(weeks.items())
+        ),
         tickets=tuple(sorted(lines, key=lambda t: t.ticket_id)),
     )  # fmt: skip

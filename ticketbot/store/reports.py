@@ -44,7 +44,7 @@ class ReportStore:
         args = (to_db_time(end), *open_states, to_db_time(start))
         events: list[Any] = []
         async with self.db.conn.execute(
-            "SELECT ticket_id, at, action, from_state, to_state, detail FROM events"
+            "SELECT ticket_id, at, action, from_state, to_state, detail, actor_id FROM events"
             f" WHERE to_state IS NOT NULL AND ticket_id IN (SELECT id FROM tickets WHERE {where})"
             " ORDER BY ticket_id, id",
             args,
@@ -52,7 +52,7 @@ class ReportStore:
             while rows := await cur.fetchmany(FETCH_CHUNK):
                 events += rows
         async with self.db.conn.execute(
-            f"SELECT id, {MASKED_SQL.format('nik')}, lembaga, opened_at FROM tickets"
+            f"SELECT id, {MASKED_SQL.format('nik')}, lembaga, opened_at, opened_by FROM tickets"
             f" WHERE {where} ORDER BY id",
             args,
         ) as cur:

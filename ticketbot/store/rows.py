@@ -85,9 +85,12 @@ def histories(tickets: Iterable[Any], events: Iterable[Any]) -> list[TicketHisto
     changes: dict[int, list[Change]] = {}
     parse = datetime.fromisoformat
     for r in events:
-        changes.setdefault(r[0], []).append(Change(parse(r[1]), r[2], r[3] or None, r[4], r[5]))
+        changes.setdefault(r[0], []).append(
+            Change(parse(r[1]), r[2], r[3] or None, r[4], r[5], r[6])
+        )
     return [
-        TicketHistory(r[0], r[1], r[2], parse(r[3]), tuple(changes.get(r[0], ()))) for r in tickets
+        TicketHistory(r[0], r[1], r[2], parse(r[3]), tuple(changes.get(r[0], ())), r[4])
+        for r in tickets
     ]
 
 
