@@ -39,7 +39,7 @@ def test_example_is_valid_with_token_in_env(
     assert main(["check-config", "--config", str(EXAMPLE)]) == 0
     assert capsys.readouterr().out == "OK\n"
     config = load_config(example)
-    assert config.telegram.token.reveal() == TOKEN
+    assert config.telegram.token.get_secret_value() == TOKEN
     assert TOKEN not in repr(config) and TOKEN.split(":")[1] not in str(config)
     assert config.roles_of(333333333) == {"staf"}
 

@@ -95,7 +95,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     tg = config.telegram
     app: App = (
         ApplicationBuilder()
-        .token(tg.token.reveal())
+        .token(tg.token.get_secret_value())
         .base_url(tg.base_url)
         .base_file_url(tg.base_url.replace("/bot", "/file/bot"))
         .context_types(ContextTypes(bot_data=BotData))

@@ -1,7 +1,11 @@
 """TOML configuration (SPEC §5) loaded into typed settings.
 
-Every problem is collected as `key: message`, so `check-config` can list them all and `run`
-refuses to start on exactly the same messages. Secrets never show in reprs or logs.
+Every section is a pydantic model: each key, its type, its default and its check are
+declared once, here; unknown keys are refused (`extra="forbid"`), secrets are `SecretStr`.
+pydantic collects every problem of every section; they are written as `key: message`,
+one line each, so `check-config` lists them all and `run` refuses to start on exactly the
+same messages. The sections the procedure's table implies (its roles, its time standards,
+its reason lists) are models built from the table.
 """
 
 from __future__ import annotations
@@ -12,12 +16,25 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
 
 from ticketbot.domain.calendar import WEEKDAYS, Sla, SpecialPeriod, WorkCalendar, parse_workdays
 from ticketbot.domain.lifecycle import SOP_09, Procedure, Transition
@@ -28,51 +45,9 @@ TOKEN_ENV = "TICKETBOT_TELEGRAM_TOKEN"
 SMTP_PASSWORD_ENV = "TICKETBOT_SMTP_PASSWORD"
 TOKEN_SHAPE = re.compile(r"^\d{3,12}:[A-Za-z0-9_-]{20,}$")
 EMAIL_SHAPE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-PHOTO_MINUTES_MAX = 47 * 60  # an hour inside Telegram's 48 hours, for retries
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-# Every key the configuration knows (SPEC §5); anything else is a typo and an error.
+PHOTO_MINUTES_MAX = 47 * 60  # an hour inside Telegram's 48 hours, for retries
 DAY_HOURS = tuple(f"{d}_hours" for d in WEEKDAYS)
-SCHEMA: dict[str, frozenset[str]] = {
-    "office": frozenset({"name", "timezone"}),
-    "telegram": frozenset(
-        {"token", "base_url", "group_id", "messages_per_second", "group_messages_per_minute"}
-    ),
-    "database": frozenset({"path"}),
-    "smtp": frozenset(
-        {"host", "port", "security", "username", "password", "from", "timeout_seconds", "ca_file"}
-    ),
-    "recap": frozenset({"to", "cc", "time", "send_empty", "chase_workdays"}),
-    "reminders": frozenset({"repeat_minutes", "escalate_after", "morning_summary"}),
-    "report": frozenset({"to"}),
-    "calendar": frozenset(
-        {
-            "workdays",
-            "public_holidays",
-            "work_hours",
-            "extra_holidays",
-            "open_on",
-            "special",
-            *DAY_HOURS,
-        }
-    ),
-    "privacy": frozenset({"delete_intake", "retention_days", "photo_minutes"}),
-    "lembaga": frozenset({"known"}),
-}
-
-
-def schema_of(procedure: Procedure) -> dict[str, frozenset[str]]:
-    """Every key: the fixed sections, and those the procedure's table names (its roles,
-    its time standards, its reason lists)."""
-    return {
-        **SCHEMA,
-        "roles": frozenset(procedure.role_names()),
-        "sla": frozenset(s.setting for s in procedure.standards),
-        "reject": frozenset(r.key for r in procedure.reason_lists),
-    }
-
-
-SPECIAL_KEYS = frozenset({"from", "to", "hours", "open_on", *DAY_HOURS})
 REQUIRED_SECTIONS = ("office", "telegram", "roles", "smtp", "recap")
 
 DEFAULT_LEMBAGA: dict[str, list[str]] = {
@@ -85,74 +60,394 @@ DEFAULT_LEMBAGA: dict[str, list[str]] = {
 }
 
 
-class Secret:
-    """A string that never prints itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('********')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+# -- the value types: each says in one line what is wrong ------------------------------
 
 
-@dataclass(frozen=True)
-class OfficeConfig:
-    name: str
-    timezone: ZoneInfo
+def refuse(message: str) -> NoReturn:
+    """A problem with one key's value: its message is the line check-config prints."""
+    raise PydanticCustomError("config", "{message}", {"message": message})
 
 
-@dataclass(frozen=True)
-class TelegramConfig:
-    token: Secret
-    base_url: str
-    group_id: int
-    # Telegram's physical bound (SPEC §6); lower only to be gentler.
-    group_messages_per_minute: float = 20
-    messages_per_second: float = 30
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        refuse("must be a string")
+    return value
 
 
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int
-    security: str
-    username: str
-    password: Secret
-    sender: str
-    timeout_seconds: float = 30  # per step of the SMTP conversation: seconds, not minutes
-    ca_file: Path | None = None  # an office CA to trust besides the system's
+def _text(value: object) -> str:
+    if not _string(value).strip():
+        refuse("must not be empty")
+    return str(value)
 
 
-@dataclass(frozen=True)
-class RecapConfig:
-    to: tuple[str, ...]
-    cc: tuple[str, ...]
-    time: time
-    send_empty: bool = False
-    chase_workdays: float = 3
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        refuse("must be an integer")
+    return value
 
 
-@dataclass(frozen=True)
-class RemindersConfig:
-    repeat_minutes: float = 30
-    escalate_after: int = 2
-    morning_summary: time | None = time(7, 45)
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        refuse("must be a number")
+    if value <= 0:
+        refuse("must be greater than 0")
+    return float(value)
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        refuse("must be true or false")
+    return value
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        refuse("must be a list of strings")
+    return tuple(value)
+
+
+def _clock(value: object) -> time:
+    match = HHMM.match(_string(value))
+    if not match:
+        refuse(f"must be a time as HH:MM (24 hours), got {value!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+def _optional_clock(value: object) -> time | None:
+    return None if _string(value) == "" else _clock(value)
+
+
+def one_mailbox(text: str) -> bool:
+    """True when `text` is exactly one address, with or without a name. A display name
+    with a comma must be quoted: "Disdukcapil, Kota Sibolga" <x@example.go.id>."""
+    try:
+        header = email.policy.default.header_factory("From", text)
+    except (ValueError, IndexError):
+        return False
+    addresses: tuple[Any, ...] = tuple(getattr(header, "addresses", ()))
+    if len(addresses) != 1 or header.defects:
+        return False
+    return bool(EMAIL_SHAPE.match(str(addresses[0].addr_spec)))
+
+
+def _addresses(value: object) -> tuple[str, ...]:
+    found = tuple(v.strip() for v in _strings(value))
+    for address in found:
+        # As smtp.from: a bare address, or one with a name ("Admin DWH <dwh@…>").
+        if not one_mailbox(address):
+            refuse(f"{address!r} is not an email address")
+    return found
+
+
+def _some_addresses(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not value:
+        refuse("must name at least one address")
+    return value
+
+
+def _mailbox(value: str) -> str:
+    if value.strip() and not one_mailbox(value):
+        refuse(
+            "must be one mailbox like 'Disdukcapil Kota Sibolga <disdukcapil@example.go.id>'"
+            " (quote a name that has a comma: '\"Disdukcapil, Sibolga\" <…>')"
+        )
+    return value
+
+
+def _zone(value: object) -> ZoneInfo:
+    name = _string(value)
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        refuse(f"unknown time zone {name!r}")
+
+
+def _date(value: object) -> date:
+    if isinstance(value, date):
+        return value  # TOML has dates too: from = 2026-02-19
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        refuse(f"{value!r} is not a date as YYYY-MM-DD")
+
+
+def _dates(value: object) -> frozenset[date]:
+    if not isinstance(value, list):
+        refuse("must be a list of dates as YYYY-MM-DD")
+    return frozenset(_date(v) for v in value)
+
+
+def _hours_of(value: object, *, closed_ok: bool) -> tuple[time, time] | None:
+    """ "07:30-16:00" as (start, end); None for "closed" where that is allowed."""
+    if closed_ok and value == "closed":
+        return None
+    parts = value.split("-") if isinstance(value, str) else []
+    if len(parts) != 2 or not all(HHMM.match(p.strip()) for p in parts):
+        allowed = ' or "closed"' if closed_ok else ""
+        refuse(f"must look like 07:30-16:00{allowed}, got {value!r}")
+    start, end = (time.fromisoformat(p.strip()) for p in parts)
+    if end <= start:
+        refuse("must end after it starts")
+    return (start, end)
+
+
+def _hours(value: object) -> tuple[time, time]:
+    found = _hours_of(value, closed_ok=False)
+    assert found is not None
+    return found
+
+
+def _user_ids(value: object) -> frozenset[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        refuse("must be a list of Telegram user ids (positive integers, no quotes)")
+    return frozenset(value)
+
+
+def _checked(check: Callable[[Any], bool], message: str) -> AfterValidator:
+    def validate(value: Any) -> Any:
+        if not check(value):
+            refuse(message)
+        return value
+
+    return AfterValidator(validate)
+
+
+Str = Annotated[str, BeforeValidator(_string)]
+Text = Annotated[str, BeforeValidator(_text)]
+Int = Annotated[int, BeforeValidator(_integer)]
+Number = Annotated[float, BeforeValidator(_number)]
+Flag = Annotated[bool, BeforeValidator(_boolean)]
+Strings = Annotated[tuple[str, ...], BeforeValidator(_strings)]
+Clock = Annotated[time, BeforeValidator(_clock)]
+Addresses = Annotated[tuple[str, ...], BeforeValidator(_addresses)]
+Dates = Annotated[frozenset[date], BeforeValidator(_dates)]
+Hours = Annotated[tuple[time, time], BeforeValidator(_hours)]
+Secret = Annotated[SecretStr, BeforeValidator(lambda v: SecretStr(_string(v)))]
+
+
+# -- the sections ------------------------------------------------------------------------
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True,
+        hide_input_in_errors=True,  # a secret typed in the wrong place never prints
+    )  # fmt: skip
+
+
+class OfficeConfig(Section):
+    name: Text
+    timezone: Annotated[ZoneInfo, BeforeValidator(_zone)] = ZoneInfo("Asia/Jakarta")
+
+
+class TelegramConfig(Section):
+    token: Secret = SecretStr("")  # or TICKETBOT_TELEGRAM_TOKEN
+    base_url: Annotated[
+        str, BeforeValidator(_string),
+        _checked(lambda u: re.match(r"^https?://", u) is not None,
+                 "must start with http:// or https://"),
+    ] = "https://api.telegram.org/bot"  # fmt: skip
+    group_id: Annotated[
+        int, BeforeValidator(_integer),
+        _checked(lambda g: g < 0, "must be a negative group chat id (see /id)"),
+    ]  # fmt: skip
+    # Telegram's physical bounds (SPEC §6); lower only to be gentler.
+    messages_per_second: Number = 30
+    group_messages_per_minute: Number = 20
+
+
+def _beside_config(value: object, info: ValidationInfo) -> Path | None:
+    text = _string(value)
+    base: Path = (info.context or {}).get("base", Path.cwd())
+    return (base / text).resolve() if text else None
+
+
+SECURITY = ("none", "starttls", "tls")
+
+
+class SmtpConfig(Section):
+    host: Text
+    port: Annotated[
+        int, BeforeValidator(_integer),
+        _checked(lambda p: 0 < p < 65536, "must be between 1 and 65535"),
+    ] = 587  # fmt: skip
+    security: Annotated[
+        str, BeforeValidator(_string),
+        _checked(lambda s: s in SECURITY, 'must be "none", "starttls" or "tls"'),
+    ] = "starttls"  # fmt: skip
+    username: Str = ""
+    password: Secret = SecretStr("")  # or TICKETBOT_SMTP_PASSWORD
+    sender: Annotated[str, BeforeValidator(_text), AfterValidator(_mailbox)] = Field(alias="from")
+    timeout_seconds: Number = 30  # per step of the SMTP conversation: seconds, not minutes
+    # An office CA to trust besides the system's, relative to the configuration's directory.
+    ca_file: Annotated[Path | None, BeforeValidator(_beside_config)] = None
+
+
+class RecapConfig(Section):
+    to: Annotated[tuple[str, ...], BeforeValidator(_addresses), AfterValidator(_some_addresses)]
+    cc: Addresses = ()
+    time: Clock = time(15, 0)
+    send_empty: Flag = False
+    chase_workdays: Number = 3
+
+
+class RemindersConfig(Section):
+    repeat_minutes: Number = 30
+    escalate_after: Annotated[
+        int, BeforeValidator(_integer), AfterValidator(lambda n: max(n, 0))
+    ] = 2
+    morning_summary: Annotated[time | None, BeforeValidator(_optional_clock)] = time(7, 45)
+
+
+class ReportConfig(Section):
+    to: Addresses = ()
+
+
+class DatabaseConfig(Section):
+    path: Text = "ticketbot.sqlite3"
+
+
+class SpecialEntry(Section):
+    """One [[calendar.special]] period: other hours (Ramadan), or "closed"."""
+
+    first: Annotated[date, BeforeValidator(_date)] = Field(alias="from")
+    last: Annotated[date | None, BeforeValidator(_date)] = Field(None, alias="to")
+    hours: Annotated[str | None, BeforeValidator(_string)] = None
+    open_on: Dates = frozenset()
+    mon_hours: Hours | None = None
+    tue_hours: Hours | None = None
+    wed_hours: Hours | None = None
+    thu_hours: Hours | None = None
+    fri_hours: Hours | None = None
+    sat_hours: Hours | None = None
+    sun_hours: Hours | None = None
+
+
+def _weekdays(value: object) -> tuple[str, ...]:
+    days = tuple(d.lower() for d in _strings(value))
+    bad = [d for d in days if d not in WEEKDAYS]
+    if bad:
+        refuse(f"unknown day(s) {bad}; use {list(WEEKDAYS)}")
+    if not days:
+        refuse("must name at least one day")
+    return days
+
+
+class CalendarConfig(Section):
+    workdays: Annotated[tuple[str, ...], BeforeValidator(_weekdays)] = (
+        "mon", "tue", "wed", "thu", "fri",
+    )  # fmt: skip
+    public_holidays: Annotated[
+        str, BeforeValidator(_string),
+        _checked(lambda c: c in ("", "ID"), 'must be "ID" or "" (off)'),
+    ] = "ID"  # fmt: skip
+    work_hours: Hours = (time(7, 30), time(16, 0))
+    mon_hours: Hours | None = None
+    tue_hours: Hours | None = None
+    wed_hours: Hours | None = None
+    thu_hours: Hours | None = None
+    fri_hours: Hours | None = None
+    sat_hours: Hours | None = None
+    sun_hours: Hours | None = None
+    extra_holidays: Dates = frozenset()
+    open_on: Dates = frozenset()
+    special: tuple[SpecialEntry, ...] = ()
+
+
+class PrivacyConfig(Section):
+    delete_intake: Flag = True
+    retention_days: Annotated[
+        int, BeforeValidator(_integer), _checked(lambda d: d >= 1, "must be at least 1")
+    ] = 730
+    photo_minutes: Annotated[
+        float, BeforeValidator(_number),
+        _checked(lambda m: m <= PHOTO_MINUTES_MAX, f"must be at most {PHOTO_MINUTES_MAX}"
+                 " (Telegram lets a bot delete its messages for 48 hours)"),
+    ] = 30  # fmt: skip
+
+
+def _institutions(value: object) -> dict[str, list[str]]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(v, list) and all(isinstance(a, str) for a in v) for v in value.values()
+    ):
+        refuse("must be a table of name = [aliases]")
+    return {str(k): list(v) for k, v in value.items()}
+
+
+class LembagaConfig(Section):
+    # [lembaga.known]'s own keys are the office's institutions: any name goes there.
+    known: Annotated[dict[str, list[str]], BeforeValidator(_institutions)] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_LEMBAGA.items()}
+    )
+
+
+# The sections every procedure has.
+FIXED: dict[str, type[Section]] = {
+    "office": OfficeConfig, "telegram": TelegramConfig, "database": DatabaseConfig,
+    "smtp": SmtpConfig, "recap": RecapConfig, "reminders": RemindersConfig,
+    "report": ReportConfig, "calendar": CalendarConfig, "privacy": PrivacyConfig,
+    "lembaga": LembagaConfig,
+}  # fmt: skip
+
+
+def _keys(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(f.alias or name for name, f in model.model_fields.items())
+
+
+def procedure_sections(procedure: Procedure) -> dict[str, type[Section]]:
+    """[roles], [sla] and [reject] as the procedure's table names them."""
+    roles: dict[str, Any] = {}
+    for rule in procedure.roles:
+        ids: Any = Annotated[frozenset[int], BeforeValidator(_user_ids)]
+        if rule.required:
+            ids = Annotated[
+                frozenset[int], BeforeValidator(_user_ids),
+                _checked(bool, "must name at least one user id"),
+            ]  # fmt: skip
+        roles[rule.role] = (ids, ...) if rule.listed else (ids, frozenset())
+    sla: dict[str, Any] = {s.setting: (Number, s.default) for s in procedure.standards}
+    reasons: dict[str, Any] = {}
+    for lst in procedure.reason_lists:
+        checks: list[Any] = [BeforeValidator(_strings), AfterValidator(_nameless)]
+        if lst.key == "reasons":  # Tolak's: the one a Kasi always needs
+            checks.append(_checked(bool, "must name at least one reason"))
+        reasons[lst.key] = (Annotated[tuple[str, ...], *checks], tuple(lst.defaults))
+    return {
+        "roles": create_model("RolesConfig", __base__=Section, **roles),
+        "sla": create_model("SlaConfig", __base__=Section, **sla),
+        "reject": create_model("ReasonsConfig", __base__=Section, **reasons),
+    }
+
+
+def _nameless(reasons: tuple[str, ...]) -> tuple[str, ...]:
+    for n, reason in enumerate(reasons, start=1):
+        # A preset reason is shown on every card and sent to residents: it names nobody.
+        if carries_personal_number(reason):
+            refuse(f"reason {n} holds a full NIK/KK or a phone number")
+    return reasons
+
+
+# Every section, in the order a reader meets them (and their problems are listed).
+ORDER = ("office", "telegram", "roles", "database", "smtp", "recap", "reminders", "report",
+         "calendar", "sla", "privacy", "lembaga", "reject")  # fmt: skip
+
+
+def sections_of(procedure: Procedure) -> dict[str, type[Section]]:
+    every = {**FIXED, **procedure_sections(procedure)}
+    return {name: every[name] for name in ORDER}
+
+
+def schema_of(procedure: Procedure) -> dict[str, frozenset[str]]:
+    """Every key of every section, as the models declare them."""
+    return {name: _keys(model) for name, model in sections_of(procedure).items()}
+
+
+SPECIAL_KEYS = _keys(SpecialEntry)
+
+
+# -- the whole configuration -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -198,306 +493,116 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Reader:
-    """Reads typed values out of the TOML tree and collects `key: message` problems."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.data = data
-        self.problems: list[str] = []
-        self.misspelt: set[str] = set()  # sections typed wrong: already reported once
-
-    def raw(self, key: str) -> Any:
-        node: Any = self.data
-        for part in key.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return None
-            node = node[part]
-        return node
-
-    def fail(self, key: str, message: str) -> None:
-        if key.partition(".")[0] in self.misspelt and message.startswith("is required"):
-            return  # one typo, one line: "[rekap]: unknown section (did you mean …)"
-        line = f"{key}: {message}"
-        if line not in self.problems:
-            self.problems.append(line)
-
-    def string(self, key: str, default: str | None = None, *, required: bool = True) -> str:
-        value = self.raw(key)
-        if value is None:
-            if default is not None:
-                return default
-            if required:
-                self.fail(key, "is required")
-            return ""
-        if not isinstance(value, str):
-            self.fail(key, "must be a string")
-            return ""
-        if required and not value.strip():
-            self.fail(key, "must not be empty")
-        return value
-
-    def integer(self, key: str, default: int | None = None) -> int:
-        value = self.raw(key)
-        if value is None and default is not None:
-            return default
-        if value is None:
-            self.fail(key, "is required")
-            return 0
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, "must be an integer")
-            return 0
-        return value
-
-    def number(self, key: str, default: float, *, positive: bool = True) -> float:
-        value = self.raw(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(key, "must be a number")
-            return default
-        if positive and value <= 0:
-            self.fail(key, "must be greater than 0")
-            return default
-        return float(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(key, "must be true or false")
-            return default
-        return value
-
-    def strings(self, key: str, default: list[str] | None = None) -> list[str]:
-        value = self.raw(key)
-        if value is None:
-            if default is None:
-                self.fail(key, "is required")
-                return []
-            return list(default)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, "must be a list of strings")
-            return []
-        return value
-
-    def clock(self, key: str, default: str) -> time:
-        text = self.string(key, default)
-        match = HHMM.match(text)
-        if not match:
-            self.fail(key, f"must be a time as HH:MM (24 hours), got {text!r}")
-            return time(0, 0)
-        return time(int(match[1]), int(match[2]))
-
-
 def _hint(name: str, known: frozenset[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _unknown_keys(r: _Reader, schema: Mapping[str, frozenset[str]]) -> None:
-    """A typo must not pass silently: every unknown section and key is an error."""
-    for name, value in r.data.items():
-        if name not in schema:
-            kind = "section" if isinstance(value, Mapping) else "key"
-            close = difflib.get_close_matches(name, sorted(schema), n=1, cutoff=0.6)
-            hint = f" (did you mean [{close[0]}]?)" if close and kind == "section" else ""
-            if close and kind == "section" and close[0] not in r.data:
-                r.misspelt.add(close[0])
-            r.fail(name, f"unknown {kind}{hint or _hint(name, tuple(schema))}")
+def _key_of(section: str, loc: tuple[int | str, ...]) -> str:
+    """("special", 0, "from") in [calendar] -> "calendar.special[1].from"."""
+    key = section
+    for part in loc:
+        key += f"[{part + 1}]" if isinstance(part, int) else f".{part}"
+    return key
+
+
+def _lines(section: str, model: type[BaseModel], error: ValidationError) -> list[str]:
+    """pydantic's errors as `key: message` lines, in the section's words."""
+    lines = []
+    for e in error.errors(include_url=False, include_input=False):
+        loc = tuple(e["loc"])
+        key = _key_of(section, loc)
+        if e["type"] == "config":
+            message = e["msg"]
+        elif e["type"] == "extra_forbidden":
+            owner = SpecialEntry if "special" in loc else model
+            message = f"unknown key{_hint(str(loc[-1]), _keys(owner))}"
+        elif e["type"] == "missing":
+            message = MISSING.get(
+                (section, str(loc[-1])), MISSING.get((section, "*"), "is required")
+            )
+        elif e["type"] in ("model_type", "dict_type"):
+            message = (
+                "must be a table with from, to and hours"
+                if "special" in loc
+                else (f"must be a section ([{section}])")
+            )
+        elif e["type"] in ("tuple_type", "list_type"):
+            message = "must be [[calendar.special]] tables"
+        else:  # a type pydantic checks itself: say it plainly
+            message = e["msg"].lower()
+        line = f"{key}: {message}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+# Words for a missing key where "is required" alone would not say enough.
+MISSING: dict[tuple[str, str], str] = {
+    ("calendar", "from"): "is required (YYYY-MM-DD)",
+    ("roles", "*"): "is required: a list of Telegram user ids",
+}
+
+
+def _unknown_sections(data: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[
+    list[str], set[str]
+]:  # fmt: skip
+    """A typo must not pass silently: an unknown section is one line with a did-you-mean;
+    the section it stands for is then not reported missing as well."""
+    problems: list[str] = []
+    misspelt: set[str] = set()
+    for name, value in data.items():
+        if name in schema:
             continue
-        if not isinstance(value, Mapping):
-            r.fail(name, "must be a section ([" + name + "])")
+        kind = "section" if isinstance(value, Mapping) else "key"
+        close = difflib.get_close_matches(name, sorted(schema), n=1, cutoff=0.6)
+        hint = f" (did you mean [{close[0]}]?)" if close and kind == "section" else ""
+        if close and kind == "section" and close[0] not in data:
+            misspelt.add(close[0])
+        problems.append(f"{name}: unknown {kind}{hint or _hint(name, tuple(schema))}")
+    return problems, misspelt
+
+
+def _special_periods(entries: tuple[SpecialEntry, ...], problems: list[str]) -> tuple[
+    tuple[SpecialPeriod, ...], frozenset[date]
+]:  # fmt: skip
+    periods: list[SpecialPeriod] = []
+    open_on: set[date] = set()
+    for index, entry in enumerate(entries, start=1):
+        key = f"calendar.special[{index}]"
+        open_on |= entry.open_on
+        if entry.hours is None:
+            if not entry.open_on:
+                problems.append(f'{key}.hours: is required: "08:00-15:00" or "closed"')
             continue
-        # [lembaga.known]'s own keys are the office's institutions: any name goes there.
-        for key in value:
-            if key not in schema[name]:
-                r.fail(f"{name}.{key}", f"unknown key{_hint(key, schema[name])}")
-    specials = r.raw("calendar.special")
-    for index, entry in enumerate(specials if isinstance(specials, list) else []):
-        for key in entry if isinstance(entry, Mapping) else ():
-            if key not in SPECIAL_KEYS:
-                r.fail(f"calendar.special[{index + 1}].{key}",
-                       f"unknown key{_hint(key, SPECIAL_KEYS)}")  # fmt: skip
+        last = entry.last or entry.first
+        if last < entry.first:
+            problems.append(f"{key}.to: must not be before from")
+            continue
+        try:
+            hours = _hours_of(entry.hours, closed_ok=True)
+        except PydanticCustomError as error:
+            problems.append(f"{key}.hours: {error.message()}")
+            continue
+        own = tuple(
+            (day, found)
+            for day, name in enumerate(DAY_HOURS)
+            if (found := getattr(entry, name)) is not None
+        )
+        periods.append(SpecialPeriod(entry.first, last, hours, own))
+    return tuple(periods), frozenset(open_on)
 
 
-def _one_mailbox(text: str) -> bool:
-    """True when `text` is exactly one address, as the From header must be. A display name
-    with a comma must be quoted: "Disdukcapil, Kota Sibolga" <x@example.go.id>."""
-    try:
-        header = email.policy.default.header_factory("From", text)
-    except (ValueError, IndexError):
-        return False
-    addresses: tuple[Any, ...] = tuple(getattr(header, "addresses", ()))
-    if len(addresses) != 1 or header.defects:
-        return False
-    return bool(EMAIL_SHAPE.match(str(addresses[0].addr_spec)))
-
-
-def _date(r: _Reader, key: str, text: object) -> date | None:
-    if isinstance(text, date):
-        return text  # TOML has dates too: from = 2026-02-19
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError:
-        r.fail(key, f"{text!r} is not a date as YYYY-MM-DD")
-        return None
-
-
-def _dates(r: _Reader, key: str) -> frozenset[date]:
-    value = r.raw(key)
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list):
-        r.fail(key, "must be a list of dates as YYYY-MM-DD")
-        return frozenset()
-    return frozenset(d for d in (_date(r, key, v) for v in value) if d is not None)
-
-
-def _hours(
-    r: _Reader, key: str, text: object, *, closed_ok: bool = False
-) -> tuple[time, time] | None:
-    """ "07:30-16:00" as (start, end); None for "closed" where that is allowed."""
-    if closed_ok and text == "closed":
-        return None
-    parts = str(text).split("-") if isinstance(text, str) else []
-    if len(parts) != 2 or not all(HHMM.match(p.strip()) for p in parts):
-        allowed = ' or "closed"' if closed_ok else ""
-        r.fail(key, f"must look like 07:30-16:00{allowed}, got {text!r}")
-        return (time(7, 30), time(16, 0))
-    start, end = (time.fromisoformat(p.strip()) for p in parts)
-    if end <= start:
-        r.fail(key, "must end after it starts")
-        return (time(7, 30), time(16, 0))
-    return (start, end)
-
-
-def _emails(r: _Reader, key: str, *, required: bool) -> tuple[str, ...]:
-    values = r.strings(key, None if required else [])
-    if required and not values and isinstance(r.raw(key), list):
-        r.fail(key, "must name at least one address")
-    for v in values:
-        # As smtp.from: a bare address, or one with a name ("Admin DWH <dwh@…>").
-        if not _one_mailbox(v.strip()):
-            r.fail(key, f"{v!r} is not an email address")
-    return tuple(v.strip() for v in values)
-
-
-def _roles(r: _Reader, procedure: Procedure) -> dict[str, frozenset[int]]:
-    roles: dict[str, frozenset[int]] = {}
-    table = r.raw("roles")
-    listed = [rule.role for rule in procedure.roles if rule.listed]
-    if not isinstance(table, Mapping):
-        names = ", ".join(listed[:-1]) + f" and {listed[-1]}" if len(listed) > 1 else listed[0]
-        r.fail("roles", f"is required: {names} lists of Telegram user ids")
-        return {rule.role: frozenset() for rule in procedure.roles}
-    for rule in procedure.roles:
-        key = f"roles.{rule.role}"
-        value = table.get(rule.role)
-        ids: list[int] = []
-        if value is None:
-            if rule.listed:
-                r.fail(key, "is required: a list of Telegram user ids")
-        elif not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
-        ):
-            r.fail(key, "must be a list of Telegram user ids (positive integers, no quotes)")
-        else:
-            ids = value
-            if rule.required and not ids:
-                r.fail(key, "must name at least one user id")
-        roles[rule.role] = frozenset(ids)
-    return roles
-
-
-def _database_path(r: _Reader, base: Path) -> Path:
-    text = r.string("database.path", "ticketbot.sqlite3")
+def _database_path(text: str, base: Path, problems: list[str]) -> Path:
     path = (base / text).resolve() if text else base
     parent = path.parent
     if text and not parent.is_dir():
-        r.fail("database.path", f"directory {parent} does not exist")
+        problems.append(f"database.path: directory {parent} does not exist")
     elif text and not os.access(parent, os.W_OK):
-        r.fail("database.path", f"directory {parent} is not writable")
+        problems.append(f"database.path: directory {parent} is not writable")
     elif path.exists() and (path.is_dir() or not os.access(path, os.W_OK)):
-        r.fail("database.path", f"{path} is not a writable file")
+        problems.append(f"database.path: {path} is not a writable file")
     return path
-
-
-def _calendar(r: _Reader, tz: ZoneInfo) -> WorkCalendar:
-    days = [d.lower() for d in r.strings("calendar.workdays", ["mon", "tue", "wed", "thu", "fri"])]
-    bad = [d for d in days if d not in WEEKDAYS]
-    if bad:
-        r.fail("calendar.workdays", f"unknown day(s) {bad}; use {list(WEEKDAYS)}")
-    elif not days:
-        r.fail("calendar.workdays", "must name at least one day")
-    country = r.string("calendar.public_holidays", "ID", required=False)
-    if country not in ("", "ID"):
-        r.fail("calendar.public_holidays", 'must be "ID" or "" (off)')
-    default = _hours(r, "calendar.work_hours", r.raw("calendar.work_hours") or "07:30-16:00")
-    assert default is not None
-    day_hours: dict[int, tuple[time, time]] = {}
-    for index, key in enumerate(DAY_HOURS):
-        if r.raw(f"calendar.{key}") is not None:
-            hours = _hours(r, f"calendar.{key}", r.raw(f"calendar.{key}"))
-            if hours is not None:
-                day_hours[index] = hours
-    open_on = set(_dates(r, "calendar.open_on"))
-    special: list[SpecialPeriod] = []
-    entries = r.raw("calendar.special")
-    if entries is not None and not isinstance(entries, list):
-        r.fail("calendar.special", "must be [[calendar.special]] tables")
-        entries = []
-    for index, entry in enumerate(entries or [], start=1):
-        key = f"calendar.special[{index}]"
-        if not isinstance(entry, Mapping):
-            r.fail(key, "must be a table with from, to and hours")
-            continue
-        first = _date(r, f"{key}.from", entry.get("from")) if "from" in entry else None
-        last = _date(r, f"{key}.to", entry.get("to", entry.get("from")))
-        if first is None and "from" not in entry:
-            r.fail(f"{key}.from", "is required (YYYY-MM-DD)")
-        if "hours" not in entry and "open_on" not in entry:
-            r.fail(f"{key}.hours", 'is required: "08:00-15:00" or "closed"')
-        if isinstance(entry.get("open_on"), list):
-            open_on |= _dates(r, f"{key}.open_on")
-        if first is None or last is None or "hours" not in entry:
-            continue
-        if last < first:
-            r.fail(f"{key}.to", "must not be before from")
-            continue
-        hours = _hours(r, f"{key}.hours", entry["hours"], closed_ok=True)
-        own = {
-            index: found
-            for index, name in enumerate(DAY_HOURS)
-            if name in entry and (found := _hours(r, f"{key}.{name}", entry[name])) is not None
-        }
-        special.append(SpecialPeriod(first, last, hours, tuple(sorted(own.items()))))
-    return WorkCalendar(
-        tz=tz,
-        workdays=parse_workdays(d for d in days if d in WEEKDAYS) or frozenset(range(5)),
-        start=default[0],
-        end=default[1],
-        country=country if country in ("", "ID") else "ID",
-        extra_holidays=_dates(r, "calendar.extra_holidays"),
-        day_hours=tuple(sorted(day_hours.items())),
-        special=tuple(special),
-        open_on=frozenset(open_on),
-    )
-
-
-def _lembaga(r: _Reader) -> LembagaCatalog:
-    table = r.raw("lembaga.known")
-    if table is None:
-        return LembagaCatalog(DEFAULT_LEMBAGA)
-    if not isinstance(table, Mapping) or not all(
-        isinstance(v, list) and all(isinstance(a, str) for a in v) for v in table.values()
-    ):
-        r.fail("lembaga.known", "must be a table of name = [aliases]")
-        return LembagaCatalog(DEFAULT_LEMBAGA)
-    names = {str(k): list(v) for k, v in table.items()}
-    for alias, first, second in claimed_twice(names):
-        r.fail(f"lembaga.known.{second}", f"{alias!r} is already an alias of {first!r}")
-    return LembagaCatalog(names)
 
 
 def parse_config(
@@ -506,131 +611,110 @@ def parse_config(
 ) -> Config:  # fmt: skip
     """`need_token` False: for the verbs that never talk to Telegram (backup, recap
     --dry-run, report, export, purge), which run as the service user without the secrets."""
-    r = _Reader(data)
-    _unknown_keys(r, schema_of(procedure))
-    for section in REQUIRED_SECTIONS:
-        if section not in data and section not in r.misspelt:
-            r.fail(f"[{section}]", "section is missing")
-            r.misspelt.add(section)  # one line for the section, not one per key
-    name = r.string("office.name")
-    tz_name = r.string("office.timezone", "Asia/Jakarta")
-    try:
-        tz = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        r.fail("office.timezone", f"unknown time zone {tz_name!r}")
-        tz = ZoneInfo("Asia/Jakarta")
+    sections = sections_of(procedure)
+    problems, misspelt = _unknown_sections(data, sections)
+    read: dict[str, Any] = {}
+    for name, model in sections.items():
+        table = data.get(name)
+        if table is None:
+            if name in REQUIRED_SECTIONS:
+                if name not in misspelt:
+                    problems.append(f"[{name}]: section is missing")
+                continue
+            table = {}
+        if not isinstance(table, Mapping):
+            problems.append(f"{name}: must be a section ([{name}])")
+            continue
+        try:
+            read[name] = model.model_validate(table, context={"base": base})
+        except ValidationError as error:
+            problems += _lines(name, model, error)
 
-    token_text = env.get(TOKEN_ENV) or r.string("telegram.token", "", required=False)
-    if not token_text:
-        if need_token:
-            r.fail("telegram.token", f"is required (or set {TOKEN_ENV})")
-    elif not TOKEN_SHAPE.match(token_text):
-        r.fail("telegram.token", "does not look like a bot token from BotFather")
-    base_url = r.string("telegram.base_url", "https://api.telegram.org/bot")
-    if base_url and not re.match(r"^https?://", base_url):
-        r.fail("telegram.base_url", "must start with http:// or https://")
-    group_id = r.integer("telegram.group_id")
-    told = any(p.startswith(("telegram.group_id:", "[telegram]")) for p in r.problems)
-    if group_id >= 0 and not told:
-        r.fail("telegram.group_id", "must be a negative group chat id (see /id)")
-    telegram = TelegramConfig(
-        token=Secret(token_text),
-        base_url=base_url,
-        group_id=group_id,
-        group_messages_per_minute=r.number("telegram.group_messages_per_minute", 20),
-        messages_per_second=r.number("telegram.messages_per_second", 30),
+    # What depends on more than one key, or on the environment and the disk.
+    telegram: TelegramConfig | None = read.get("telegram")
+    token = env.get(TOKEN_ENV) or (telegram.token.get_secret_value() if telegram else "")
+    if "telegram" in read or "telegram" in data:
+        if not token and need_token:
+            problems.append(f"telegram.token: is required (or set {TOKEN_ENV})")
+        elif token and not TOKEN_SHAPE.match(token):
+            problems.append("telegram.token: does not look like a bot token from BotFather")
+    smtp: SmtpConfig | None = read.get("smtp")
+    if smtp is not None:
+        if smtp.ca_file is not None and not (
+            smtp.ca_file.is_file() and os.access(smtp.ca_file, os.R_OK)
+        ):
+            problems.append(f"smtp.ca_file: {smtp.ca_file} is not a readable file")
+        if smtp.username and smtp.security == "none":
+            problems.append(
+                'smtp.username: would send the password unencrypted; use security = "starttls"'
+                ' or "tls"'
+            )
+    database = read.get("database")
+    path = _database_path(database.path, base, problems) if database else base
+    calendar_section: CalendarConfig | None = read.get("calendar")
+    special, special_open = (
+        _special_periods(calendar_section.special, problems)
+        if calendar_section
+        else ((), frozenset())
     )
+    lembaga: LembagaConfig | None = read.get("lembaga")
+    for alias, first, second in claimed_twice(lembaga.known if lembaga else {}):
+        problems.append(f"lembaga.known.{second}: {alias!r} is already an alias of {first!r}")
+    problems = sorted(problems, key=_section_order(list(sections)))
+    if problems:
+        raise ConfigError(problems)
 
-    security = r.string("smtp.security", "starttls")
-    if security not in ("none", "starttls", "tls"):
-        r.fail("smtp.security", 'must be "none", "starttls" or "tls"')
-    port = r.integer("smtp.port", 587)
-    if not 0 < port < 65536 and not any(p.startswith("smtp.port:") for p in r.problems):
-        r.fail("smtp.port", "must be between 1 and 65535")
-    sender = r.string("smtp.from")
-    if sender.strip() and not _one_mailbox(sender):
-        r.fail(
-            "smtp.from",
-            "must be one mailbox like 'Disdukcapil Kota Sibolga <disdukcapil@example.go.id>'"
-            " (quote a name that has a comma: '\"Disdukcapil, Sibolga\" <…>')",
-        )
-    ca_text = r.string("smtp.ca_file", "", required=False)
-    ca_file = (base / ca_text).resolve() if ca_text else None
-    if ca_file is not None and not (ca_file.is_file() and os.access(ca_file, os.R_OK)):
-        r.fail("smtp.ca_file", f"{ca_file} is not a readable file")
-    username = r.string("smtp.username", "", required=False)
-    if username and security == "none":
-        r.fail(
-            "smtp.username",
-            'would send the password unencrypted; use security = "starttls" or "tls"',
-        )
-    smtp = SmtpConfig(
-        host=r.string("smtp.host"),
-        port=port,
-        security=security,
-        username=username,
-        password=Secret(
-            env.get(SMTP_PASSWORD_ENV) or r.string("smtp.password", "", required=False)
-        ),
-        sender=sender,
-        timeout_seconds=r.number("smtp.timeout_seconds", 30),
-        ca_file=ca_file,
-    )
-    recap = RecapConfig(
-        to=_emails(r, "recap.to", required=True),
-        cc=_emails(r, "recap.cc", required=False),
-        time=r.clock("recap.time", "15:00"),
-        send_empty=r.boolean("recap.send_empty", False),
-        chase_workdays=r.number("recap.chase_workdays", 3),
-    )
-    summary = r.string("reminders.morning_summary", "07:45", required=False)
-    reminders = RemindersConfig(
-        repeat_minutes=r.number("reminders.repeat_minutes", 30),
-        escalate_after=max(r.integer("reminders.escalate_after", 2), 0),
-        morning_summary=r.clock("reminders.morning_summary", summary) if summary else None,
-    )
-    roles = _roles(r, procedure)
-    config = Config(
-        office=OfficeConfig(name=name, timezone=tz),
-        telegram=telegram,
-        roles=roles,
-        database_path=_database_path(r, base),
+    office: OfficeConfig = read["office"]
+    assert telegram is not None
+    assert smtp is not None
+    assert calendar_section is not None
+    assert lembaga is not None
+    if env.get(SMTP_PASSWORD_ENV):
+        smtp = smtp.model_copy(update={"password": SecretStr(env[SMTP_PASSWORD_ENV])})
+    cal = calendar_section
+    privacy: PrivacyConfig = read["privacy"]
+    return Config(
+        office=office,
+        telegram=telegram.model_copy(update={"token": SecretStr(token)}),
+        roles=dict(read["roles"]),
+        database_path=path,
         smtp=smtp,
-        recap=recap,
-        calendar=_calendar(r, tz),
-        sla=Sla(
-            {
-                standard.setting: r.number(f"sla.{standard.setting}", standard.default)
-                for standard in procedure.standards
-            }
+        recap=read["recap"],
+        calendar=WorkCalendar(
+            tz=office.timezone,
+            workdays=parse_workdays(cal.workdays),
+            start=cal.work_hours[0],
+            end=cal.work_hours[1],
+            country=cal.public_holidays,
+            extra_holidays=cal.extra_holidays,
+            day_hours=tuple(
+                (index, hours)
+                for index, name in enumerate(DAY_HOURS)
+                if (hours := getattr(cal, name)) is not None
+            ),
+            special=special,
+            open_on=cal.open_on | special_open,
         ),
-        delete_intake=r.boolean("privacy.delete_intake", True),
-        lembaga=_lembaga(r),
-        reasons={
-            lst.key: tuple(r.strings(f"reject.{lst.key}", list(lst.defaults)))
-            for lst in procedure.reason_lists
-        },
-        reminders=reminders,
-        report_to=_emails(r, "report.to", required=False),
-        retention_days=r.integer("privacy.retention_days", 730),
-        photo_minutes=r.number("privacy.photo_minutes", 30),
+        sla=Sla(dict(read["sla"])),
+        delete_intake=privacy.delete_intake,
+        lembaga=LembagaCatalog(lembaga.known),
+        reasons=dict(read["reject"]),
+        reminders=read["reminders"],
+        report_to=read["report"].to,
+        retention_days=privacy.retention_days,
+        photo_minutes=privacy.photo_minutes,
         procedure=procedure,
     )
-    if config.photo_minutes > PHOTO_MINUTES_MAX:
-        r.fail("privacy.photo_minutes", f"must be at most {PHOTO_MINUTES_MAX}"
-               " (Telegram lets a bot delete its messages for 48 hours)")  # fmt: skip
-    if config.retention_days < 1:
-        r.fail("privacy.retention_days", "must be at least 1")
-    for lst in procedure.reason_lists:
-        if lst.key == "reasons" and not config.reasons[lst.key]:
-            r.fail("reject.reasons", "must name at least one reason")
-        for n, reason in enumerate(config.reasons[lst.key], start=1):
-            # A preset reason is shown on every card and sent to residents: it names nobody.
-            if carries_personal_number(reason):
-                r.fail(f"reject.{lst.key}", f"reason {n} holds a full NIK/KK or a phone number")
-    if r.problems:
-        raise ConfigError(r.problems)
-    return config
+
+
+def _section_order(names: list[str]) -> Callable[[str], int]:
+    """Problems by section, in the models' order (then as found): one read, top to bottom."""
+
+    def order(line: str) -> int:
+        section = line.partition(":")[0].strip("[]").partition(".")[0].partition("[")[0]
+        return names.index(section) if section in names else -1
+
+    return order
 
 
 def load_config(

@@ -84,7 +84,7 @@ async def send_email(smtp: SmtpConfig, message: EmailMessage) -> None:
             port=smtp.port,
             # Never a login over a plain connection (check-config refuses it too).
             username=smtp.username if secure and smtp.username else None,
-            password=smtp.password.reveal() if secure and smtp.username else None,
+            password=smtp.password.get_secret_value() if secure and smtp.username else None,
             use_tls=smtp.security == "tls",
             # True: STARTTLS is required, never silently skipped; False: plain.
             start_tls=smtp.security == "starttls",
