@@ -162,8 +162,8 @@ async def test_every_message_carrying_a_nik_goes_whoever_sends_it(sim: Simulatio
     stranger = await sim.say(STRANGER, VALID_FORM)
     # A chat message with a NIK from a member without a role.
     chatter = await sim.say(STRANGER, f"tolong cek {NIK} ya")
-    # A KK scan sent as a file with the /tiket caption: refused, and deleted.
-    update_id, document = await sim.api.post(STAF.user_id, GROUP_ID, VALID_FORM,
+    # A KK scan sent as a file with the /tiket caption: an intake like a photo, deleted.
+    update_id, document = await sim.api.post(STAF.user_id, GROUP_ID, form(lembaga="Bank"),
                                              document="kk.pdf")  # fmt: skip
     await sim._handled(update_id)
     # An album: the first photo carries the form, the second the KK's other side.
@@ -179,9 +179,17 @@ async def test_every_message_carrying_a_nik_goes_whoever_sends_it(sim: Simulatio
     for message_id in (stranger, chatter, document, first, second):
         assert sim.message(message_id).deleted, message_id
     assert not sim.message(kept).deleted
-    assert await sim.office.repo.tickets.count_tickets() == 1  # the album's intake
-    told = [m.plain or "" for m in sim.api.visible(GROUP_ID)]
-    assert any("sebagai <b>file</b>" in t or "sebagai file" in t for t in told)
+    assert await sim.office.repo.tickets.count_tickets() == 2  # the file's and the album's
+    scan = await sim.office.repo.tickets.get_ticket(1)
+    assert scan is not None and scan.scan_is_document and scan.lembaga == "Bank"
+    # "Foto" sends the file back as a file, privately and protected.
+    await sim.say(KASI, "/start", chat_id=KASI.user_id)
+    assert scan.card_message_id is not None
+    await sim.tap(KASI, scan.card_message_id, "Foto")
+    [sent] = [
+        c for c in sim.api.calls_of("sendDocument") if c.params["chat_id"] == str(KASI.user_id)
+    ]
+    assert sent.params["document"] == scan.photo_file_id and sent.params["protect_content"]
 
 
 async def test_updates_from_chats_and_people_the_bot_ignores_are_not_kept(

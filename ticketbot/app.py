@@ -122,19 +122,16 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     app.add_handler(TypeHandler(Update, handlers.remember_people), group=-1)
     # /id answers anywhere: it is how the configuration gets filled in.
     app.add_handler(CommandHandler("id", handlers.on_id, filters.UpdateType.MESSAGE))
-    # Opening a ticket: /tiket with the form, or a photo of the KK/KTP-el with it as caption.
+    # Opening a ticket: /tiket with the form, or a photo (or a file) of the KK/KTP-el with it
+    # as caption.
     app.add_handler(CommandHandler("tiket", handlers.on_tiket, filters=group & openers))
     app.add_handler(
         MessageHandler(
-            group & openers & filters.PHOTO & filters.CaptionRegex(TICKET_CAPTION),
+            group
+            & openers
+            & (filters.PHOTO | filters.Document.ALL)
+            & filters.CaptionRegex(TICKET_CAPTION),
             handlers.on_tiket,
-        )
-    )
-    # A scan sent as a file with /tiket: photos only, and the file goes (it shows the NIK).
-    app.add_handler(
-        MessageHandler(
-            group & openers & filters.Document.ALL & filters.CaptionRegex(TICKET_CAPTION),
-            handlers.on_tiket_file,
         )
     )
     # Help in the group; a short explanation in a private chat.

@@ -78,11 +78,15 @@ async def on_tiket(update: Update, context: Context) -> None:
     s = context.bot_data.services
     if message.media_group_id:
         context.bot_data.albums.opened(message.media_group_id)
-    photo = message.photo[-1].file_id if message.photo else None
+    # The KK/KTP-el scan: a photo, or a file (a document) sent with the same caption.
+    document = message.document is not None and not message.photo
+    scan = message.photo[-1].file_id if message.photo else None
+    if document and message.document is not None:
+        scan = message.document.file_id
     remove = s.config.delete_intake and carries_full_number(message.text or message.caption or "")
     outcome = await s.office.intake(
-        command_arguments(message), actor_of(message.from_user), message.chat_id, photo,
-        message_id=message.message_id, remove_message=remove,
+        command_arguments(message), actor_of(message.from_user), message.chat_id, scan,
+        document=document, message_id=message.message_id, remove_message=remove,
     )  # fmt: skip
     if isinstance(outcome, Opened):
         return  # its card and the deletion of the intake were committed with the ticket
@@ -93,22 +97,6 @@ async def on_tiket(update: Update, context: Context) -> None:
     await s.repo.outbox.enqueue(
         [group.reply(s, message, reply, key_of(update), refusal=refusal),
          *group.removal(s, message)]
-    )  # fmt: skip
-
-
-async def on_tiket_file(update: Update, context: Context) -> None:
-    """A scan sent as a file with the /tiket caption: the bot takes photos only. The file
-    shows the numbers, so it goes like any intake that carries them."""
-    message = update.effective_message
-    if message is None:
-        return
-    s = context.bot_data.services
-    if message.media_group_id:
-        context.bot_data.albums.opened(message.media_group_id)
-    text = s.texts.render("telegram/intake_file.html")
-    await s.repo.outbox.enqueue(
-        [group.reply(s, message, text, key_of(update), refusal=True),
-         *group.removal(s, message, personal=True)]
     )  # fmt: skip
 
 
@@ -156,8 +144,12 @@ async def on_button(update: Update, context: Context) -> None:
     text, alert = s.views.answer(outcome)
     if isinstance(outcome, PhotoShown) and outcome.ticket.photo_file_id:
         caption = s.texts.answer("photo_caption", ticket_id=outcome.ticket.id)
-        copy = await telegram_io.send_photo_privately(
-            context.bot, outcome.user_id, outcome.ticket.photo_file_id, caption
+        copy = await telegram_io.send_scan_privately(
+            context.bot,
+            outcome.user_id,
+            outcome.ticket.photo_file_id,
+            caption,
+            document=outcome.ticket.scan_is_document,
         )
         if copy is None:
             text, alert = s.texts.answer("photo_start_first"), True

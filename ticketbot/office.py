@@ -307,6 +307,7 @@ class Office:
         chat_id: int,
         photo_file_id: str | None = None,
         *,
+        document: bool = False,
         message_id: int | None = None,
         remove_message: bool = False,
     ) -> IntakeOutcome:
@@ -326,7 +327,7 @@ class Office:
             return implied
 
         ticket, created = await self.repo.tickets.open_ticket(
-            result.form, actor, chat_id, self.clock(), photo_file_id,
+            result.form, actor, chat_id, self.clock(), photo_file_id, document=document,
             intake_message_id=message_id, effects=effects,
         )  # fmt: skip
         return Duplicate(ticket) if created is False else Opened(ticket)

@@ -42,6 +42,7 @@ class Ticket:
     purged_at: datetime | None = None  # retention applied: NIK/KK masked, contacts erased
     menu_action: str | None = None  # the action whose reason menu the card shows
     menu_round: int = 0  # how many reason menus were opened on it so far
+    scan_is_document: bool = False  # the scan came as a file, not a photo
 
 
 @dataclass(frozen=True)

@@ -107,13 +107,19 @@ async def answer(query: CallbackQuery, text: str, *, alert: bool = False) -> Non
         log.warning("callback query not answered: %s", error.message)
 
 
-async def send_photo_privately(bot: Bot, user_id: int, file_id: str, caption: str) -> int | None:
-    """The intake photo to one person's private chat, protected from forwarding and saving:
-    its message id, or None when Telegram refuses (the person never started a chat)."""
+async def send_scan_privately(
+    bot: Bot, user_id: int, file_id: str, caption: str, *, document: bool = False
+) -> int | None:
+    """The intake scan (a photo, or a file) to one person's private chat, protected from
+    forwarding and saving: its message id, or None when Telegram refuses (the person never
+    started a chat)."""
     try:
-        sent = await bot.send_photo(user_id, file_id, caption=caption, protect_content=True)
+        if document:
+            sent = await bot.send_document(user_id, file_id, caption=caption, protect_content=True)
+        else:
+            sent = await bot.send_photo(user_id, file_id, caption=caption, protect_content=True)
     except (Forbidden, BadRequest) as error:
-        log.info("photo not sent privately: %s", error.message)
+        log.info("scan not sent privately: %s", error.message)
         return None
     return sent.message_id
 

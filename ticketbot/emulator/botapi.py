@@ -116,6 +116,7 @@ class StoredMessage:
     upload: Upload | None = None  # the photo or document as uploaded
     photo_size: tuple[int, int] = (1280, 960)
     media_group_id: str | None = None  # one album's photos share it
+    document_file_id: str | None = None  # a document sent again by its file id
 
 
 @dataclass
@@ -259,6 +260,11 @@ class FakeBotApi:
             if source:
                 out["caption"] = source
                 out["caption_entities"] = _command_entities(source)
+        elif m.document_file_id is not None:
+            out["document"] = {"file_id": m.document_file_id,
+                               "file_unique_id": m.document_file_id[-8:]}  # fmt: skip
+            if source:
+                out["caption"] = source
         elif m.upload is not None:
             out["document"] = {"file_id": f"BQAC{m.message_id:08d}", "file_unique_id":
                                f"doc{m.message_id}", "file_name": m.upload.filename,
@@ -689,6 +695,11 @@ class FakeBotApi:
         if chat_id > 0 and chat_id not in self.started:
             raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         document = params.get("document")
+        if isinstance(document, str):
+            # A file Telegram already has (a person's scan): sent again by its file id.
+            if not document.startswith("BQAC"):
+                raise bad_request("wrong file identifier/HTTP URL specified")
+            return self._store_file(chat_id, params, document_file_id=document)
         if not isinstance(document, Upload):
             raise bad_request("there is no document in the request")
         if not document.data:
@@ -705,6 +716,7 @@ class FakeBotApi:
         photo_file_id: str | None = None,
         upload: Upload | None = None,
         photo_size: tuple[int, int] = (1280, 960),
+        document_file_id: str | None = None,
     ) -> dict[str, Any]:
         caption = params.get("caption") or ""
         plain = self._text(params, "caption", MAX_CAPTION) if caption else None
@@ -714,7 +726,7 @@ class FakeBotApi:
             date=int(time.time()), text=caption or None, plain=plain,
             parse_mode=params.get("parse_mode"), photo_file_id=photo_file_id,
             reply_to=reply_to, protected=bool(params.get("protect_content")), upload=upload,
-            photo_size=photo_size,
+            photo_size=photo_size, document_file_id=document_file_id,
         )  # fmt: skip
         self.messages[(chat_id, m.message_id)] = m
         return self._message_dict(m)

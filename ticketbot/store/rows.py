@@ -50,7 +50,7 @@ def batch_from(row: Any) -> Batch:
 TICKET_COLUMNS = (
     "id, nik, kk, lembaga, lembaga_key, phone, nama, keterangan, photo_file_id, state, "
     "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id, "
-    "batch_id, ping_message_id, purged_at, menu_action, menu_round"
+    "batch_id, ping_message_id, purged_at, menu_action, menu_round, scan_is_document"
 )
 BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
@@ -105,7 +105,7 @@ def events_by_ticket(rows: Iterable[Any]) -> dict[int, list[Event]]:
 def ticket_from(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
      state_since, step_since, reason, chat_id, card, batch_id, ping, purged, menu,
-     menu_round) = row  # fmt: skip
+     menu_round, document) = row  # fmt: skip
     return Ticket(
         id=int(id_),
         nik=str(nik),
@@ -129,6 +129,7 @@ def ticket_from(row: Any) -> Ticket:
         purged_at=from_db_time(purged if isinstance(purged, str) else None),
         menu_action=menu if isinstance(menu, str) else None,
         menu_round=int(menu_round or 0),
+        scan_is_document=bool(document),
     )
 
 

@@ -63,6 +63,7 @@ class TicketStore:
         now: datetime,
         photo_file_id: str | None = None,
         *,
+        document: bool = False,
         intake_message_id: int | None = None,
         effects: Callable[[int], Sequence[Effect]] = lambda _: (),
     ) -> tuple[Ticket, bool | None]:
@@ -84,11 +85,11 @@ class TicketStore:
             cur = await conn.execute(
                 "INSERT INTO tickets (nik, kk, lembaga, lembaga_key, phone, nama, keterangan,"
                 " photo_file_id, state, opened_by, opened_at, state_since, step_since, chat_id,"
-                " intake_chat_id, intake_message_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?)",
+                " intake_chat_id, intake_message_id, scan_is_document)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (form.nik, form.kk, form.lembaga, form.lembaga_key, form.phone, form.nama,
                  form.keterangan, photo_file_id, opener.user_id, stamp, stamp, stamp, chat_id,
-                 chat_id if intake_message_id else None, intake_message_id),
+                 chat_id if intake_message_id else None, intake_message_id, document),
             )  # fmt: skip
             ticket_id = cur.lastrowid
             assert ticket_id is not None
