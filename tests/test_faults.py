@@ -142,20 +142,21 @@ async def test_a_flood_never_delays_a_tap_or_another_persons_card(sim: Simulatio
     answer = await sim.api.wait_for_call("answerCallbackQuery")
     assert answer.params["callback_query_id"] == query_id
     after = sim.api.calls[pressed:]
-    # At most the one group message already on its way when the Kasi tapped.
-    assert len([c for c in after[: after.index(answer)] if c.method == "sendMessage"]) <= 1
+    # At most the flooder's prompt refusals, queued before the tap (three go at once, a
+    # human pace); the rest of the flood waits its minute, the tap never does.
+    assert len([c for c in after[: after.index(answer)] if c.method == "sendMessage"]) <= 3
     # Another person's intake, sent in the middle of the flood, is carded before the
-    # flooder hears more than its first refusal.
+    # flooder hears more than its first refusals (three go at once: a human pace).
     await sim.api.post(STAF2.user_id, GROUP_ID, form(lembaga="Bank"))
     await sim.api.wait_until(lambda: bool(cards_of(sim, 2)))
     sends = [str(c.params["text"]) for c in sim.api.calls_of("sendMessage")]
     card_2 = next(i for i, t in enumerate(sends) if "Tiket #2" in t)
-    assert len([t for t in sends[:card_2] if "belum dibuat" in t]) <= 1
+    assert len([t for t in sends[:card_2] if "belum dibuat" in t]) <= 3
     # The refusals to the flooder are combined: a handful of replies, never a thousand.
     assert sim.inbox is not None
     await sim.inbox.runner.wait_handled(flood[-1][0], timeout=120)
     replies = [c for c in sim.api.calls_of("sendMessage") if "belum dibuat" in c.params["text"]]
-    assert 1 <= len(replies) <= 3
+    assert 3 <= len(replies) <= 6
     assert not any(c.params.get("text", "").startswith("ID chat") for c in sim.api.calls)
     # Every intake of the flood is deleted in the end (deletions pace apart from messages).
     await sim.api.wait_until(lambda: all(sim.message(m).deleted for _, m in flood), timeout=120)

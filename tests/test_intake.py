@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import datetime, timedelta
+
 import pytest
 
 from tests.conftest import VALID_FORM, form, not_pings
@@ -185,3 +188,41 @@ async def test_command_addressed_to_the_bot_by_username(sim: Simulation) -> None
     assert await sim.office.repo.tickets.count_tickets() == 1
     await sim.say(STAF2, VALID_FORM.replace("/tiket", "/tiket@another_bot", 1))
     assert len(not_pings(sim.api.calls_of("sendMessage"))) == 1  # for another bot: ignored
+
+
+async def test_three_quick_mistakes_are_answered_at_once_and_a_flood_combined(
+    sim: Simulation,
+) -> None:
+    """A person at a human pace hears every refusal at once (SPEC §3); beyond three in a
+    minute they are combined into one reply a minute, naming how many were refused."""
+    for n in range(5):
+        await sim.say(STAF, form(hp=f"0631 2179{n}"))  # a landline: refused
+    replies = [c for c in sim.api.calls_of("sendMessage") if "belum dibuat" in c.params["text"]]
+    assert len(replies) == 3
+    db = sqlite3.connect(sim.services.config.database_path)
+    waiting = db.execute(
+        "SELECT refused, next_attempt_at, created_at FROM outbox WHERE person_id = ?"
+        " AND status = 'pending'", (STAF.user_id,),
+    ).fetchall()  # fmt: skip
+    assert len(waiting) == 1 and waiting[0][0] == 2  # the 4th and the 5th, as one reply
+    due, created = (datetime.fromisoformat(t) for t in waiting[0][1:])
+    assert due - created > timedelta(seconds=50)
+
+
+async def test_a_halo_dukcapil_message_opens_a_ticket_as_it_is(sim: Simulation) -> None:
+    """The national channel's one line, forwarded after /tiket: its lembaga found in the
+    Keluhan; with a Sumber line, the channel is kept and shown."""
+    await sim.say(STAF, "/tiket\n# 1273014506850001 # Zulaikha Siregar # 1273010101090003"
+                        " # 0812-3456-7890 # NIK tidak terbaca di aplikasi JKN\nSumber: WhatsApp")  # fmt: skip
+    ticket = await sim.office.repo.tickets.get_ticket(1)
+    assert ticket is not None
+    assert (ticket.nik, ticket.kk, ticket.phone, ticket.nama, ticket.lembaga, ticket.sumber) == (
+        "1273014506850001", "1273010101090003", "+6281234567890", "Zulaikha Siregar",
+        "BPJS Kesehatan", "wa",
+    )  # fmt: skip
+    card = sim.last_bot_message().plain or ""
+    assert "Lembaga: BPJS Kesehatan" in card and "Sumber: wa" in card
+    # No institution named anywhere: refused, asking for the Lembaga line.
+    await sim.say(STAF, "/tiket\n#1273016902000002#Ani#1273010101090004#081298765432#gagal daftar")
+    assert "tambahkan baris “Lembaga: …”" in (sim.last_bot_message().plain or "")
+    assert await sim.office.repo.tickets.count_tickets() == 1

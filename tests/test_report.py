@@ -95,6 +95,11 @@ async def test_chart_and_spreadsheet(sim: Simulation) -> None:
         assert row[2:6] == (
             step.handled, round(step.median_minutes, 1), round(step.p90_minutes, 1), step.within
         )  # fmt: skip
+    # Counted by channel (SPEC §3 Sumber): every ticket of this month came to the desk.
+    assert files.figures.channels == (("loket", files.figures.opened),)
+    assert list(wb["Sumber"].iter_rows(min_row=2, values_only=True)) == [
+        ("loket", files.figures.opened)
+    ]
     tickets = list(wb["Tiket"].iter_rows(min_row=2, values_only=True))
     assert {r[0] for r in tickets} == {t.ticket_id for t in files.figures.tickets}
     assert all(re.fullmatch(r"\d{6}\*{6}\d{4}", r[1]) for r in tickets)

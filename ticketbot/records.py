@@ -43,6 +43,7 @@ class Ticket:
     menu_action: str | None = None  # the action whose reason menu the card shows
     menu_round: int = 0  # how many reason menus were opened on it so far
     scan_is_document: bool = False  # the scan came as a file, not a photo
+    sumber: str = "loket"  # how the request came
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,8 @@ def report_workbook(report: MonthReport, texts: Texts, title: str, sla: Sla) -> 
     add_table(wb, "Lembaga", (Column("Lembaga Pengguna", 30, wrap=True),
                               Column("Tiket dibuka", 12, "number")),
               report.lembaga, print_header=title)  # fmt: skip
+    add_table(wb, "Sumber", (Column("Sumber permohonan", 20), Column("Tiket dibuka", 12,
+              "number")), report.channels, print_header=title)  # fmt: skip
     add_table(wb, "Alasan", (Column("Jalur", 26), Column("Alasan", 50, wrap=True),
                              Column("Jumlah", 10, "number")),
               ((texts.label("actions", a), r, n) for a, r, n in report.reasons),

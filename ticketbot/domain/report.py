@@ -83,6 +83,7 @@ class TicketHistory:
     opened_at: datetime
     changes: tuple[Change, ...]  # in event order
     opened_by: int | None = None
+    sumber: str = "loket"  # how the request came
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ class MonthReport:
     open_at_end: tuple[OpenTicket, ...]
     weeks: tuple[WeekVolume, ...]
     tickets: tuple[TicketLine, ...] = field(default=())
+    channels: tuple[tuple[str, int], ...] = ()  # tickets opened in the month by `Sumber`
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -237,6 +239,7 @@ def build_report(
 
     by_step: dict[int, list[Passage]] = {}
     lembaga: Counter[str] = Counter()
+    channels: Counter[str] = Counter()
     reasons: Counter[tuple[str, str]] = Counter()
     weeks: dict[date, list[int]] = {}
     monday = start.date() - timedelta(days=start.weekday())
@@ -264,6 +267,7 @@ def build_report(
         if in_month(history.opened_at):
             opened += 1
             lembaga[history.lembaga] += 1
+            channels[history.sumber] += 1
             week_of(history.opened_at)[0] += 1
             touched = True
         for change in history.changes:
@@ -314,6 +318,7 @@ def build_report(
         month=month, start=start, end=end, complete=now >= month_end,
         opened=opened, closed=closed, steps=tuple(steps),
         lembaga=tuple(sorted(lembaga.items(), key=lambda kv: (-kv[1], kv[0]))),
+        channels=tuple(sorted(channels.items(), key=lambda kv: (-kv[1], kv[0]))),
         reasons=tuple(
             (action, reason, n)
             for (action, reason), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))

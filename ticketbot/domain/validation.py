@@ -34,6 +34,7 @@ LIMITS = {
     "lembaga": 100,
     "nama": 100,
     "keterangan": 500,
+    "sumber": 20,
 }
 LABELS = {
     "nik": "NIK",
@@ -42,6 +43,7 @@ LABELS = {
     "lembaga": "Lembaga",
     "nama": "Nama",
     "keterangan": "Keterangan",
+    "sumber": "Sumber",
 }
 REQUIRED = ("nik", "kk", "lembaga", "hp")
 FREE_TEXT = ("nama", "lembaga", "keterangan")  # never a full NIK/KK nor a phone (SPEC §3)
@@ -68,7 +70,20 @@ KEY_ALIASES: dict[str, str] = {
     "masalah": "keterangan",
     "nama": "nama",
     "nama pemohon": "nama",
+    "sumber": "sumber",
+    "kanal": "sumber",
 }
+
+# How the request came (SPEC §3 `Sumber:`), and the words people use for each.
+CHANNELS = ("loket", "wa", "telepon", "email", "lainnya")
+CHANNEL_ALIASES = {
+    "whatsapp": "wa", "telp": "telepon", "telpon": "telepon", "telfon": "telepon",
+    "e-mail": "email", "surel": "email", "lain": "lainnya", "lain-lain": "lainnya",
+}  # fmt: skip
+
+# The national Halo Dukcapil channel's one line: #NIK#Nama#KK#HP#Keluhan.
+HALO_DUKCAPIL = re.compile(r"^\s*#([^#]*)#([^#]*)#([^#]*)#([^#]*)#(.*)$")
+HALO_FIELDS = ("nik", "nama", "kk", "hp", "keterangan")
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,7 @@ class TicketForm:
     phone: str  # E.164
     nama: str | None
     keterangan: str
+    sumber: str = "loket"  # how the request came (CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,15 @@ class LembagaCatalog:
             if key == lembaga_key(canonical) or key in {lembaga_key(a) for a in aliases}:
                 return canonical, lembaga_key(canonical)
         return cleaned, key
+
+    def named_in(self, text: str) -> str | None:
+        """The known institution a free text names (by its name or an alias), if one."""
+        words = f" {lembaga_key(text)} "
+        for canonical, aliases in self.names.items():
+            for name in (canonical, *aliases):
+                if f" {lembaga_key(name)} " in words:
+                    return canonical
+        return None
 
 
 def claimed_twice(names: Mapping[str, Iterable[str]]) -> list[tuple[str, str, str]]:
@@ -221,6 +246,14 @@ def split_form(text: str) -> tuple[dict[str, str], list[str]]:
     for line in text.splitlines():
         if not line.strip():
             continue
+        halo = HALO_DUKCAPIL.match(line)
+        if halo and not any(name in fields for name in HALO_FIELDS):
+            # A Halo Dukcapil message forwarded as it is: its fields in their order.
+            for name, value in zip(HALO_FIELDS, halo.groups(), strict=True):
+                if value.strip():
+                    fields[name] = value.strip()
+            last = "keterangan"
+            continue
         key, sep, value = line.partition(":")
         if not sep and last == "keterangan":
             # A long Keterangan wraps onto following lines.
@@ -250,10 +283,21 @@ def _clip(text: str, limit: int = 30) -> str:
 
 def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
     """Validate the whole intake text; every problem is reported at once."""
-    fields, errors = split_form(clean_text(text, multiline=True))
+    cleaned = clean_text(text, multiline=True)
+    fields, errors = split_form(cleaned)
     warnings: list[str] = []
+    halo = any(HALO_DUKCAPIL.match(line) for line in cleaned.splitlines())
+    if halo and not fields.get("lembaga"):
+        # The one-line format has no lembaga: the Keluhan names it, or a Lembaga: line.
+        named = catalog.named_in(fields.get("keterangan", ""))
+        if named is None:
+            errors.append(
+                "Lembaga tidak disebut di keluhan; tambahkan baris “Lembaga: …” di bawahnya."
+            )
+        else:
+            fields["lembaga"] = named
     for name in REQUIRED:
-        if not fields.get(name):
+        if not fields.get(name) and not (halo and name == "lembaga"):
             errors.append(f"{LABELS[name]} wajib diisi.")
     for name, value in fields.items():
         if utf16_len(value) > LIMITS[name]:
@@ -285,6 +329,10 @@ def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
             errors.append(problem)
     if "nik" in checked and checked.get("kk") == checked["nik"]:
         errors.append("Nomor KK tidak boleh sama dengan NIK.")
+    sumber = fields.get("sumber", "loket").casefold()
+    sumber = CHANNEL_ALIASES.get(sumber, sumber)
+    if sumber not in CHANNELS:
+        errors.append(f"Sumber harus salah satu dari: {', '.join(CHANNELS)}.")
     if errors:
         return FormResult(None, tuple(errors), tuple(warnings))
     lembaga, key = catalog.normalise(fields["lembaga"])
@@ -300,5 +348,6 @@ def validate_form(text: str, catalog: LembagaCatalog) -> FormResult:
         phone=phone,
         nama=clean_text(fields.get("nama", "")) or None,
         keterangan=clean_text(fields.get("keterangan", ""), multiline=True),
+        sumber=sumber,
     )
     return FormResult(form, (), tuple(warnings))

@@ -16,6 +16,7 @@ from ticketbot.store.database import Database
 from ticketbot.store.rows import (
     OUTBOX_COLUMNS,
     PING_GATHER,
+    PROMPT_REFUSALS,
     REFUSAL_GAP,
     from_db_time,
     to_db_time,
@@ -43,9 +44,15 @@ class OutboxStore:
                       "message_id": e.message_id, "target_id": e.target_id, "text": e.text,
                       "reply_to": e.reply_to, "person_id": e.person_id, "stamp": stamp,
                       "due": stamp}  # fmt: skip
-            if e.person_id is not None and await self._combine_refusal(e):
+            # A person at a human pace hears every refusal at once (SPEC §3): only beyond
+            # the first few in a minute are they combined, one a minute.
+            flood = (
+                e.person_id is not None
+                and await self._replies_within_minute(e.person_id, stamp) >= PROMPT_REFUSALS
+            )
+            if flood and await self._combine_refusal(e):
                 continue
-            if e.person_id is not None:
+            if flood and e.person_id is not None:
                 values["due"] = await self._next_reply_slot(e.person_id, stamp)
             if e.not_before is not None:
                 values["due"] = max(stamp, to_db_time(e.not_before))
@@ -77,6 +84,15 @@ class OutboxStore:
             (e.text, e.reply_to, e.person_id, to_db_time(datetime.now(UTC))),
         )
         return cur.rowcount > 0
+
+    async def _replies_within_minute(self, person_id: int, stamp: str) -> int:
+        since = to_db_time(datetime.fromisoformat(stamp) - REFUSAL_GAP)
+        async with self.db.conn.execute(
+            "SELECT count(*) FROM outbox WHERE person_id = ? AND created_at > ?",
+            (person_id, since),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def _next_reply_slot(self, person_id: int, stamp: str) -> str:
         """At most one refusal a minute to one person: a minute after the last one."""

@@ -52,7 +52,8 @@ class ReportStore:
             while rows := await cur.fetchmany(FETCH_CHUNK):
                 events += rows
         async with self.db.conn.execute(
-            f"SELECT id, {MASKED_SQL.format('nik')}, lembaga, opened_at, opened_by FROM tickets"
+            f"SELECT id, {MASKED_SQL.format('nik')}, lembaga, opened_at, opened_by, sumber"
+            " FROM tickets"
             f" WHERE {where} ORDER BY id",
             args,
         ) as cur:

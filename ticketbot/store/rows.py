@@ -50,7 +50,7 @@ def batch_from(row: Any) -> Batch:
 TICKET_COLUMNS = (
     "id, nik, kk, lembaga, lembaga_key, phone, nama, keterangan, photo_file_id, state, "
     "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id, "
-    "batch_id, ping_message_id, purged_at, menu_action, menu_round, scan_is_document"
+    "batch_id, ping_message_id, purged_at, menu_action, menu_round, scan_is_document, sumber"
 )
 BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
@@ -60,8 +60,9 @@ OUTBOX_COLUMNS = (
     "id, kind, key, chat_id, message_id, target_id, text, reply_to, person_id, refused,"
     " generation, probe_from, attempts"
 )
-REFUSAL_GAP = timedelta(minutes=1)
-PING_GATHER = timedelta(seconds=3)  # at most one refusal reply a minute to one person
+REFUSAL_GAP = timedelta(minutes=1)  # beyond the prompt ones: one combined refusal a minute
+PROMPT_REFUSALS = 3  # refusals to one person within REFUSAL_GAP that go at once
+PING_GATHER = timedelta(seconds=3)  # pings falling within these seconds go as one message
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
 
 
@@ -89,7 +90,7 @@ def histories(tickets: Iterable[Any], events: Iterable[Any]) -> list[TicketHisto
             Change(parse(r[1]), r[2], r[3] or None, r[4], r[5], r[6])
         )
     return [
-        TicketHistory(r[0], r[1], r[2], parse(r[3]), tuple(changes.get(r[0], ())), r[4])
+        TicketHistory(r[0], r[1], r[2], parse(r[3]), tuple(changes.get(r[0], ())), r[4], r[5])
         for r in tickets
     ]
 
@@ -105,7 +106,7 @@ def events_by_ticket(rows: Iterable[Any]) -> dict[int, list[Event]]:
 def ticket_from(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
      state_since, step_since, reason, chat_id, card, batch_id, ping, purged, menu,
-     menu_round, document) = row  # fmt: skip
+     menu_round, document, sumber) = row  # fmt: skip
     return Ticket(
         id=int(id_),
         nik=str(nik),
@@ -130,6 +131,7 @@ def ticket_from(row: Any) -> Ticket:
         menu_action=menu if isinstance(menu, str) else None,
         menu_round=int(menu_round or 0),
         scan_is_document=bool(document),
+        sumber=str(sumber or "loket"),
     )
 
 

@@ -85,11 +85,12 @@ class TicketStore:
             cur = await conn.execute(
                 "INSERT INTO tickets (nik, kk, lembaga, lembaga_key, phone, nama, keterangan,"
                 " photo_file_id, state, opened_by, opened_at, state_since, step_since, chat_id,"
-                " intake_chat_id, intake_message_id, scan_is_document)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " intake_chat_id, intake_message_id, scan_is_document, sumber)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (form.nik, form.kk, form.lembaga, form.lembaga_key, form.phone, form.nama,
                  form.keterangan, photo_file_id, opener.user_id, stamp, stamp, stamp, chat_id,
-                 chat_id if intake_message_id else None, intake_message_id, document),
+                 chat_id if intake_message_id else None, intake_message_id, document,
+                 form.sumber),
             )  # fmt: skip
             ticket_id = cur.lastrowid
             assert ticket_id is not None
