@@ -148,10 +148,14 @@ async def test_resync_sends_it_again_in_a_later_recap(sim: Simulation) -> None:
     message = sim.smtp.received[1].message
     plain = message.get_body(preferencelist=("plain",))
     assert plain is not None and "Tiket #1 (KIRIM ULANG" in plain.get_content()
+    # The DWH admin sees why it comes again: the reason the ADB recorded.
+    assert f"Alasan ulang: {DEFAULT_RESYNC_REASONS[0]}" in plain.get_content()
     xlsx = next(message.iter_attachments()).get_content()
     sheet = load_workbook(io.BytesIO(xlsx)).active
     assert sheet.cell(row=1, column=13).value == "Kirim ulang"
     assert sheet.cell(row=2, column=13).value == "Ya"
+    assert sheet.cell(row=1, column=14).value == "Alasan kirim ulang"
+    assert sheet.cell(row=2, column=14).value == DEFAULT_RESYNC_REASONS[0]
     assert await state_of(sim) == State.SENT_TO_DWH
 
 

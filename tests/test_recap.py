@@ -387,3 +387,14 @@ async def test_starttls_is_required_not_opportunistic(sim: Simulation) -> None:
     [batch] = await sim.office.repo.batches.batches("pending")
     assert "STARTTLS" in (batch.last_error or "")
     assert await states(sim) == [State.SYNCED]
+
+
+async def test_the_recap_names_the_resident(sim: Simulation) -> None:
+    await sim.run_jobs()
+    await synced(sim, f"{VALID_FORM}\nNama: Ani Lubis")
+    sim.clock.now = at(2026, 11, 24, 15, 0)
+    await sim.run_jobs()
+    plain, html, _ = parts(sim.smtp.received[0].message)
+    lines = plain.splitlines()
+    assert lines[lines.index("1. Tiket #1") + 1] == "   Nama      : Ani Lubis"
+    assert '<td style="word-break: break-word;">Ani Lubis</td>' in html

@@ -328,6 +328,8 @@ def recap_row(t: Ticket, events: list[Event], tz: tzinfo) -> RecapRow:
         verified_at=_at(verified, tz), verified_by=verified.actor_name if verified else "",
         synced_at=_at(synced, tz), synced_by=synced.actor_name if synced else "",
         repeat=Action.RESYNC.value in done,
+        repeat_reason=(done[Action.RESYNC.value].detail or "") if Action.RESYNC.value in done
+        else "",
     )  # fmt: skip
 
 

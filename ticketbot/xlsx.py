@@ -183,6 +183,7 @@ RECAP_COLUMNS = (
     Column("Sinkron di Konsolidasi", 22, "date"),
     Column("Disinkronkan oleh", 18, wrap=True),
     Column("Kirim ulang", 12),  # "Ya": the DWH could not read it after an earlier recap
+    Column("Alasan kirim ulang", 30, wrap=True),  # what the ADB recorded with "Ulang"
 )
 HEADERS = tuple(c.header for c in RECAP_COLUMNS)
 
@@ -202,12 +203,13 @@ class RecapRow:
     synced_at: datetime | None
     synced_by: str
     repeat: bool = False  # sent before; the DWH still could not read it ("Ulang")
+    repeat_reason: str = ""  # the reason recorded with the "Ulang"
 
     def cells(self) -> tuple[Any, ...]:
         return (
             self.ticket_id, self.nik, self.kk, self.nama, self.lembaga, self.keterangan,
             self.opened_at, self.opened_by, self.verified_at, self.verified_by,
-            self.synced_at, self.synced_by, "Ya" if self.repeat else "",
+            self.synced_at, self.synced_by, "Ya" if self.repeat else "", self.repeat_reason,
         )  # fmt: skip
 
 
