@@ -57,6 +57,7 @@ async def test_valid_form_posts_one_card_stores_ticket_and_deletes_intake(sim: S
     assert [c["command"] for c in sim.api.commands] == [
         "tiket",
         "status",
+        "cari",
         "antrian",
         "rekap",
         "laporan",

@@ -33,6 +33,7 @@ from ticketbot.records import card_effect
 from ticketbot.reminders import ReminderDesk
 from ticketbot.report import ReportDesk
 from ticketbot.retention import Retention
+from ticketbot.search import SearchDesk
 from ticketbot.services import App, BotData, Services
 from ticketbot.store import Stores
 from ticketbot.texts import Texts
@@ -67,13 +68,15 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
             desk=RecapDesk(config, repo, texts, clock), views=views,
             reminders=ReminderDesk(config, repo, office, views, clock),
             reports=ReportDesk(config, repo, texts, clock, group_id=lambda: office.group_id),
-            retention=Retention(config, repo, clock),
+            retention=Retention(config, repo, clock), search=SearchDesk(config, repo, clock),
             texts=texts, group_filter=group, outbox=outbox,
         )  # fmt: skip
         app.bot_data.services = s
         group.add_chat_ids(await office.find_group())
         # Stored deadlines follow the calendar and standards in force (only when they change).
         await repo.tickets.refresh_deadlines(office.deadline_rule(), clock())
+        # Tickets from before the search index are indexed once.
+        await repo.search.fill()
         await app.bot.set_my_commands(
             [BotCommand(c.command, texts.label("commands", c.command))
              for c in handlers.COMMANDS]
@@ -145,6 +148,9 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     # /status <#N | NIK> and /antrian, for staff in the group.
     app.add_handler(CommandHandler("status", handlers.on_status, new_in_office))
     app.add_handler(CommandHandler("antrian", handlers.on_antrian, new_in_office))
+    # /cari …: find tickets again by phone end, name, lembaga, date, state (staff, kadis).
+    app.add_handler(CommandHandler("cari", handlers.on_cari, new_in_office))
+    app.add_handler(CallbackQueryHandler(handlers.on_search_page, pattern=r"^1:q:"))
     # /laporan [YYYY-MM]: the monthly report, as a chart and a spreadsheet.
     app.add_handler(CommandHandler("laporan", handlers.on_laporan, new_in_office))
     # Every inline button; the office re-checks chat, card, role and state.

@@ -4,6 +4,7 @@
                                   the fixed ones below; id is the ticket (a batch for D)
     1:r:<id>:<menu>:<n>           preset reason n of the reason menu <menu>
     1:x:<id>:<menu>               back from that menu to the card
+    1:q:<id>:<page>               page <page> (from 0) of the search recorded as event <id>
 
 A menu is named by its action's code and the round it was opened in (`t3`: the third menu
 opened on this ticket, Tolak's): a reason button belongs to the action and the opening whose
@@ -21,6 +22,7 @@ MAX_BYTES = 64
 VIEW_NIK = "n"
 VIEW_PHOTO = "f"  # "Foto": the KK/KTP-el photo, sent to the presser privately
 CONFIRM_BATCH = "D"  # id is a recap batch, not a ticket
+SEARCH_PAGE = "q"  # id is the search (its event), the last part the page
 REASON = "r"
 BACK = "x"
 
@@ -67,6 +69,9 @@ def parse(data: str | None) -> ButtonPress | None:
             return None
     elif code == BACK:
         if menu is None or index is not None:
+            return None
+    elif code == SEARCH_PAGE:
+        if menu is not None or index is None:
             return None
     elif menu is not None or index is not None:
         return None

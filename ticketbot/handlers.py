@@ -32,7 +32,7 @@ class Command:
 
 # Registered with setMyCommands; /help and /start are aliases of /bantuan.
 COMMANDS = tuple(
-    Command(c) for c in ("tiket", "status", "antrian", "rekap", "laporan", "bantuan", "id")
+    Command(c) for c in ("tiket", "status", "cari", "antrian", "rekap", "laporan", "bantuan", "id")
 )
 
 
@@ -194,6 +194,40 @@ async def on_status(update: Update, context: Context) -> None:
     await s.repo.outbox.enqueue(
         [group.reply(s, message, text, key_of(update)), *group.removal(s, message)]
     )
+
+
+async def on_cari(update: Update, context: Context) -> None:
+    """/cari terms: a page of masked rows with ◀/▶ (sent at once, within the group's
+    budget, like /laporan: it carries buttons, which the outbox's replies do not)."""
+    message = update.effective_message
+    if message is None or message.from_user is None:
+        return
+    s = context.bot_data.services
+    terms = " ".join(context.args or [])
+    outcome = await s.search.search(terms, actor_of(message.from_user)) if terms else None
+    await s.outbox.pacer.acquire(message.chat_id, charged=True)
+    await telegram_io.send(context.bot, message.chat_id, s.views.search(outcome),
+                           message.message_id)  # fmt: skip
+
+
+async def on_search_page(update: Update, context: Context) -> None:
+    """◀/▶ under a search: the same terms, another page, edited in place."""
+    query = update.callback_query
+    if query is None or query.message is None:
+        return
+    s = context.bot_data.services
+    press = callback_data.parse(query.data)
+    if press is None or not s.config.roles_of(query.from_user.id):
+        await telegram_io.answer(query, s.texts.answer("invalid"))
+        return
+    found = await s.search.page(press.target_id, press.index or 0)
+    if found is None:
+        await telegram_io.answer(query, s.texts.answer("invalid"))
+        return
+    await telegram_io.answer(query, "")
+    await s.outbox.pacer.acquire(query.message.chat.id, charged=True)
+    await telegram_io.edit(context.bot, query.message.chat.id, query.message.message_id,
+                           s.views.search(found))  # fmt: skip
 
 
 async def on_antrian(update: Update, context: Context) -> None:

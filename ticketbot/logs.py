@@ -52,4 +52,6 @@ def setup_logging(level: int = logging.INFO, stream: TextIO | None = None) -> lo
     # aiosqlite logs every statement with its parameters (a resident's name, keterangan):
     # nothing there an operator needs, and not ours to redact field by field.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    # The demo's SMTP sink (aiosmtpd) logs each mail's data at DEBUG: a recap is personal.
+    logging.getLogger("mail.log").setLevel(logging.INFO)
     return handler

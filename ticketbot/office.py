@@ -294,7 +294,7 @@ class Office:
         """Telegram upgraded our group to a supergroup; False if it is not our group."""
         if old_id != self.group_id or new_id == old_id:
             return False
-        await self.repo.tickets.move_group(old_id, new_id)
+        await self.repo.people.move_group(old_id, new_id)
         self.group_id = new_id
         return True
 

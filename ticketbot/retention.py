@@ -65,7 +65,9 @@ class Retention:
             presets={r for reasons in self.config.reasons.values() for r in reasons},
             erased=self.texts.label("records", "reason_erased"),
         )  # fmt: skip
-        # The erased rows must not live on in the WAL's page images.
+        # Erased names must leave the search index's old segments, and the erased rows
+        # must not live on in the WAL's page images.
+        await self.repo.search.compact()
         await self.repo.db.checkpoint()
         log.info("retention: personal data of %s closed tickets erased (kept %s days)",
                  len(purged), self.config.retention_days)  # fmt: skip

@@ -16,6 +16,7 @@ from ticketbot.recap import RecapDesk
 from ticketbot.reminders import ReminderDesk
 from ticketbot.report import ReportDesk
 from ticketbot.retention import Retention
+from ticketbot.search import SearchDesk
 from ticketbot.store import Stores
 from ticketbot.texts import Texts
 from ticketbot.views import Views
@@ -34,6 +35,7 @@ class Services:
     reminders: ReminderDesk
     reports: ReportDesk
     retention: Retention
+    search: SearchDesk
 
 
 class Albums:

@@ -40,6 +40,7 @@ from ticketbot.office import (
     TicketStatus,
 )
 from ticketbot.records import Batch, Event, Ticket
+from ticketbot.search import Found, NotUnderstood, shown_terms
 from ticketbot.texts import Texts, fit_message
 
 BUTTON_LABEL_LIMIT = 60
@@ -283,6 +284,26 @@ class Views:
             deadline=status.due, step=self.texts.label("steps", t.state),
             overdue=status.overdue,
         )  # fmt: skip
+
+    def search(self, outcome: Found | NotUnderstood | None) -> CardView:
+        """`/cari`: a page of masked rows with ◀/▶, or how to search (None: `/cari` alone)."""
+        if not isinstance(outcome, Found):
+            problem = outcome.problem if outcome is not None else None
+            return CardView(
+                self.texts.render("telegram/search.html", help=True, problem=problem), ()
+            )
+        text = self.texts.render(
+            "telegram/search.html", help=False, problem=None, terms=shown_terms(outcome.terms),
+            total=outcome.total, tickets=outcome.tickets, page=outcome.page,
+            pages=outcome.pages,
+        )  # fmt: skip
+        turn = [(outcome.page - 1, "◀"), (outcome.page + 1, "▶")]
+        buttons = tuple(
+            Button(label, cb.encode(cb.SEARCH_PAGE, outcome.search_id, index=page))
+            for page, label in turn
+            if 0 <= page < outcome.pages
+        )
+        return CardView(text, (buttons,) if buttons else ())
 
     def queue(self, facts: QueueFacts) -> str:
         """`/antrian`: open tickets by step, overdue first, rendered to fit one message."""

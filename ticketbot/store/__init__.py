@@ -17,6 +17,7 @@ from ticketbot.store.outbox import OutboxStore
 from ticketbot.store.people import PeopleStore
 from ticketbot.store.reports import ReportStore
 from ticketbot.store.rows import Deadline
+from ticketbot.store.search import SearchIndex
 from ticketbot.store.tickets import TicketStore
 
 
@@ -30,6 +31,7 @@ class Stores:
     batches: BatchStore
     people: PeopleStore
     reports: ReportStore
+    search: SearchIndex
 
     @classmethod
     def on(
@@ -38,11 +40,12 @@ class Stores:
         """Every store on `db`, constructed complete, in dependency order."""
         outbox = OutboxStore(db)
         events = EventStore(db, outbox)
-        tickets = TicketStore(db, outbox, events, procedure, deadline)
+        search = SearchIndex(db)
+        tickets = TicketStore(db, outbox, events, search, procedure, deadline)
         return cls(
             db=db, outbox=outbox, inbox=InboxStore(db), events=events, tickets=tickets,
             batches=BatchStore(db, outbox, events, tickets), people=PeopleStore(db, outbox),
-            reports=ReportStore(db, outbox, procedure),
+            reports=ReportStore(db, outbox, procedure), search=search,
         )  # fmt: skip
 
     @classmethod

@@ -63,6 +63,24 @@ class EventStore:
             await self.insert(ticket_id, actor, action, None, None, stamp, detail)
             await self.outbox.add(effects)
 
+    async def record_search(self, actor: Actor, now: datetime, detail: str) -> int:
+        """A /cari: who, the terms and how many were found. Its id names the search."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO events (ticket_id, actor_id, actor_name, action, at, detail)"
+                " VALUES (NULL, ?, ?, 'search', ?, ?)",
+                (actor.user_id, actor.name, to_db_time(now), detail),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def search_terms(self, event_id: int) -> str | None:
+        async with self.db.conn.execute(
+            "SELECT detail FROM events WHERE id = ? AND action = 'search'", (event_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row and row[0] is not None else None
+
     async def events_for(self, ticket_id: int) -> list[Event]:
         async with self.db.conn.execute(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id = ? ORDER BY id", (ticket_id,)

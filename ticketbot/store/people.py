@@ -18,7 +18,7 @@ from ticketbot.store.rows import (
 
 @dataclass
 class PeopleStore:
-    """Staff names, reminder rounds."""
+    """Staff names, reminder rounds, the office's group."""
 
     db: Database
     outbox: OutboxStore
@@ -62,3 +62,20 @@ class PeopleStore:
                 [(key, about, n, now.isoformat()) for key, about, n in records],
             )
             await self.outbox.add(effects)
+
+    async def move_group(self, old_id: int, new_id: int) -> None:
+        """Telegram upgraded the group to a supergroup: the id changes, messages stay."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('group_id', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(new_id),),
+            )
+            await conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('group_id_was', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(old_id),),
+            )
+            await conn.execute(
+                "UPDATE tickets SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+            )

@@ -34,6 +34,7 @@ from ticketbot.store.rows import (
     ticket_from,
     to_db_time,
 )
+from ticketbot.store.search import SearchIndex
 
 
 @dataclass
@@ -43,6 +44,7 @@ class TicketStore:
     db: Database
     outbox: OutboxStore
     events: EventStore
+    search: SearchIndex
     procedure: Procedure
     # The running step's deadline (the office's calendar and standards), stored with
     # every transition; None: deadlines are filled in by `refresh_deadlines`.
@@ -96,6 +98,7 @@ class TicketStore:
             assert ticket_id is not None
             first = self.procedure.first_state
             await self.set_due(ticket_id, first, stamp)
+            await self.search.add(ticket_id, form.phone, form.nama)
             await self.events.insert(ticket_id, opener, Action.OPEN, None, first, stamp, None)
             await self.outbox.add(effects(ticket_id))
             ticket = await self.get_ticket(ticket_id)
@@ -395,28 +398,12 @@ class TicketStore:
                     f" AND detail IS NOT NULL AND detail != ? AND detail NOT IN ({keep_marks})",
                     (erased, *purged, erased, *kept),
                 )
+                await self.search.forget(purged)
                 for ticket_id in purged:
                     await self.events.insert(ticket_id, actor, "purge", None, None, stamp, detail)
                 await self.outbox.add(effects([i for i, has_card in rows if has_card]))
             done += purged
         return done
-
-    async def move_group(self, old_id: int, new_id: int) -> None:
-        """Telegram upgraded the group to a supergroup: the id changes, messages stay."""
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO settings (key, value) VALUES ('group_id', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(new_id),),
-            )
-            await conn.execute(
-                "INSERT INTO settings (key, value) VALUES ('group_id_was', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(old_id),),
-            )
-            await conn.execute(
-                "UPDATE tickets SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
-            )
 
     async def subject_record(self, nik: str) -> tuple[list[Ticket], list[Event], list[Batch]]:
         """Everything held on one NIK: its tickets, their events, the recaps they went in."""
