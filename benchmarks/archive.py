@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ticketbot.domain.lifecycle import State
+from ticketbot.domain.search import folded, reversed_digits
 from ticketbot.store import Stores
 
 GROUP_ID = -1001234567890
@@ -30,6 +31,38 @@ WHOLE_WAY = (
 )
 OPEN_STATES = (State.NEW, State.VERIFIED, State.SYNCED, State.SENT_TO_DWH,
                State.READY_TO_INFORM)  # fmt: skip
+
+
+FIRST = (
+    "Siti",
+    "Budi",
+    "Ani",
+    "Rudi",
+    "Dewi",
+    "Hendra",
+    "Rina",
+    "Yusuf",
+    "Maria",
+    "Agus",
+    "Nur",
+    "Fitri",
+    "Joko",
+    "Lestari",
+    "Andi",
+    "Putri",
+    "Bambang",
+    "Intan",
+    "Dedi",
+    "Wati",
+)
+LAST = ("Siregar", "Nasution", "Lubis", "Harahap", "Hutagalung", "Simatupang", "Pasaribu",
+        "Tanjung", "Aminah", "Nurhaliza", "Sihombing", "Panggabean", "Sitompul", "Batubara",
+        "Daulay", "Pulungan", "Situmorang", "Rangkuti", "Hasibuan", "Ritonga")  # fmt: skip
+
+
+def name_of(ticket_id: int) -> str:
+    """Made-up names, 400 combinations and a number: like a city's many Siti Siregars."""
+    return f"{FIRST[ticket_id % 20]} {LAST[(ticket_id // 20) % 20]} {ticket_id % 997}"
 
 
 def stamp(moment: datetime) -> str:
@@ -56,11 +89,12 @@ def _rows(
             step_since = stamp(opened + WHOLE_WAY[0][3])
         sent = len(path) >= 3  # the recap of its day took it: one batch a day
         batch = (opened - start).days + 1 if sent else None
+        phone = f"+62812{ticket_id:08d}"
         ticket = (
             ticket_id, f"1273{ticket_id:012d}", f"1273{ticket_id + 10**11:012d}", lembaga,
-            lembaga.lower(), "+6281234567890", None, "", None, state.value, STAF,
+            lembaga.lower(), phone, name_of(ticket_id), "", None, state.value, STAF,
             stamp(opened), stamp(last), step_since, None, GROUP_ID, ticket_id, batch, None,
-            None, None, None, None, None,
+            None, None, None, None, None, None, 0, 0, "loket", reversed_digits(phone),
         )  # fmt: skip
         events = [(ticket_id, STAF, "Sari Staf", "open", None, "new", stamp(opened), None)]
         source = State.NEW
@@ -97,7 +131,12 @@ def seed(path: Path, count: int, *, end: datetime, span: timedelta,
     events: list[tuple[object, ...]] = []
 
     def flush() -> None:
-        con.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * 24)})", tickets)
+        if not tickets:
+            return
+        con.executemany(f"INSERT INTO tickets VALUES ({','.join('?' * len(tickets[0]))})",
+                        tickets)  # fmt: skip
+        con.executemany("INSERT INTO ticket_names (rowid, nama) VALUES (?, ?)",
+                        [(t[0], folded(str(t[6]))) for t in tickets])  # fmt: skip
         con.executemany(
             "INSERT INTO events (ticket_id, actor_id, actor_name, action, from_state,"
             " to_state, at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

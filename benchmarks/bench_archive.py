@@ -166,9 +166,37 @@ async def case_office(db: Path) -> dict[str, Any]:
     return out
 
 
+async def case_search(db: Path) -> dict[str, Any]:
+    """/cari's database work (the count and one page), as SPEC §3 bounds it: 50 ms at 1M."""
+    from ticketbot.search import SearchDesk
+    from ticketbot.store import Stores
+
+    repo = await Stores.open(db, migrate=False)
+    out: dict[str, Any] = {}
+    try:
+        desk = SearchDesk(config_for(db), repo, lambda: NOW)
+        for name, terms in SEARCHES:
+            out[name] = await timed(lambda i, terms=terms: desk._find(terms, 0))
+            out[name + "_found"] = (await desk._find(terms, 0))[1]
+    finally:
+        await repo.close()
+    return out
+
+
+SEARCHES = (
+    ("phone", "4567"),
+    ("name", "nurhal"),
+    ("name2", "siti siregar"),
+    ("lembaga_dates", "bpjs 2026-10-01..2026-10-31"),
+    ("open", "terbuka"),
+)
+
+
 def child(case: str, db: Path) -> None:
     before = peak_mib()
-    result = asyncio.run({"report": case_report, "office": case_office}[case](db))
+    result = asyncio.run(
+        {"report": case_report, "office": case_office, "search": case_search}[case](db)
+    )
     result["rss_mib"] = peak_mib()
     result["rss_before_mib"] = before
     print(json.dumps(result))
@@ -188,7 +216,7 @@ def run_case(case: str, db: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--cases", default="office,report")
+    parser.add_argument("--cases", default="office,report,search")
     parser.add_argument("--child")
     parser.add_argument("--db", type=Path)
     args = parser.parse_args()
@@ -220,6 +248,13 @@ def main() -> None:
                     detail = f"event loop blocked at most {stall * 1000:.0f} ms" if stall else ""
                     line(size, name, r[key], detail=detail)
                 line(size, "peak RSS (office)", None, rss=r["rss_mib"])
+        if "search" in cases:
+            with tempfile.TemporaryDirectory() as tmp:
+                db = Path(tmp) / "ticketbot.sqlite3"
+                seed(db, size, end=NOW, span=timedelta(days=700))
+                r = run_case("search", db)
+                for key, terms in SEARCHES:
+                    line(size, f"/cari {terms}", r[key], detail=f"{r[key + '_found']} found")
         if "report" in cases and size <= 100_000:
             with tempfile.TemporaryDirectory() as tmp:
                 for label, span in (("2 years", timedelta(days=730)),

@@ -13,6 +13,7 @@ from ticketbot.config import Config
 from ticketbot.domain.search import PAGE, parse_query
 from ticketbot.records import Actor, Ticket
 from ticketbot.store import Stores
+from ticketbot.store.search import COUNT_CAP
 
 SEARCH = "search"  # the event's action
 # Staff type words for states; each names the states it means (the procedure's names).
@@ -33,7 +34,12 @@ class Found:
 
     @property
     def pages(self) -> int:
-        return max((self.total + PAGE - 1) // PAGE, 1)
+        return max((min(self.total, COUNT_CAP) + PAGE - 1) // PAGE, 1)
+
+    @property
+    def many(self) -> bool:
+        """More found than counted: the person should narrow the search."""
+        return self.total > COUNT_CAP
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ class Views:
         text = self.texts.render(
             "telegram/search.html", help=False, problem=None, terms=shown_terms(outcome.terms),
             total=outcome.total, tickets=outcome.tickets, page=outcome.page,
-            pages=outcome.pages,
+            pages=outcome.pages, many=outcome.many,
         )  # fmt: skip
         turn = [(outcome.page - 1, "◀"), (outcome.page + 1, "▶")]
         buttons = tuple(

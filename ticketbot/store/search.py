@@ -13,6 +13,8 @@ from ticketbot.records import Ticket
 from ticketbot.store.database import Database
 from ticketbot.store.rows import TICKET_COLUMNS, ticket_from, to_db_time
 
+COUNT_CAP = 1000  # a search that finds more says "lebih dari 1000"
+
 
 @dataclass
 class SearchIndex:
@@ -88,12 +90,15 @@ class SearchIndex:
         if query.lembaga_prefix is not None:
             where.append("lembaga_key >= ? AND lembaga_key < ?")
             args += [query.lembaga_prefix, query.lembaga_prefix + "\uffff"]
-        for name in query.names:
+        if query.names:
+            # One MATCH for every part: the index intersects them itself.
             where.append("id IN (SELECT rowid FROM ticket_names WHERE ticket_names MATCH ?)")
-            args.append('"' + name.replace('"', '""') + '"')
+            args.append(" AND ".join('"' + n.replace('"', '""') + '"' for n in query.names))
         condition = " AND ".join(where) or "1"
         async with self.db.conn.execute(
-            f"SELECT count(*) FROM tickets WHERE {condition}", args
+            # Counted up to COUNT_CAP: "more than 1000" says enough, and costs far less.
+            f"SELECT count(*) FROM (SELECT 1 FROM tickets WHERE {condition} LIMIT ?)",
+            [*args, COUNT_CAP + 1],
         ) as cur:
             row = await cur.fetchone()
         total = int(row[0]) if row else 0
