@@ -227,3 +227,27 @@ async def test_a_halo_dukcapil_message_opens_a_ticket_as_it_is(sim: Simulation) 
     await sim.say(STAF, "/tiket\n#1273016902000002#Ani#1273010101090004#081298765432#gagal daftar")
     assert "tambahkan baris “Lembaga: …”" in (sim.last_bot_message().plain or "")
     assert await sim.office.repo.tickets.count_tickets() == 1
+
+
+async def test_a_refused_form_goes_back_to_its_sender_privately(sim: Simulation) -> None:
+    """Deleted from the group (it carries a NIK), the form is not lost: its sender gets it
+    back in their private chat, problems marked, ready to fix; without such a chat the
+    group answer says to type it again."""
+    bad = form(hp="0631 21799")  # a landline
+    first = await sim.say(STAF, bad)
+    assert sim.message(first).deleted
+    told = sim.last_bot_message().plain or ""
+    assert "ketik ulang formulirnya" in told
+    assert not [m for m in sim.api.messages.values() if m.chat_id == STAF.user_id]
+    await sim.say(STAF, "/start", chat_id=STAF.user_id)  # now a private chat exists
+    second = await sim.say(STAF, bad)
+    assert sim.message(second).deleted
+    assert "dikirim kembali ke chat pribadi" in (sim.last_bot_message().plain or "")
+    [back] = [m for m in sim.api.messages.values()
+              if m.chat_id == STAF.user_id and "belum menjadi tiket" in (m.plain or "")]  # fmt: skip
+    text = back.plain or ""
+    assert "seluler" in text  # the problem, marked
+    assert "NIK: 1273014506850001" in text and "HP: 0631 21799" in text  # the form as typed
+    # In the group, still no full number anywhere.
+    group = [m.plain or "" for m in sim.api.visible(GROUP_ID) if m.from_id == sim.api.bot_id]
+    assert not any("1273014506850001" in t for t in group)

@@ -37,6 +37,11 @@ def removal(s: Services, message: Message, *, personal: bool = False) -> list[Ef
     return []
 
 
+def private(user_id: int, text: str, key: str) -> Effect:
+    """A message to one person's private chat (their own refused form, back to fix)."""
+    return send_effect(user_id, text, key)
+
+
 def notice(s: Services, text: str, key: str) -> Effect:
     """A notice to the group, once per `key`."""
     return send_effect(s.office.group_id, text, key)

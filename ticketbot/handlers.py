@@ -15,8 +15,9 @@ from ticketbot import callback_data, group, telegram_io
 from ticketbot.domain.privacy import carries_full_number, clean_text, clip_utf16, redact_numbers
 from ticketbot.inbox import storage_fault
 from ticketbot.office import FormRefused, Opened, PhotoShown, ReasonHasNumber
+from ticketbot.outbox import FORM_BACK
 from ticketbot.recap import NewsKind
-from ticketbot.records import Actor, delete_effect
+from ticketbot.records import Actor, Effect, delete_effect
 from ticketbot.services import Context, Services
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ async def remember_people(update: Update, context: Context) -> None:
             context.application.create_task(s.office.remember(actor_of(user)))
         else:
             await s.office.remember(actor_of(user))
+            chat = update.effective_chat
+            if chat is not None and chat.type == "private":
+                await s.repo.people.open_private_chat(user.id)
 
 
 def key_of(update: Update) -> str:
@@ -90,13 +94,21 @@ async def on_tiket(update: Update, context: Context) -> None:
     )  # fmt: skip
     if isinstance(outcome, Opened):
         return  # its card and the deletion of the intake were committed with the ticket
-    reply = s.views.intake_reply(outcome)
+    refusal = isinstance(outcome, FormRefused)
+    removal = group.removal(s, message)
+    # A refused form the bot deletes is not lost: it goes back to its sender privately,
+    # problems marked, when they have a private chat with the bot (SPEC §3).
+    back: list[Effect] = []
+    sender = message.from_user.id
+    if (isinstance(outcome, FormRefused) and removal
+            and await s.repo.people.has_private_chat(sender)):  # fmt: skip
+        text = s.views.form_back(outcome, message.text or message.caption or "")
+        back = [group.private(sender, text, f"{FORM_BACK}{update.update_id}")]
+    reply = s.views.intake_reply(outcome, sent_back=bool(back), deleted=bool(removal))
     assert reply is not None
     # Valid, invalid or duplicate: the intake may hold a full NIK/KK; it goes once answered.
-    refusal = isinstance(outcome, FormRefused)
     await s.repo.outbox.enqueue(
-        [group.reply(s, message, reply, key_of(update), refusal=refusal),
-         *group.removal(s, message)]
+        [group.reply(s, message, reply, key_of(update), refusal=refusal), *back, *removal]
     )  # fmt: skip
 
 

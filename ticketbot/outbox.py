@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 MESSAGE_KINDS = ("card", "summary", "send", "ping")
 PING_GROUP = 20  # tickets one ping message may name
 DELETE_KINDS = ("delete",)
+FORM_BACK = "form-back:"  # the key of a refused form sent back to its sender
 PROBE_SPAN = 30  # how many message ids after the intent a lost post is looked for in
 PROBE_MISSING = 3  # missing ids in a row that end the search
 FIRST_RETRY = 2.0  # seconds; doubled per attempt, jittered, at most MAX_RETRY
@@ -352,7 +353,11 @@ class OutboxWorker:
         text = item.text
         if item.refused > 1:
             text += "\n\n" + self.renderer.refusals_combined(item.refused - 1)
-        sent = await telegram_io.send(self.bot, item.chat_id, CardView(text, ()), item.reply_to)
+        # Only a person's own refused form, back in their private chat, keeps its numbers
+        # (SPEC §3): they fix it and send it again.
+        own_form = item.chat_id > 0 and item.key.startswith(FORM_BACK)
+        sent = await telegram_io.send(self.bot, item.chat_id, CardView(text, ()), item.reply_to,
+                                      redact=not own_form)  # fmt: skip
         self.saw(item.chat_id, sent.message_id)
         await self._record(
             item, lambda: self.stores.outbox.effect_done(item, utcnow(), sent.message_id)

@@ -57,10 +57,12 @@ def _is(error: BadRequest, *fragments: str) -> bool:
     return any(f in text for f in fragments)
 
 
-async def send(bot: Bot, chat_id: int, view: CardView, reply_to: int | None = None) -> Message:
+async def send(
+    bot: Bot, chat_id: int, view: CardView, reply_to: int | None = None, *, redact: bool = True
+) -> Message:
     return await bot.send_message(
         chat_id,
-        redact_numbers(view.text),
+        redact_numbers(view.text) if redact else view.text,
         parse_mode=ParseMode.HTML,
         reply_markup=keyboard(view),
         link_preview_options=NO_PREVIEW,

@@ -182,7 +182,9 @@ class Views:
 
     # -- answers --------------------------------------------------------------------------
 
-    def intake_reply(self, outcome: IntakeOutcome) -> str | None:
+    def intake_reply(
+        self, outcome: IntakeOutcome, *, sent_back: bool = False, deleted: bool = False
+    ) -> str | None:
         """The reply to an intake message; None when the card itself is the answer."""
         if isinstance(outcome, FormRequested):
             return self.texts.render(
@@ -190,14 +192,22 @@ class Views:
             )
         if isinstance(outcome, FormRefused):
             return self.texts.render(
-                "telegram/intake_errors.html", errors=outcome.errors, warnings=outcome.warnings
-            )
+                "telegram/intake_errors.html", errors=outcome.errors, warnings=outcome.warnings,
+                sent_back=sent_back, deleted=deleted,
+            )  # fmt: skip
         if isinstance(outcome, Duplicate):
             return self.texts.render(
                 "telegram/intake_duplicate.html", t=outcome.ticket,
                 state_label=self.texts.label("states", outcome.ticket.state),
             )  # fmt: skip
         return None
+
+    def form_back(self, outcome: FormRefused, form: str) -> str:
+        """A refused form, back in its sender's private chat: the problems, then the form as
+        typed, to copy, fix and send again."""
+        return self.texts.render(
+            "telegram/form_back.html", errors=outcome.errors, form=form.strip()
+        )
 
     def answer(self, outcome: PressOutcome) -> tuple[str, bool]:
         """The words of a tap's answer (callback answer or reply), and whether it is an

@@ -63,6 +63,21 @@ class PeopleStore:
             )
             await self.outbox.add(effects)
 
+    async def open_private_chat(self, user_id: int) -> None:
+        """The person wrote to the bot privately: the bot may write to them there."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE people SET private_chat = 1 WHERE user_id = ? AND private_chat = 0",
+                (user_id,),
+            )
+
+    async def has_private_chat(self, user_id: int) -> bool:
+        async with self.db.conn.execute(
+            "SELECT private_chat FROM people WHERE user_id = ?", (user_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
     async def move_group(self, old_id: int, new_id: int) -> None:
         """Telegram upgraded the group to a supergroup: the id changes, messages stay."""
         async with self.db.transaction() as conn:
