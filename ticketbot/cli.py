@@ -207,6 +207,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"--out: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     names = tuple(f"laporan-{month}.{kind}" for kind in ("png", "xlsx", "txt"))
+    kode = config.office.kode_wilayah
+    if kode:  # the province's figures, without personal data (SPEC §4b)
+        names += (f"ringkasan-{kode}-{month}.json",)
     for name in names:
         if out.exists() and (problem := unwritable(out / name)):
             print(f"--out: {problem}", file=sys.stderr)
@@ -216,11 +219,39 @@ def cmd_report(args: argparse.Namespace) -> int:
         async with _database(config) as repo:
             desk = ReportDesk(config, repo, Texts(config.office.timezone), now_utc)
             files = await desk.build(month)
-        datas = (files.png, files.xlsx, files.text.encode("utf-8"))
+            datas = [files.png, files.xlsx, files.text.encode("utf-8")]
+            if kode:
+                datas.append(await desk.province_summary(files))
         await asyncio.to_thread(write_files, out, zip(names, datas, strict=True))
         return 0
 
     return _run_on_database(config, main)
+
+
+def cmd_province_report(args: argparse.Namespace) -> int:
+    """Merge offices' monthly summaries of one month (SPEC §4b); needs no configuration."""
+    from ticketbot.province import province_files, read_summaries
+
+    out: Path = args.out
+    if problem := unusable_directory(out):
+        print(f"--out: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    found = read_summaries(args.files)
+    if isinstance(found, str):
+        print(found, file=sys.stderr)
+        return EXIT_CONFIG
+    month, xlsx, png = province_files(found)
+    names = (f"provinsi-{month}.xlsx", f"provinsi-{month}.png")
+    for name in names:
+        if out.exists() and (problem := unwritable(out / name)):
+            print(f"--out: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        write_files(out, zip(names, (xlsx, png), strict=True))
+    except _Refused as refused:
+        print(refused, file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
 
 
 def write_files(out: Path, files: Iterable[tuple[str, bytes]]) -> None:
@@ -396,6 +427,11 @@ def parser() -> argparse.ArgumentParser:
         help="the new file to write (owner-only, not overwritten)",
     )
     export.set_defaults(func=cmd_export)
+
+    province = verb("province-report", "merge offices' monthly summaries into a ranking")
+    province.add_argument("--out", type=Path, required=True, help="the directory to write to")
+    province.add_argument("files", type=Path, nargs="+", help="ringkasan-*.json of one month")
+    province.set_defaults(func=cmd_province_report)
 
     purge = verb("purge", "apply the retention rule now (also runs daily)")
     purge.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)

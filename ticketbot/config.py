@@ -39,6 +39,7 @@ from pydantic_core import PydanticCustomError
 from ticketbot.domain.calendar import WEEKDAYS, Sla, SpecialPeriod, WorkCalendar, parse_workdays
 from ticketbot.domain.lifecycle import SOP_09, Procedure, Transition
 from ticketbot.domain.privacy import carries_personal_number
+from ticketbot.domain.province import known_region
 from ticketbot.domain.validation import LembagaCatalog, claimed_twice
 
 TOKEN_ENV = "TICKETBOT_TELEGRAM_TOKEN"
@@ -237,9 +238,18 @@ class Section(BaseModel):
     )  # fmt: skip
 
 
+def _kode_wilayah(value: object) -> str:
+    kode = _string(value).strip()
+    if kode and not known_region(kode):
+        refuse(f'{kode!r} is not a kab/kota code of the region table (like "12.73")')
+    return kode
+
+
 class OfficeConfig(Section):
     name: Text
     timezone: Annotated[ZoneInfo, BeforeValidator(_zone)] = ZoneInfo("Asia/Jakarta")
+    # Kepmendagri code of the kab/kota: names the province summary (and the recap tag).
+    kode_wilayah: Annotated[str, BeforeValidator(_kode_wilayah)] = ""
 
 
 class TelegramConfig(Section):
@@ -303,6 +313,7 @@ class RemindersConfig(Section):
 
 class ReportConfig(Section):
     to: Addresses = ()
+    province_to: Addresses = ()  # the JSON summary only (no personal data)
 
 
 class DatabaseConfig(Section):

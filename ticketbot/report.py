@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import io
+import json
 import logging
 import random
 import uuid
@@ -25,6 +26,7 @@ from ticketbot.clock import Clock
 from ticketbot.config import Config
 from ticketbot.domain.calendar import Sla
 from ticketbot.domain.lifecycle import Standard, Unit
+from ticketbot.domain.province import summary
 from ticketbot.domain.report import Month, MonthReport, build_report
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
 from ticketbot.recap import XLSX_TYPE, Sender, domain_of, retry_delay
@@ -267,6 +269,18 @@ class ReportDesk:
             return render_files(report, self.texts, config.office.name, config.sla)
 
         return await asyncio.to_thread(work)
+
+    async def province_summary(self, files: ReportFiles) -> bytes:
+        """The month for the province (SPEC §4b): counts and shares, no personal data."""
+        cal, now = self.config.calendar, self.clock()
+        ages = [
+            cal.work_minutes_between(batch.sent_at, now) / cal.day_minutes
+            for batch, _ in await self.repo.batches.unconfirmed_batches()
+            if batch.sent_at is not None
+        ]
+        office = self.config.office
+        data = summary(files.figures, office.name, office.kode_wilayah, ages)
+        return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
     def default_month(self, now: datetime) -> Month:
         """`/laporan` alone: the month running, or the last one on (and before the end

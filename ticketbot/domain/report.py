@@ -159,6 +159,8 @@ class MonthReport:
     weeks: tuple[WeekVolume, ...]
     tickets: tuple[TicketLine, ...] = field(default=())
     channels: tuple[tuple[str, int], ...] = ()  # tickets opened in the month by `Sumber`
+    actions: tuple[tuple[str, int], ...] = ()  # transitions made in the month, by action
+    entered: tuple[tuple[str, int], ...] = ()  # transitions made in the month, by new state
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -240,6 +242,8 @@ def build_report(
     by_step: dict[int, list[Passage]] = {}
     lembaga: Counter[str] = Counter()
     channels: Counter[str] = Counter()
+    actions: Counter[str] = Counter()
+    entered: Counter[str] = Counter()
     reasons: Counter[tuple[str, str]] = Counter()
     weeks: dict[date, list[int]] = {}
     monday = start.date() - timedelta(days=start.weekday())
@@ -274,6 +278,8 @@ def build_report(
             if change.to_state is None or not in_month(change.at):
                 continue
             touched = True
+            actions[change.action] += 1
+            entered[change.to_state] += 1
             if change.to_state in procedure.closed_states:
                 closed += 1
                 week_of(change.at)[1] += 1
@@ -319,6 +325,8 @@ def build_report(
         opened=opened, closed=closed, steps=tuple(steps),
         lembaga=tuple(sorted(lembaga.items(), key=lambda kv: (-kv[1], kv[0]))),
         channels=tuple(sorted(channels.items(), key=lambda kv: (-kv[1], kv[0]))),
+        actions=tuple(sorted(actions.items())),
+        entered=tuple(sorted(entered.items())),
         reasons=tuple(
             (action, reason, n)
             for (action, reason), n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
