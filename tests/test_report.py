@@ -5,6 +5,7 @@ monthly email exactly once across a restart."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections import Counter
 from dataclasses import replace
@@ -294,3 +295,25 @@ def test_a_wrapped_cell_gets_a_row_tall_enough() -> None:
     sheet = openpyxl.load_workbook(io.BytesIO(workbook_bytes(wb)))["Alasan"]
     assert sheet.row_dimensions[2].height is None  # one line: the default height
     assert sheet.row_dimensions[3].height == 15 * 5  # 81 characters in 19 a line
+
+
+async def test_the_province_gets_the_json_summary_only_once(tmp_path: Path) -> None:
+    settings = {**SETTINGS, "report__to": ["kadis@example.go.id"],
+                "report__province_to": ["dukcapil@sumutprov.example.go.id"],
+                "office__kode_wilayah": "12.73"}  # fmt: skip
+    async with Simulation(tmp_path, settings=settings) as sim:
+        await month_of_activity(sim.services.repo)
+        sim.clock.now = datetime(2026, 6, 2, 9, 0, tzinfo=TZ)
+        await sim.run_jobs()
+        await sim.run_jobs()
+        by_to = {tuple(r.recipients): r.message for r in sim.smtp.received}
+        assert len(sim.smtp.received) == 2
+        province = by_to[("dukcapil@sumutprov.example.go.id",)]
+        [attachment] = list(province.iter_attachments())
+        assert attachment.get_filename() == "ringkasan-12.73-2026-05.json"
+        summary = json.loads(attachment.get_content())
+        assert summary["kode_wilayah"] == "12.73" and summary["month"] == "2026-05"
+        assert not FULL_NUMBER.search(province.as_string())
+        assert [p.get_filename() for p in by_to[("kadis@example.go.id",)].iter_attachments()] == [
+            "laporan-2026-05.png", "laporan-2026-05.xlsx",
+        ]  # fmt: skip

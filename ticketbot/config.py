@@ -477,6 +477,7 @@ class Config:
     reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     report_to: tuple[str, ...] = ()
+    province_to: tuple[str, ...] = ()  # the province: the JSON summary only
     retention_days: int = 730
     photo_minutes: float = 30  # a "Foto" copy in a private chat lives this long
     procedure: Procedure = field(default=SOP_09, compare=False, repr=False)
@@ -712,6 +713,7 @@ def parse_config(
         reasons=dict(read["reject"]),
         reminders=read["reminders"],
         report_to=read["report"].to,
+        province_to=read["report"].province_to,
         retention_days=privacy.retention_days,
         photo_minutes=privacy.photo_minutes,
         procedure=procedure,

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure  # imported late: matplotlib is slow to import
 
 log = logging.getLogger(__name__)
+PROVINCE = "provinsi:"  # the key of the province's monthly run: "provinsi:2026-05"
 CHART_INCHES = (7.2, 9.6)  # at 150 dpi: 1080 x 1440 px, a phone screen's width
 CHART_DPI = 150
 
@@ -316,7 +317,7 @@ class ReportDesk:
     async def tick(self) -> list[Effect]:
         """Record the month's report when due, deliver what is pending; returns the
         notices for the group (already recorded with the failure)."""
-        if not self.config.report_to:
+        if not self.config.report_to and not self.province_to:
             return []
         now = self.clock()
         if not self._resumed:
@@ -325,27 +326,45 @@ class ReportDesk:
             await self.repo.reports.resume_failed_report_runs(now)
             self._resumed = True
         month = self.due_month(now)
-        if month is not None and await self.repo.reports.report_run(str(month)) is None:
+        # Each email is a run of its own, exactly once: the office's report, and the
+        # province's summary (its key names it).
+        keys = [str(month)] if month is not None and self.config.report_to else []
+        if month is not None and self.province_to:
+            keys.append(f"{PROVINCE}{month}")
+        for key in keys:
+            if await self.repo.reports.report_run(key) is not None:
+                continue
             first = await self.repo.reports.first_opened_at()
+            assert month is not None
             _, end = month.bounds(self.config.calendar.tz)
             if first is not None and first < end:  # a new office has nothing to report yet
                 message_id = email.utils.make_msgid(
-                    idstring=f"laporan-{month}.{uuid.uuid4().hex[:12]}",
+                    idstring=f"laporan-{key.replace(':', '-')}.{uuid.uuid4().hex[:12]}",
                     domain=domain_of(self.config.smtp.sender),
                 )
-                await self.repo.reports.create_report_run(str(month), now, message_id)
+                await self.repo.reports.create_report_run(key, now, message_id)
         notices: list[Effect] = []
         for run in await self.repo.reports.due_report_runs(now):
             notices += await self._deliver(run)
         return notices
 
+    @property
+    def province_to(self) -> tuple[str, ...]:
+        """The province's addresses, when the office has a region code to send under."""
+        return self.config.province_to if self.config.office.kode_wilayah else ()
+
     async def _deliver(self, run: ReportRun) -> list[Effect]:
-        month = Month.parse(run.month)
+        province = run.month.startswith(PROVINCE)
+        month = Month.parse(run.month.removeprefix(PROVINCE))
+        to = self.province_to if province else self.config.report_to
         try:
             if self._built is None or self._built.month != month:
                 self._built = await self.build(month)
             files = self._built
-            message = self.email(files, run)
+            if province:
+                message = self.province_email(files, run, await self.province_summary(files))
+            else:
+                message = self.email(files, run)
             await self.send(self.config.smtp, message)
         except Exception as caught:
             error = caught if isinstance(caught, DeliveryError) else None
@@ -358,7 +377,7 @@ class ReportDesk:
             if error.permanent and not run.notified:
                 text = self.texts.render(
                     "telegram/report_failed.html", title=month_title(self.texts, month),
-                    kind=error.kind, to=self.config.report_to,
+                    kind=error.kind, to=to,
                 )  # fmt: skip
                 group = self.group_id() if self.group_id else self.config.telegram.group_id
                 effects = [send_effect(group, text, f"report-failed:{run.month}")]
@@ -368,9 +387,31 @@ class ReportDesk:
             )  # fmt: skip
             return list(effects)
         await self.repo.reports.report_run_sent(run.month, self.clock())
-        self._built = None
         log.info("the report of %s was accepted by the mail server", run.month)
         return []
+
+    def province_email(self, files: ReportFiles, run: ReportRun, summary: bytes) -> EmailMessage:
+        """To the province: the month's figures as JSON, and nothing else (no chart, no
+        ticket rows: no personal data)."""
+        office = self.config.office
+        message = EmailMessage()
+        message["Subject"] = (
+            f"Ringkasan sinkronisasi NIK DWH {office.kode_wilayah} {files.title} — {office.name}"
+        )
+        message["From"] = self.config.smtp.sender
+        message["To"] = ", ".join(self.province_to)
+        message["Date"] = email.utils.format_datetime(run.created_at)
+        message["Message-ID"] = run.message_id
+        message.set_content(
+            f"Terlampir ringkasan bulan {files.title} dari {office.name} (kode wilayah"
+            f" {office.kode_wilayah}) dalam format JSON: angka per langkah SOP, tanpa data"
+            " pribadi.\n"
+        )
+        message.add_attachment(
+            summary, maintype="application", subtype="json",
+            filename=f"ringkasan-{office.kode_wilayah}-{files.month}.json",
+        )  # fmt: skip
+        return message
 
     def email(self, files: ReportFiles, run: ReportRun) -> EmailMessage:
         """The same Message-ID and Date on every attempt: the run's."""
