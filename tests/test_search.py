@@ -50,6 +50,14 @@ async def test_found_by_phone_end_name_and_lembaga_masked_and_logged(sim: Simula
     ).fetchall()
     assert logged[0] == (STAF.user_id, "1 ditemukan: 7890")
     assert logged[2] == (STAF.user_id, "2 ditemukan: siti bpjs")
+    # A whole number typed in groups is one term, searched and logged by its end only: the
+    # log outlives retention and never holds a phone number.
+    found = await cari(sim, "+62 812 3456 7890")
+    assert rows(found) == ["#1"] and "3456" not in found
+    last = db.execute(
+        "SELECT detail FROM events WHERE action = 'search' ORDER BY id DESC"
+    ).fetchone()
+    assert last == ("1 ditemukan: 567890",)
 
 
 async def test_alone_it_explains_itself_and_bad_terms_are_said(sim: Simulation) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from ticketbot.clock import Clock
 from ticketbot.config import Config
-from ticketbot.domain.search import PAGE, parse_query
+from ticketbot.domain.search import PAGE, parse_query, phone_ends_only
 from ticketbot.records import Actor, Ticket
 from ticketbot.store import Stores
 from ticketbot.store.search import COUNT_CAP
@@ -67,6 +67,7 @@ class SearchDesk:
         }  # fmt: skip
 
     async def search(self, terms: str, actor: Actor) -> Found | NotUnderstood:
+        terms = phone_ends_only(terms)
         query = parse_query(terms, self.config.lembaga, self.state_words)
         if isinstance(query, str):
             return NotUnderstood(query)

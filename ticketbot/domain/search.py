@@ -19,6 +19,7 @@ from ticketbot.domain.privacy import ascii_digits, strip_separators
 from ticketbot.domain.validation import LembagaCatalog, lembaga_key
 
 PAGE = 10  # results per message
+PHONE_END_KEPT = 6  # digits of a phone term searched and logged: an end, never a whole number
 TICKET = re.compile(r"^#(\d{1,9})$")
 BATCH = re.compile(r"^rekap:?(\d{1,9})$", re.IGNORECASE)
 DAY = r"\d{4}-\d{2}-\d{2}"
@@ -29,6 +30,26 @@ def folded(text: str) -> str:
     """Lower case, without accents: 'Nurhalizá' and 'NURHALIZA' are one name."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
+def phone_ends_only(terms: str) -> str:
+    """The terms with every number (its groups joined: "0812 3456 7890" is one) cut to its
+    last PHONE_END_KEPT digits: the search log outlives retention, so it must never hold a
+    whole phone number."""
+    kept: list[str] = []
+    number = ""
+    for term in terms.split():
+        digits = ascii_digits(strip_separators(term.removeprefix("+")))
+        if digits.isdigit() and digits.isascii() and not DATES.match(term):
+            number += digits
+            continue
+        if number:
+            kept.append(number[-PHONE_END_KEPT:])
+            number = ""
+        kept.append(term)
+    if number:
+        kept.append(number[-PHONE_END_KEPT:])
+    return " ".join(kept)
 
 
 def reversed_digits(phone: str) -> str:
