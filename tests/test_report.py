@@ -74,7 +74,7 @@ def test_percentile_is_numpys_linear_rule() -> None:
 
 @office_hours
 async def test_chart_and_spreadsheet(sim: Simulation) -> None:
-    await month_of_activity(sim.services.repo)
+    office = await month_of_activity(sim.services.repo)
     files = await sim.services.reports.build(MAY)
     image = Image.open(io.BytesIO(files.png))
     image.verify()
@@ -96,6 +96,17 @@ async def test_chart_and_spreadsheet(sim: Simulation) -> None:
         assert row[2:6] == (
             step.handled, round(step.median_minutes, 1), round(step.p90_minutes, 1), step.within
         )  # fmt: skip
+    # Re-syncs per ticket sent, beside the figures (SPEC §4b), counted from the plan.
+    resyncs, sent = files.figures.resyncs
+    start, end = datetime(2026, 5, 1, tzinfo=TZ), datetime(2026, 6, 1, tzinfo=TZ)
+    assert resyncs == sum(1 for a, _, when in office.plan.reasons
+                          if a == "resync" and start <= when < end) > 0  # fmt: skip
+    assert sent == sum(1 for _, when, state in office.plan.history
+                       if state == "sent_to_dwh" and start <= when < end)  # fmt: skip
+    assert list(wb["Sinkron ulang"].iter_rows(min_row=2, values_only=True)) == [
+        (sent, resyncs, round(100 * resyncs / sent, 1))
+    ]
+    assert f"Sinkron ulang (DWH belum terbaca): {resyncs} dari {sent} tiket" in files.text
     # Counted by channel (SPEC §3 Sumber): every ticket of this month came to the desk.
     assert files.figures.channels == (("loket", files.figures.opened),)
     assert list(wb["Sumber"].iter_rows(min_row=2, values_only=True)) == [

@@ -192,6 +192,11 @@ def report_workbook(report: MonthReport, texts: Texts, title: str, sla: Sla) -> 
               report.lembaga, print_header=title)  # fmt: skip
     add_table(wb, "Sumber", (Column("Sumber permohonan", 20), Column("Tiket dibuka", 12,
               "number")), report.channels, print_header=title)  # fmt: skip
+    resyncs, sent = report.resyncs
+    add_table(wb, "Sinkron ulang", (Column("Tiket terkirim ke DWH", 16, "number"),
+              Column("Sinkron ulang", 14, "number"), Column("% per tiket terkirim", 14,
+              "number")), [(sent, resyncs, _round(100 * resyncs / sent) if sent else None)],
+              print_header=title)  # fmt: skip
     add_table(wb, "Alasan", (Column("Jalur", 26), Column("Alasan", 50, wrap=True),
                              Column("Jumlah", 10, "number")),
               ((texts.label("actions", a), r, n) for a, r, n in report.reasons),

@@ -39,8 +39,8 @@ def summary(
     unconfirmed_ages: Sequence[float],
 ) -> dict[str, Any]:  # fmt: skip
     """The month of one office as the province reads it."""
-    actions, entered = dict(report.actions), dict(report.entered)
-    sent = actions.get("send_to_dwh", 0)
+    entered = dict(report.entered)
+    resyncs, sent = report.resyncs
     return {
         "format": FORMAT,
         "office": office,
@@ -61,7 +61,7 @@ def summary(
             }
             for s in report.steps
         ],
-        "resync_rate": _round(actions.get("resync", 0) / sent, 3) if sent else None,
+        "resync_rate": _round(resyncs / sent, 3) if sent else None,
         "unconfirmed_batches": len(unconfirmed_ages),
         "oldest_unconfirmed_workdays": _round(max(unconfirmed_ages, default=0.0)),
         "channels": dict(report.channels),

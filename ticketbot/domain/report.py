@@ -162,6 +162,13 @@ class MonthReport:
     actions: tuple[tuple[str, int], ...] = ()  # transitions made in the month, by action
     entered: tuple[tuple[str, int], ...] = ()  # transitions made in the month, by new state
 
+    @property
+    def resyncs(self) -> tuple[int, int]:
+        """("Ulang" made, tickets sent to the DWH) in the month: how often the DWH could
+        not read a ticket it was sent."""
+        actions = dict(self.actions)
+        return actions.get("resync", 0), actions.get("send_to_dwh", 0)
+
 
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile, linear between the closest ranks (numpy's default)."""
