@@ -7,12 +7,14 @@ not; a reason button belongs to the menu that showed it."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from tests.conftest import VALID_FORM
@@ -168,6 +170,13 @@ async def test_a_step_added_in_the_table_runs_in_the_real_app(office: Simulation
     assert figures[4].within == 0
     # The ADB's: from the approval until the recap left (09:30 -> 10:00), within its day.
     assert (figures[5].handled, figures[5].median_minutes, figures[5].within) == (1, 30, 1)
+    # The spreadsheet's ticket sheet has a column for each step of the table.
+    files = await sim.services.reports.build(Month(2026, 11))
+    sheet = openpyxl.load_workbook(io.BytesIO(files.xlsx))["Tiket"]
+    headers = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    assert [h for h in headers if str(h).startswith("Langkah")] == [
+        f"Langkah {n} (menit kerja)" for n in (3, 4, 5, 6)
+    ]
 
 
 async def test_the_kadis_gets_the_report_and_the_desk_does_not(office: Simulation) -> None:

@@ -160,18 +160,20 @@ SUMMARY_COLUMNS = (
     Column("Tepat waktu", 12, "number"),
     Column("% tepat waktu", 12, "number"),
 )
-TICKET_COLUMNS = (
-    Column("No. Tiket", 10, "number"),
-    Column("NIK (tersamar)", 19),
-    Column("Lembaga Pengguna", 22, wrap=True),
-    Column("Dibuka", 17, "date"),
-    Column("Status akhir periode", 30, wrap=True),
-    Column("Langkah 3 (menit kerja)", 12, "number"),
-    Column("Langkah 4 (menit kerja)", 12, "number"),
-    Column("Langkah 5 (menit kerja)", 12, "number"),
-    Column("Lewat standar (langkah)", 12),
-    Column("Alasan", 40, wrap=True),
-)
+
+
+def ticket_columns(steps: Sequence[int]) -> tuple[Column, ...]:
+    """The ticket sheet: a working-time column for each timed step of the table."""
+    return (
+        Column("No. Tiket", 10, "number"),
+        Column("NIK (tersamar)", 19),
+        Column("Lembaga Pengguna", 22, wrap=True),
+        Column("Dibuka", 17, "date"),
+        Column("Status akhir periode", 30, wrap=True),
+        *(Column(f"Langkah {n} (menit kerja)", 12, "number") for n in steps),
+        Column("Lewat standar (langkah)", 12),
+        Column("Alasan", 40, wrap=True),
+    )
 
 
 def report_workbook(report: MonthReport, texts: Texts, title: str, sla: Sla) -> bytes:
@@ -214,10 +216,10 @@ def report_workbook(report: MonthReport, texts: Texts, title: str, sla: Sla) -> 
               Column("Dibuka", 10, "number"), Column("Ditutup", 10, "number")),
               ((w.first.isoformat(), w.opened, w.closed) for w in report.weeks),
               print_header=title)  # fmt: skip
-    add_table(wb, "Tiket", TICKET_COLUMNS, (
+    steps = [s.sop_step for s in report.steps]
+    add_table(wb, "Tiket", ticket_columns(steps), (
         (t.ticket_id, t.nik_masked, t.lembaga, t.opened_at.astimezone(tz),
-         texts.label("states", t.state_at_end), _round(t.minutes.get(3)),
-         _round(t.minutes.get(4)), _round(t.minutes.get(5)),
+         texts.label("states", t.state_at_end), *(_round(t.minutes.get(n)) for n in steps),
          ", ".join(map(str, t.late_steps)), "; ".join(t.reasons))
         for t in report.tickets
     ), print_header=title)  # fmt: skip
