@@ -320,13 +320,9 @@ class DatabaseConfig(Section):
     path: Text = "ticketbot.sqlite3"
 
 
-class SpecialEntry(Section):
-    """One [[calendar.special]] period: other hours (Ramadan), or "closed"."""
+class WeekdayHours(Section):
+    """`mon_hours` … `sun_hours`: a weekday's own hours, where they differ."""
 
-    first: Annotated[date, BeforeValidator(_date)] = Field(alias="from")
-    last: Annotated[date | None, BeforeValidator(_date)] = Field(None, alias="to")
-    hours: Annotated[str | None, BeforeValidator(_string)] = None
-    open_on: Dates = frozenset()
     mon_hours: Hours | None = None
     tue_hours: Hours | None = None
     wed_hours: Hours | None = None
@@ -334,6 +330,23 @@ class SpecialEntry(Section):
     fri_hours: Hours | None = None
     sat_hours: Hours | None = None
     sun_hours: Hours | None = None
+
+    def own_hours(self) -> tuple[tuple[int, tuple[time, time]], ...]:
+        """(weekday, hours) of the days given, Monday = 0."""
+        return tuple(
+            (day, hours)
+            for day, name in enumerate(DAY_HOURS)
+            if (hours := getattr(self, name)) is not None
+        )
+
+
+class SpecialEntry(WeekdayHours):
+    """One [[calendar.special]] period: other hours (Ramadan), or "closed"."""
+
+    first: Annotated[date, BeforeValidator(_date)] = Field(alias="from")
+    last: Annotated[date | None, BeforeValidator(_date)] = Field(None, alias="to")
+    hours: Annotated[str | None, BeforeValidator(_string)] = None
+    open_on: Dates = frozenset()
 
 
 def _weekdays(value: object) -> tuple[str, ...]:
@@ -346,7 +359,7 @@ def _weekdays(value: object) -> tuple[str, ...]:
     return days
 
 
-class CalendarConfig(Section):
+class CalendarConfig(WeekdayHours):
     workdays: Annotated[tuple[str, ...], BeforeValidator(_weekdays)] = (
         "mon", "tue", "wed", "thu", "fri",
     )  # fmt: skip
@@ -355,13 +368,6 @@ class CalendarConfig(Section):
         _checked(lambda c: c in ("", "ID"), 'must be "ID" or "" (off)'),
     ] = "ID"  # fmt: skip
     work_hours: Hours = (time(7, 30), time(16, 0))
-    mon_hours: Hours | None = None
-    tue_hours: Hours | None = None
-    wed_hours: Hours | None = None
-    thu_hours: Hours | None = None
-    fri_hours: Hours | None = None
-    sat_hours: Hours | None = None
-    sun_hours: Hours | None = None
     extra_holidays: Dates = frozenset()
     open_on: Dates = frozenset()
     special: tuple[SpecialEntry, ...] = ()
@@ -596,11 +602,7 @@ def _special_periods(entries: tuple[SpecialEntry, ...], problems: list[str]) -> 
         except PydanticCustomError as error:
             problems.append(f"{key}.hours: {error.message()}")
             continue
-        own = tuple(
-            (day, found)
-            for day, name in enumerate(DAY_HOURS)
-            if (found := getattr(entry, name)) is not None
-        )
+        own = entry.own_hours()
         periods.append(SpecialPeriod(entry.first, last, hours, own))
     return tuple(periods), frozenset(open_on)
 
@@ -699,11 +701,7 @@ def parse_config(
             end=cal.work_hours[1],
             country=cal.public_holidays,
             extra_holidays=cal.extra_holidays,
-            day_hours=tuple(
-                (index, hours)
-                for index, name in enumerate(DAY_HOURS)
-                if (hours := getattr(cal, name)) is not None
-            ),
+            day_hours=cal.own_hours(),
             special=special,
             open_on=cal.open_on | special_open,
         ),

@@ -12,8 +12,6 @@ from typing import Any
 from ticketbot.domain.province import check_summaries, ranking
 from ticketbot.xlsx import Column, add_table, new_workbook, workbook_bytes
 
-STEPS = (3, 4, 5)  # the SOP's timed steps, as the summaries name them
-
 
 def read_summaries(paths: Sequence[Path]) -> list[tuple[str, dict[str, Any]]] | str:
     """The files (name, content), or why not in one line."""
@@ -35,17 +33,23 @@ def _share(value: object) -> float | None:
     return round(100 * float(value), 1) if isinstance(value, int | float) else None
 
 
+def steps_of(rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The timed steps the summaries name (their procedure's table, not ours)."""
+    return sorted({int(step) for r in rows for step in r["steps"]})
+
+
 def workbook(rows: Sequence[Mapping[str, Any]], month: str) -> bytes:
+    steps = steps_of(rows)
     wb = new_workbook()
     add_table(wb, "Peringkat", (
         Column("Peringkat", 10, "number"), Column("Kab/Kota", 28, wrap=True),
         Column("Kode wilayah", 12), Column("Tiket dibuka", 12, "number"),
         Column("Tiket ditutup", 12, "number"), Column("% tepat waktu (semua langkah)", 16,
                                                         "number"),
-        *(Column(f"% tepat waktu langkah {n}", 14, "number") for n in STEPS),
+        *(Column(f"% tepat waktu langkah {n}", 14, "number") for n in steps),
     ), (
         (i, r["region"], r["kode_wilayah"], r["opened"], r["closed"], _share(r["within_share"]),
-         *(_share(r["steps"].get(n)) for n in STEPS))
+         *(_share(r["steps"].get(n)) for n in steps))
         for i, r in enumerate(rows, start=1)
     ), print_header=f"Sinkronisasi NIK pada DWH, {month}")  # fmt: skip
     return workbook_bytes(wb)
@@ -59,9 +63,11 @@ def chart(rows: Sequence[Mapping[str, Any]], month: str) -> bytes:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     names = [str(r["region"]) for r in rows]
-    for offset, step in zip((-0.25, 0.0, 0.25), STEPS, strict=True):
-        ys = [i + offset for i in range(len(rows))]
-        ax.barh(ys, [_share(r["steps"].get(step)) or 0 for r in rows], 0.25,
+    steps = steps_of(rows)
+    width = 0.8 / max(len(steps), 1)
+    for n, step in enumerate(steps):
+        ys = [i - 0.4 + width * (n + 0.5) for i in range(len(rows))]
+        ax.barh(ys, [_share(r["steps"].get(step)) or 0 for r in rows], width,
                 label=f"langkah {step}")  # fmt: skip
     ax.set_yticks(range(len(rows)), names)
     ax.invert_yaxis()

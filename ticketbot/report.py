@@ -402,18 +402,13 @@ class ReportDesk:
         ticket rows: no personal data)."""
         office = self.config.office
         message = EmailMessage()
-        message["Subject"] = (
-            f"Ringkasan sinkronisasi NIK DWH {office.kode_wilayah} {files.title} — {office.name}"
-        )
+        words = {"kode": office.kode_wilayah, "title": files.title, "office": office.name}
+        message["Subject"] = self.texts.render("email/province_subject.txt", **words).strip()
         message["From"] = self.config.smtp.sender
         message["To"] = ", ".join(self.province_to)
         message["Date"] = email.utils.format_datetime(run.created_at)
         message["Message-ID"] = run.message_id
-        message.set_content(
-            f"Terlampir ringkasan bulan {files.title} dari {office.name} (kode wilayah"
-            f" {office.kode_wilayah}) dalam format JSON: angka per langkah SOP, tanpa data"
-            " pribadi.\n"
-        )
+        message.set_content(wrap_plain(self.texts.render("email/province.txt", **words)))
         message.add_attachment(
             summary, maintype="application", subtype="json",
             filename=f"ringkasan-{office.kode_wilayah}-{files.month}.json",

@@ -40,7 +40,7 @@ from ticketbot.office import (
     TicketStatus,
 )
 from ticketbot.records import Batch, Event, Ticket
-from ticketbot.search import Found, NotUnderstood, shown_terms
+from ticketbot.search import STATE_WORDS, Found, NotUnderstood, shown_terms
 from ticketbot.texts import Texts, fit_message
 
 BUTTON_LABEL_LIMIT = 60
@@ -299,9 +299,10 @@ class Views:
         """`/cari`: a page of masked rows with ◀/▶, or how to search (None: `/cari` alone)."""
         if not isinstance(outcome, Found):
             problem = outcome.problem if outcome is not None else None
-            return CardView(
-                self.texts.render("telegram/search.html", help=True, problem=problem), ()
+            text = self.texts.render(
+                "telegram/search.html", help=True, problem=problem, state_words=list(STATE_WORDS)
             )
+            return CardView(text, ())
         text = self.texts.render(
             "telegram/search.html", help=False, problem=None, terms=shown_terms(outcome.terms),
             total=outcome.total, tickets=outcome.tickets, page=outcome.page,
