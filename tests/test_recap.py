@@ -118,7 +118,7 @@ async def test_email_content(sim: Simulation) -> None:
     assert received.sender == "disdukcapil@example.go.id"
     assert message["Subject"] == (
         "Rekap sinkronisasi NIK DWH - Dinas Kependudukan dan Pencatatan Sipil Kota Sibolga"
-        " - 24 Nov 2026 - 2 tiket"
+        " - 24 Nov 2026 - 2 tiket [SINKRON 12.73 B1]"
     )
     assert message["Message-ID"] == "<rekap-1-2026-11-24@example.go.id>"
     plain, html, xlsx = parts(message)

@@ -21,11 +21,13 @@ from telegram.ext import (
 )
 
 from ticketbot import handlers
+from ticketbot.answers import MailDesk
 from ticketbot.clock import Clock, now_utc
 from ticketbot.config import Config
 from ticketbot.group import Projection
 from ticketbot.inbox import Inbox
 from ticketbot.jobs import schedule_jobs
+from ticketbot.mailbox import MailboxWatcher
 from ticketbot.office import Office, deadline_of
 from ticketbot.outbox import OutboxWorker, Pacer
 from ticketbot.recap import RecapDesk
@@ -63,13 +65,20 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
             app.bot, repo, Projection(office, views, texts),
             Pacer(tg.group_messages_per_minute, tg.messages_per_second),
         )  # fmt: skip
+        # The DWH admin's mail (SPEC §4c): stored, handled, told in the group.
+        mailbox = None
+        if config.mailbox.enabled:
+            mail = MailDesk(config, repo, texts, clock, lambda: office.group_id)
+            mailbox = MailboxWatcher(
+                config.mailbox, repo, clock, mail.handle_pending, mail.trouble, mail.recovered
+            )
         s = Services(
             config=config, repo=repo, office=office,
             desk=RecapDesk(config, repo, texts, clock), views=views,
             reminders=ReminderDesk(config, repo, office, views, clock),
             reports=ReportDesk(config, repo, texts, clock, group_id=lambda: office.group_id),
             retention=Retention(config, repo, clock), search=SearchDesk(config, repo, clock),
-            texts=texts, group_filter=group, outbox=outbox,
+            texts=texts, group_filter=group, outbox=outbox, mailbox=mailbox,
         )  # fmt: skip
         app.bot_data.services = s
         group.add_chat_ids(await office.find_group())
@@ -87,11 +96,15 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
             [card_effect(t.id) for t in await repo.tickets.tickets_without_card()]
         )
         s.outbox.start()
+        if mailbox is not None:
+            mailbox.start()
         if app.job_queue is not None:
             schedule_jobs(app)
 
     async def post_shutdown(app: App) -> None:
         if app.bot_data.ready:
+            if app.bot_data.services.mailbox is not None:
+                await app.bot_data.services.mailbox.stop()
             await app.bot_data.services.outbox.stop()
             await app.bot_data.services.repo.close()
 

@@ -1,7 +1,8 @@
 """Inline-button data: short, versioned, strictly parsed. It is untrusted input.
 
     1:<code>:<id>                 a button of the procedure's table (its code), or one of
-                                  the fixed ones below; id is the ticket (a batch for D)
+                                  the fixed ones below; id is the ticket (a batch for D,
+                                  a mail for A)
     1:r:<id>:<menu>:<n>           preset reason n of the reason menu <menu>
     1:x:<id>:<menu>               back from that menu to the card
     1:q:<id>:<page>               page <page> (from 0) of the search recorded as event <id>
@@ -22,6 +23,7 @@ MAX_BYTES = 64
 VIEW_NIK = "n"
 VIEW_PHOTO = "f"  # "Foto": the KK/KTP-el photo, sent to the presser privately
 CONFIRM_BATCH = "D"  # id is a recap batch, not a ticket
+APPLY_ANSWER = "A"  # id is a mail from the DWH side: "Terapkan" its proposal (SPEC §4c)
 SEARCH_PAGE = "q"  # id is the search (its event), the last part the page
 REASON = "r"
 BACK = "x"

@@ -44,6 +44,7 @@ from ticketbot.domain.validation import LembagaCatalog, claimed_twice
 
 TOKEN_ENV = "TICKETBOT_TELEGRAM_TOKEN"
 SMTP_PASSWORD_ENV = "TICKETBOT_SMTP_PASSWORD"
+IMAP_PASSWORD_ENV = "TICKETBOT_IMAP_PASSWORD"
 TOKEN_SHAPE = re.compile(r"^\d{3,12}:[A-Za-z0-9_-]{20,}$")
 EMAIL_SHAPE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -311,6 +312,40 @@ class RemindersConfig(Section):
     morning_summary: Annotated[time | None, BeforeValidator(_optional_clock)] = time(7, 45)
 
 
+class MailboxConfig(Section):
+    """The DWH admin's answers (SPEC §4c): one IMAP folder; an empty host turns it off."""
+
+    host: Str = ""
+    port: Annotated[
+        int, BeforeValidator(_integer),
+        _checked(lambda p: 0 < p < 65536, "must be between 1 and 65535"),
+    ] = 993  # fmt: skip
+    security: Annotated[
+        str, BeforeValidator(_string),
+        _checked(lambda s: s in ("tls", "starttls"), 'must be "tls" or "starttls"'),
+    ] = "tls"  # fmt: skip
+    username: Str = ""
+    password: Secret = SecretStr("")  # or TICKETBOT_IMAP_PASSWORD
+    folder: Annotated[
+        str, BeforeValidator(_string), _checked(lambda f: bool(f.strip()), "must name a folder")
+    ] = "INBOX"
+    trusted: Addresses = ()  # empty: recap.to and recap.cc
+    authserv_id: Str = ""
+    ca_file: Annotated[Path | None, BeforeValidator(_beside_config)] = None
+    max_bytes: Annotated[
+        int, BeforeValidator(_integer),
+        _checked(lambda n: n >= 1024, "must be at least 1024 (bytes)"),
+    ] = 10 * 1024 * 1024  # fmt: skip
+    # Seconds: how long one IDLE lasts before it is renewed (servers drop it after 29-30
+    # minutes), and the poll where the server has no IDLE.
+    idle_seconds: Number = 24 * 60
+    poll_seconds: Number = 60
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host.strip())
+
+
 class ReportConfig(Section):
     to: Addresses = ()
     province_to: Addresses = ()  # the JSON summary only (no personal data)
@@ -405,7 +440,7 @@ FIXED: dict[str, type[Section]] = {
     "office": OfficeConfig, "telegram": TelegramConfig, "database": DatabaseConfig,
     "smtp": SmtpConfig, "recap": RecapConfig, "reminders": RemindersConfig,
     "report": ReportConfig, "calendar": CalendarConfig, "privacy": PrivacyConfig,
-    "lembaga": LembagaConfig,
+    "lembaga": LembagaConfig, "mailbox": MailboxConfig,
 }  # fmt: skip
 
 
@@ -448,7 +483,7 @@ def _nameless(reasons: tuple[str, ...]) -> tuple[str, ...]:
 
 # Every section, in the order a reader meets them (and their problems are listed).
 ORDER = ("office", "telegram", "roles", "database", "smtp", "recap", "reminders", "report",
-         "calendar", "sla", "privacy", "lembaga", "reject")  # fmt: skip
+         "mailbox", "calendar", "sla", "privacy", "lembaga", "reject")  # fmt: skip
 
 
 def sections_of(procedure: Procedure) -> dict[str, type[Section]]:
@@ -483,6 +518,7 @@ class Config:
     reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     report_to: tuple[str, ...] = ()
+    mailbox: MailboxConfig = field(default_factory=MailboxConfig)
     province_to: tuple[str, ...] = ()  # the province: the JSON summary only
     retention_days: int = 730
     photo_minutes: float = 30  # a "Foto" copy in a private chat lives this long
@@ -663,6 +699,14 @@ def parse_config(
                 'smtp.username: would send the password unencrypted; use security = "starttls"'
                 ' or "tls"'
             )
+    mailbox: MailboxConfig | None = read.get("mailbox")
+    if mailbox is not None and mailbox.enabled:
+        if mailbox.ca_file is not None and not (
+            mailbox.ca_file.is_file() and os.access(mailbox.ca_file, os.R_OK)
+        ):
+            problems.append(f"mailbox.ca_file: {mailbox.ca_file} is not a readable file")
+        if not mailbox.username:
+            problems.append("mailbox.username: is required when mailbox.host is set")
     database = read.get("database")
     path = _database_path(database.path, base, problems) if database else base
     calendar_section: CalendarConfig | None = read.get("calendar")
@@ -687,6 +731,12 @@ def parse_config(
         smtp = smtp.model_copy(update={"password": SecretStr(env[SMTP_PASSWORD_ENV])})
     cal = calendar_section
     privacy: PrivacyConfig = read["privacy"]
+    mailbox = read["mailbox"]
+    if env.get(IMAP_PASSWORD_ENV):
+        mailbox = mailbox.model_copy(update={"password": SecretStr(env[IMAP_PASSWORD_ENV])})
+    if not mailbox.trusted:
+        recap_section: RecapConfig = read["recap"]
+        mailbox = mailbox.model_copy(update={"trusted": recap_section.to + recap_section.cc})
     return Config(
         office=office,
         telegram=telegram.model_copy(update={"token": SecretStr(token)}),
@@ -711,6 +761,7 @@ def parse_config(
         reasons=dict(read["reject"]),
         reminders=read["reminders"],
         report_to=read["report"].to,
+        mailbox=mailbox,
         province_to=read["report"].province_to,
         retention_days=privacy.retention_days,
         photo_minutes=privacy.photo_minutes,
@@ -792,5 +843,5 @@ def file_holds_secret(path: Path) -> bool:
         return False
     return any(
         isinstance(data.get(section), Mapping) and str(data[section].get(key) or "").strip()
-        for section, key in (("telegram", "token"), ("smtp", "password"))
+        for section, key in (("telegram", "token"), ("smtp", "password"), ("mailbox", "password"))
     )

@@ -16,6 +16,7 @@ from ticketbot.office import Office
 from ticketbot.recap import NewsKind, RecapNews
 from ticketbot.records import Batch, Effect, Ticket, delete_effect, send_effect
 from ticketbot.services import Services
+from ticketbot.store.mails import StoredMail
 from ticketbot.texts import Texts
 from ticketbot.views import CardView, Views
 
@@ -84,6 +85,10 @@ class Projection:
     async def ping(self, tickets: list[Ticket]) -> CardView:
         """One ping for tickets whose turn is the same people's (the first one's)."""
         return CardView(self.views.ping(tickets, await self.office.turn(tickets[0])), ())
+
+    async def answer(self, mail: StoredMail) -> CardView:
+        batch = await self.office.repo.batches.get_batch(mail.batch_id) if mail.batch_id else None
+        return self.views.mail_answer(mail, batch)
 
     def delete_failed(self) -> str:
         return self.texts.render("telegram/delete_failed.html")

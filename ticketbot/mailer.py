@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from email.message import EmailMessage
 from enum import StrEnum
+from pathlib import Path
 
 import aiosmtplib
 
@@ -39,11 +40,12 @@ class DeliveryError(Exception):
         return self.kind in PERMANENT
 
 
-def tls_context(smtp: SmtpConfig) -> ssl.SSLContext:
-    """The system's trusted CAs, plus the office's own CA when smtp.ca_file names one."""
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The system's trusted CAs (Python's default context, which honours SSL_CERT_FILE),
+    plus the office's own CA when `ca_file` (smtp.ca_file, mailbox.ca_file) names one."""
     context = ssl.create_default_context()
-    if smtp.ca_file is not None:
-        context.load_verify_locations(cafile=str(smtp.ca_file))
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
     return context
 
 
@@ -88,7 +90,7 @@ async def send_email(smtp: SmtpConfig, message: EmailMessage) -> None:
             use_tls=smtp.security == "tls",
             # True: STARTTLS is required, never silently skipped; False: plain.
             start_tls=smtp.security == "starttls",
-            tls_context=tls_context(smtp) if secure else None,
+            tls_context=tls_context(smtp.ca_file) if secure else None,
             timeout=smtp.timeout_seconds,
         )
     except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as error:

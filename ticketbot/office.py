@@ -35,6 +35,7 @@ from ticketbot.records import (
     Effect,
     Event,
     Ticket,
+    answer_effect,
     card_effect,
     delete_effect,
     ping_effect,
@@ -100,6 +101,12 @@ class ReasonMenu:
 
 
 @dataclass(frozen=True)
+class AnswerApplied:
+    mail_id: int
+    moved: tuple[int, ...] | None  # None: applied before
+
+
+@dataclass(frozen=True)
 class BatchConfirmed:
     batch_id: int
     confirmed: tuple[int, ...]
@@ -140,6 +147,7 @@ PressOutcome = (
     Applied
     | ReasonMenu
     | BatchConfirmed
+    | AnswerApplied
     | NikShown
     | PhotoShown
     | Refused
@@ -408,6 +416,8 @@ class Office:
             return Invalid()
         if press.code == cb.CONFIRM_BATCH:
             return await self._confirm_batch(press.target_id, actor, chat_id, message_id)
+        if press.code == cb.APPLY_ANSWER:
+            return await self._apply_answer(press.target_id, actor, chat_id, message_id)
         ticket = await self.repo.tickets.get_ticket(press.target_id)
         lost = ticket is not None and ticket.card_message_id is None
         if lost and ticket is not None and chat_id == ticket.chat_id and message_id is not None:
@@ -484,6 +494,45 @@ class Office:
                     confirmed.append(ticket.id)
         await self.repo.outbox.enqueue([summary_effect(batch.id)], self.clock())
         return BatchConfirmed(batch.id, tuple(confirmed))
+
+    async def _apply_answer(
+        self, mail_id: int, actor: Actor, chat_id: int, message_id: int | None
+    ) -> PressOutcome:
+        """ "Terapkan" under a DWH admin's answer: its proposal, by whoever may press "DWH"."""
+        mail = await self.repo.mails.get(mail_id)
+        if (
+            mail is None
+            or mail.proposal is None
+            or chat_id != self.group_id
+            or message_id is None
+            or mail.group_message_id not in (None, message_id)
+        ):
+            return Invalid()  # fmt: skip
+        assert actor.user_id is not None
+        roles = self.config.roles_of(actor.user_id)
+        if (
+            self.procedure.may_perform(
+                Action.CONFIRM_DWH, State.SENT_TO_DWH, roles, is_opener=False
+            )
+            == Refusal.NOT_ALLOWED
+        ):
+            tickets = await self.repo.batches.batch_tickets(mail.batch_id or 0)
+            ticket = tickets[0] if tickets else None
+            if ticket is None:
+                return Invalid()
+            return Refused(ticket, Refusal.NOT_ALLOWED, Action.CONFIRM_DWH)
+        confirm = self.procedure.transition_for(Action.CONFIRM_DWH, State.SENT_TO_DWH)
+        resync = self.procedure.transition_for(Action.RESYNC, State.SENT_TO_DWH)
+        assert confirm is not None
+        assert resync is not None
+        batch = [summary_effect(mail.batch_id)] if mail.batch_id else []
+        moved = await self.repo.mails.apply(
+            mail, actor, confirm, resync, self.clock(),
+            # The answer loses its button, the cards and pings follow, the summary counts.
+            lambda moved: [answer_effect(mail.id), *batch,
+                           *(e for t in moved for e in (card_effect(t), ping_effect(t)))],
+        )  # fmt: skip
+        return AnswerApplied(mail.id, tuple(moved) if moved is not None else None)
 
     async def _apply(
         self, ticket: Ticket, transition: Transition, actor: Actor, detail: str | None

@@ -36,11 +36,12 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from ticketbot import telegram_io
 from ticketbot.records import Batch, OutboxItem, Placed, Ticket, delete_effect, send_effect
 from ticketbot.store import Stores
+from ticketbot.store.mails import StoredMail
 from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
 
-MESSAGE_KINDS = ("card", "summary", "send", "ping")
+MESSAGE_KINDS = ("card", "summary", "send", "ping", "answer")
 PING_GROUP = 20  # tickets one ping message may name
 DELETE_KINDS = ("delete",)
 FORM_BACK = "form-back:"  # the key of a refused form sent back to its sender
@@ -134,6 +135,8 @@ class Renderer(Protocol):
     async def turn(self, ticket: Ticket) -> tuple[int, ...]: ...
 
     async def ping(self, tickets: list[Ticket]) -> CardView: ...
+
+    async def answer(self, mail: StoredMail) -> CardView: ...
 
     def delete_failed(self) -> str: ...
 
@@ -406,6 +409,7 @@ class OutboxWorker:
         (after looking for a post whose outcome was lost)."""
         stores, renderer = self.stores, self.renderer
         assert item.target_id is not None
+        reply_to: int | None = None
         if item.kind == "card":
             ticket = await stores.tickets.get_ticket(item.target_id)
             if ticket is None:
@@ -414,6 +418,17 @@ class OutboxWorker:
             chat, where = ticket.chat_id, ticket.card_message_id
             view = await renderer.card(ticket)
             place = Placed(card=ticket.id)
+        elif item.kind == "answer":
+            mail = await stores.mails.get(item.target_id)
+            if mail is None:
+                await stores.outbox.effect_failed(item, utcnow(), "no such mail")
+                return
+            chat, where = renderer.group_id, mail.group_message_id
+            view = await renderer.answer(mail)
+            place = Placed(answer=mail.id)
+            # A reply to its batch's summary, where that is known.
+            batch = await stores.batches.get_batch(mail.batch_id) if mail.batch_id else None
+            reply_to = batch.summary_message_id if batch else None
         else:
             batch = await stores.batches.get_batch(item.target_id)
             if batch is None:
@@ -435,7 +450,7 @@ class OutboxWorker:
                 item, lambda: stores.outbox.effect_done(item, utcnow(), at, placed=place)
             )
             return
-        await self._post(item, chat, view, place)
+        await self._post(item, chat, view, place, reply_to)
 
     async def _post(
         self,
@@ -443,6 +458,7 @@ class OutboxWorker:
         chat: int,
         view: CardView,
         place: Placed,
+        reply_to: int | None = None,
     ) -> None:
         # The intent first: if the answer is lost, the post is looked for from here on.
         probe_from = self._last_seen.get(chat, 0) + 1
@@ -450,7 +466,7 @@ class OutboxWorker:
             probe_from = await self._first_unknown_id(chat)
         await self.stores.outbox.effect_retry(item, utcnow(), "posting", probe_from=probe_from)
         try:
-            sent = await telegram_io.send(self.bot, chat, view)
+            sent = await telegram_io.send(self.bot, chat, view, reply_to)
         except (RetryAfter, BadRequest, Forbidden):
             # Telegram answered: nothing was posted, there is nothing to look for.
             await self.stores.outbox.forget_probe(item)

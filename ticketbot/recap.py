@@ -223,20 +223,26 @@ class RecapDesk:
     def _domain(self) -> str:
         return domain_of(self.config.smtp.sender)
 
-    async def render(self, due: date, tickets: list[Ticket]) -> Email:
+    async def render(self, due: date, tickets: list[Ticket], batch_id: int | None = None) -> Email:
         """The email of `tickets`: their events in one query per thousands, then the rows,
         the templates and the XLSX in a worker thread (the event loop keeps answering)."""
         rows = await self.repo.events.event_rows([t.id for t in tickets], ROW_ACTIONS)
-        return await asyncio.to_thread(self._render, due, tickets, rows)
+        return await asyncio.to_thread(self._render, due, tickets, rows, batch_id)
 
-    def _render(self, due: date, tickets: list[Ticket], event_rows: list[Any]) -> Email:
+    def _render(
+        self, due: date, tickets: list[Ticket], event_rows: list[Any], batch_id: int | None
+    ) -> Email:
         tz = self.config.calendar.tz
         events = events_by_ticket(event_rows)
         rows = [recap_row(t, events.get(t.id, []), tz) for t in tickets]
         office = self.config.office.name
         day = self.texts.day(datetime.combine(due, self.config.recap.time, tz))
         context = {"office": office, "day": day, "rows": rows}
-        subject = self.texts.render("email/subject.txt", count=len(rows), **context)
+        # The tag is how the central admin's reply finds its batch (SPEC §4c).
+        subject = self.texts.render(
+            "email/subject.txt", count=len(rows), batch_id=batch_id,
+            kode=self.config.office.kode_wilayah, **context,
+        )  # fmt: skip
         return Email(
             subject=" ".join(subject.split()),
             text=wrap_plain(self.texts.render("email/recap.txt", subject=subject, **context))
@@ -252,7 +258,7 @@ class RecapDesk:
         if self._built is not None and self._built[0] == batch.id:
             return self._built[1]
         content = await self.render(
-            batch.due_date, await self.repo.batches.batch_tickets(batch.id)
+            batch.due_date, await self.repo.batches.batch_tickets(batch.id), batch.id
         )
         # Encoding the attachment and the parts is CPU too: also off the loop.
         message = await asyncio.to_thread(self._compose, batch, content)
@@ -297,7 +303,7 @@ class RecapDesk:
         pending = await self.repo.batches.batches("pending")
         if pending:
             tickets = await self.repo.batches.batch_tickets(pending[0].id)
-            return await self.render(pending[0].due_date, tickets)
+            return await self.render(pending[0].due_date, tickets, pending[0].id)
         due = self.schedule.next_run(now).date()
         tickets = await self.repo.batches.unbatched_synced()
         if not tickets and not self.config.recap.send_empty:

@@ -62,6 +62,7 @@ class Batch:
     late_notified: bool
     summary_message_id: int | None
     error_kind: str | None = None
+    undelivered: str | None = None  # the address whose server returned it for good
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,11 @@ def summary_effect(batch_id: int) -> Effect:
     return Effect("summary", f"summary:{batch_id}", target_id=batch_id)
 
 
+def answer_effect(mail_id: int) -> Effect:
+    """A mail from the DWH side as the group sees it (a reply to its batch's summary)."""
+    return Effect("answer", f"answer:{mail_id}", target_id=mail_id)
+
+
 def delete_effect(chat_id: int, message_id: int, *, at: datetime | None = None) -> Effect:
     return Effect("delete", f"delete:{chat_id}:{message_id}", chat_id, message_id, not_before=at)
 
@@ -153,6 +159,7 @@ class Placed:
 
     card: int | None = None  # ticket id
     summary: int | None = None  # recap batch id
+    answer: int | None = None  # mail id (SPEC §4c)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ExtBot, filters
 
 from ticketbot.config import Config
+from ticketbot.mailbox import MailboxWatcher
 from ticketbot.office import Office
 from ticketbot.outbox import OutboxWorker
 from ticketbot.recap import RecapDesk
@@ -36,6 +37,7 @@ class Services:
     reports: ReportDesk
     retention: Retention
     search: SearchDesk
+    mailbox: MailboxWatcher | None = None  # off when [mailbox] has no host
 
 
 class Albums:

@@ -7,7 +7,7 @@ telegram_io delivers. Buttons are described neutrally (label + callback data or 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from urllib.parse import quote
 
 from ticketbot import callback_data as cb
@@ -16,6 +16,7 @@ from ticketbot.domain.lifecycle import Action, Refusal, State
 from ticketbot.domain.privacy import redact_numbers
 from ticketbot.domain.validation import region_warnings
 from ticketbot.office import (
+    AnswerApplied,
     Applied,
     BatchConfirmed,
     BatchFacts,
@@ -41,6 +42,7 @@ from ticketbot.office import (
 )
 from ticketbot.records import Batch, Event, Ticket
 from ticketbot.search import STATE_WORDS, Found, NotUnderstood, shown_terms
+from ticketbot.store.mails import StoredMail
 from ticketbot.texts import Texts, fit_message
 
 BUTTON_LABEL_LIMIT = 60
@@ -180,6 +182,22 @@ class Views:
         )
         return CardView(text, ((button,),))
 
+    def mail_answer(self, mail: StoredMail, batch: Batch | None) -> CardView:
+        """A mail from the DWH side, as a reply to its batch's summary; "Terapkan" while a
+        trusted answer's proposal waits."""
+        sent = mail.shown.get("date")
+        text = self.texts.render(
+            "telegram/mail.html", shown=mail.shown, verdict=mail.verdict,
+            proposal=mail.proposal, applied_at=mail.applied_at, applied_by=mail.applied_by,
+            batch_day=self.texts.day(batch.due_date) if batch else "?",
+            sent_at=datetime.fromisoformat(sent) if sent else None,
+            moved=batch is not None and batch.undelivered is not None,
+        )  # fmt: skip
+        if mail.verdict != "reply" or not mail.proposal or mail.applied_at is not None:
+            return CardView(text, ())
+        button = Button(self.texts.answer("button_apply"), cb.encode(cb.APPLY_ANSWER, mail.id))
+        return CardView(text, ((button,),))
+
     # -- answers --------------------------------------------------------------------------
 
     def intake_reply(
@@ -222,6 +240,9 @@ class Views:
                 return a("choose_reason" if opened else "back", ticket_id=t.id, what=what), False
             case BatchConfirmed(confirmed=confirmed):
                 return a("batch_confirmed", count=len(confirmed)), False
+            case AnswerApplied(moved=moved):
+                return (a("answer_applied", count=len(moved)) if moved is not None
+                        else a("answer_already")), False  # fmt: skip
             case NikShown(ticket=t):
                 return a("nik", ticket_id=t.id, nik=t.nik, kk=t.kk), True
             case PhotoShown(ticket=t):

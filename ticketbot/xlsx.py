@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ticketbot.domain.mail import SheetRow
+
 if TYPE_CHECKING:  # openpyxl is imported when a sheet is written (30 MiB the bot need not hold)
     from openpyxl import Workbook
     from openpyxl.styles.cell_style import StyleArray
@@ -184,6 +186,9 @@ RECAP_COLUMNS = (
     Column("Disinkronkan oleh", 18, wrap=True),
     Column("Kirim ulang", 12),  # "Ya": the DWH could not read it after an earlier recap
     Column("Alasan kirim ulang", 30, wrap=True),  # what the ADB recorded with "Ulang"
+    # Left empty for the central DWH admin to answer per row and send back (SPEC §4c).
+    Column("Status DWH", 14),
+    Column("Catatan DWH", 30, wrap=True),
 )
 HEADERS = tuple(c.header for c in RECAP_COLUMNS)
 
@@ -210,6 +215,7 @@ class RecapRow:
             self.ticket_id, self.nik, self.kk, self.nama, self.lembaga, self.keterangan,
             self.opened_at, self.opened_by, self.verified_at, self.verified_by,
             self.synced_at, self.synced_by, "Ya" if self.repeat else "", self.repeat_reason,
+            "", "",
         )  # fmt: skip
 
 
@@ -217,3 +223,36 @@ def recap_workbook(rows: Sequence[RecapRow], title: str) -> bytes:
     wb = new_workbook()
     add_table(wb, "Rekap", RECAP_COLUMNS, (r.cells() for r in rows), print_header=title)
     return workbook_bytes(wb)
+
+
+def read_dwh_answers(data: bytes, limit: int = 20000) -> list[SheetRow]:
+    """The rows of a recap workbook sent back with "Status DWH"/"Catatan DWH" filled in.
+    Anything that is not such a workbook reads as no rows (never raises)."""
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # a broken or foreign file: zip, XML, openpyxl's own errors
+        return []
+    try:
+        rows = wb.worksheets[0].iter_rows(values_only=True) if wb.worksheets else iter(())
+        header = [str(c or "").strip().lower() for c in next(rows, ())]
+        names = ("no. tiket", "status dwh", "catatan dwh")
+        if not all(n in header for n in names):
+            return []
+        ticket, status, note = (header.index(n) for n in names)
+        found = []
+        for n, row in enumerate(rows):
+            if n >= limit:
+                break
+            cells = [*row, *[None] * max(0, len(header) - len(row))]
+            number = str(cells[ticket] or "").strip().lstrip("#").removesuffix(".0")
+            if number.isdigit():
+                found.append(
+                    SheetRow(int(number), str(cells[status] or ""), str(cells[note] or ""))
+                )
+        return found
+    except Exception:  # a malformed sheet inside a well-formed zip
+        return []
+    finally:
+        wb.close()

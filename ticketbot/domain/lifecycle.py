@@ -54,6 +54,7 @@ class Action(StrEnum):
     VIEW_PHOTO = "view_photo"
     RETURN_TO_KASI = "return_to_kasi"  # "Kembalikan": the ADB sends it back, with a reason
     RESYNC = "resync"  # "Ulang": the DWH still cannot read it; sync again, with a reason
+    UNDELIVERED = "undelivered"  # the recap bounced for good: it goes out again (SPEC §4c)
 
 
 class Clock(StrEnum):
@@ -339,6 +340,9 @@ SOP_09 = Procedure(
         Transition(Action.RESYNC, State.SENT_TO_DWH, State.VERIFIED, ADB,
                    reasons="resync_reasons", leaves_batch=True),
         Transition(Action.SEND_TO_DWH, State.SYNCED, State.SENT_TO_DWH, NOBODY),
+        # A permanent bounce of the recap (SPEC §4c): the DWH never got it.
+        Transition(Action.UNDELIVERED, State.SENT_TO_DWH, State.SYNCED, NOBODY,
+                   leaves_batch=True),
         Transition(Action.CONFIRM_DWH, State.SENT_TO_DWH, State.READY_TO_INFORM, ADB),
         Transition(Action.INFORM, State.READY_TO_INFORM, State.DONE, DESK),
         Transition(Action.INFORM, State.REJECTED, State.CLOSED_REJECTED, DESK),

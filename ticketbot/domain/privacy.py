@@ -91,6 +91,16 @@ def redact_numbers(text: str) -> str:
     return _RUN.sub(_masked_run, text)
 
 
+def _masked_phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return digits[:4] + "****" + digits[-3:]
+
+
+def redact_personal(text: str) -> str:
+    """Mask every full NIK/KK and every Indonesian mobile number (mail from outside)."""
+    return _PHONE.sub(_masked_phone, redact_numbers(ascii_digits(_HIDDEN.sub("", text))))
+
+
 # A resident's words in a form (Nama, Keterangan) and a person's name in an update as
 # python-telegram-bot logs it (JSON or repr): up to the end of the line, or of the string.
 _FORM_VALUE = re.compile(

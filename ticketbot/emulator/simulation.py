@@ -69,7 +69,7 @@ def office_settings(
     """A complete configuration (as the TOML tree) for the simulated office."""
     data: dict[str, Any] = {
         "office": {"name": "Dinas Kependudukan dan Pencatatan Sipil Kota Sibolga",
-                   "timezone": "Asia/Jakarta"},
+                   "timezone": "Asia/Jakarta", "kode_wilayah": "12.73"},
         "telegram": {"token": token, "base_url": base_url, "group_id": GROUP_ID,
                      "group_messages_per_minute": 600},
         "roles": {"kasi": [KASI.user_id], "adb": [ADB.user_id],

@@ -13,6 +13,7 @@ from ticketbot.store.batches import BatchStore
 from ticketbot.store.database import Database
 from ticketbot.store.events import EventStore
 from ticketbot.store.inbox import InboxStore
+from ticketbot.store.mails import MailStore
 from ticketbot.store.outbox import OutboxStore
 from ticketbot.store.people import PeopleStore
 from ticketbot.store.reports import ReportStore
@@ -32,6 +33,7 @@ class Stores:
     people: PeopleStore
     reports: ReportStore
     search: SearchIndex
+    mails: MailStore
 
     @classmethod
     def on(
@@ -46,6 +48,7 @@ class Stores:
             db=db, outbox=outbox, inbox=InboxStore(db), events=events, tickets=tickets,
             batches=BatchStore(db, outbox, events, tickets), people=PeopleStore(db, outbox),
             reports=ReportStore(db, outbox, procedure), search=search,
+            mails=MailStore(db, outbox, tickets),
         )  # fmt: skip
 
     @classmethod

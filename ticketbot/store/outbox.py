@@ -62,7 +62,7 @@ class OutboxStore:
             conflict = (
                 "ON CONFLICT (key) WHERE status = 'pending' DO UPDATE SET"
                 " generation = generation + 1"
-                if e.kind in ("card", "summary", "ping")
+                if e.kind in ("card", "summary", "ping", "answer")
                 else "ON CONFLICT DO NOTHING"
             )
             await self.db.conn.execute(
@@ -179,6 +179,11 @@ class OutboxStore:
                         "UPDATE recap_batches SET summary_message_id = ? WHERE id = ?",
                         (message_id, placed.summary),
                     )
+                if placed.answer is not None:
+                    await conn.execute(
+                        "UPDATE mails SET group_message_id = ? WHERE id = ?",
+                        (message_id, placed.answer),
+                    )
             return await self._effect_done(item, now, message_id)
 
     async def _effect_done(self, item: OutboxItem, now: datetime, message_id: int | None) -> bool:
@@ -186,7 +191,7 @@ class OutboxStore:
             # Delivered: its text (a reply may quote a form) is needed no more.
             "UPDATE outbox SET status = 'done', done_at = ?, message_id = coalesce(?,"
             " message_id), probe_from = NULL, text = NULL WHERE id = ? AND (generation = ?"
-            " OR kind != 'card' AND kind != 'summary')",
+            " OR kind NOT IN ('card', 'summary', 'answer'))",
             (to_db_time(now), message_id, item.id, item.generation),
         )
         if cur.rowcount == 0:
@@ -253,12 +258,13 @@ class OutboxStore:
         ):
             async with self.db.conn.execute(sql, args) as cur:
                 known |= {int(r[0]) for r in await cur.fetchall()}
-        async with self.db.conn.execute(
+        for sql in (
             "SELECT summary_message_id FROM recap_batches"
             " WHERE summary_message_id BETWEEN ? AND ?",
-            (low, high),
-        ) as cur:
-            known |= {int(r[0]) for r in await cur.fetchall()}
+            "SELECT group_message_id FROM mails WHERE group_message_id BETWEEN ? AND ?",
+        ):
+            async with self.db.conn.execute(sql, (low, high)) as cur:
+                known |= {int(r[0]) for r in await cur.fetchall()}
         return known
 
     async def prune(self, before: datetime) -> int:

@@ -94,3 +94,16 @@ class PeopleStore:
             await conn.execute(
                 "UPDATE tickets SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
             )
+
+    async def set_setting(self, key: str, value: str | None, effects: Sequence[Effect]) -> None:
+        """A setting (None removes it) and what the group is told of it, together."""
+        async with self.db.transaction() as conn:
+            if value is None:
+                await conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                await conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+            await self.outbox.add(effects)

@@ -1,0 +1,279 @@
+"""The IMAP side of SPEC §4c: watch one folder, store each mail before flagging it.
+
+aioimaplib is the asyncio IMAP client of the field (IDLE included); it has no STARTTLS, so
+the upgrade is done here with asyncio's own `loop.start_tls` on its transport. The folder
+is read by UID from a checkpoint kept with the stored mail (one transaction), so a crash
+anywhere repeats at most a fetch, never a handling; a new UIDVALIDITY reads the folder
+again and the Message-IDs already stored are skipped. Nothing is ever deleted or moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from enum import StrEnum
+
+import aioimaplib
+
+from ticketbot.clock import Clock
+from ticketbot.config import MailboxConfig
+from ticketbot.mailer import tls_context
+from ticketbot.store import Stores
+
+log = logging.getLogger(__name__)
+FIRST_RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 600.0
+COMMAND_TIMEOUT = 60.0
+_FETCH_HEAD = re.compile(rb"\(UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
+_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+class Problem(StrEnum):
+    UNREACHABLE = "unreachable"  # no connection, a timeout, the server went away
+    TLS = "tls"  # the certificate is not trusted, or STARTTLS is missing
+    LOGIN = "login"  # the server refused the username or password
+    FOLDER = "folder"  # the folder does not exist
+
+
+class MailboxError(Exception):
+    def __init__(self, problem: Problem, detail: str) -> None:
+        super().__init__(f"{problem}: {detail}")
+        self.problem = problem
+        self.detail = detail
+
+
+def message_key(raw: bytes) -> str:
+    """A mail's identity: its Message-ID, else a digest of its bytes (copies are one)."""
+    try:
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+        found = _MSGID.findall(str(headers.get("Message-ID") or ""))
+    except (ValueError, TypeError, IndexError):
+        found = []
+    return found[0] if found else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+async def _start_tls(client: aioimaplib.IMAP4, host: str, context: ssl.SSLContext) -> None:
+    protocol = client.protocol
+    response = await protocol.execute(
+        aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+    )
+    if response.result != "OK":
+        raise MailboxError(Problem.TLS, "the server refused STARTTLS")
+    loop = asyncio.get_running_loop()
+    transport = await loop.start_tls(protocol.transport, protocol, context, server_hostname=host)
+    protocol.transport = transport
+    await protocol.capability()  # what the server offers may change once encrypted
+
+
+async def connect(cfg: MailboxConfig) -> aioimaplib.IMAP4:
+    """Connected, logged in and the folder selected; MailboxError says what is wrong."""
+    context = tls_context(cfg.ca_file)
+    try:
+        client = (
+            aioimaplib.IMAP4_SSL(cfg.host, cfg.port, timeout=COMMAND_TIMEOUT, ssl_context=context)
+            if cfg.security == "tls"
+            else aioimaplib.IMAP4(cfg.host, cfg.port, timeout=COMMAND_TIMEOUT)
+        )
+        await asyncio.wait_for(client.wait_hello_from_server(), COMMAND_TIMEOUT)
+        if cfg.security == "starttls":
+            if not client.has_capability("STARTTLS"):
+                raise MailboxError(Problem.TLS, "the server offers no STARTTLS")
+            await _start_tls(client, cfg.host, context)
+        login = await client.login(cfg.username, cfg.password.get_secret_value())
+    except MailboxError:
+        raise
+    except ssl.SSLCertVerificationError as error:
+        raise MailboxError(
+            Problem.TLS, f"certificate not trusted: {error.verify_message}"
+        ) from None
+    except ssl.SSLError as error:
+        raise MailboxError(Problem.TLS, f"TLS failed: {error.reason}") from None
+    except (
+        OSError,
+        TimeoutError,
+        aioimaplib.AioImapException,
+        asyncio.IncompleteReadError,
+    ) as error:
+        raise MailboxError(Problem.UNREACHABLE, f"{type(error).__name__}: {error}") from None
+    if login.result != "OK":
+        raise MailboxError(Problem.LOGIN, _said(login.lines) or "login refused")
+    selected = await client.select(_quoted(cfg.folder))
+    if selected.result != "OK":
+        raise MailboxError(Problem.FOLDER, f"folder {cfg.folder!r}: " + _said(selected.lines))
+    return client
+
+
+def _quoted(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _said(lines: list[bytes]) -> str:
+    return " ".join(bytes(b).decode("utf-8", "replace") for b in lines[:1]).strip()
+
+
+def uidvalidity_of(lines: list[bytes]) -> int:
+    for line in lines:
+        found = _UIDVALIDITY.search(bytes(line))
+        if found:
+            return int(found.group(1))
+    return 0
+
+
+async def describe(cfg: MailboxConfig) -> str:
+    """`ticketbot mailbox --test`: log in, look at the folder, log out."""
+    client = await connect(cfg)
+    try:
+        status = await client.protocol.execute(
+            aioimaplib.Command("NOOP", client.protocol.new_tag(), loop=client.protocol.loop)
+        )
+        del status
+        listing = await client.uid("fetch", "1:*", "(UID)")
+        count = sum(1 for line in listing.lines if b" FETCH " in bytes(line))
+        idle = "IDLE" if client.has_capability("IDLE") else "no IDLE (polled every minute)"
+        return f"ok: logged in to {cfg.host}; folder {cfg.folder!r} holds {count} messages; {idle}"
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.logout(), 5)
+
+
+@dataclass
+class MailboxWatcher:
+    """Keeps the folder read: connect, catch up, then IDLE (or poll), reconnect with
+    back-off. `handle` handles what was stored; `trouble`/`recovered` tell the group."""
+
+    cfg: MailboxConfig
+    stores: Stores
+    clock: Clock
+    handle: Callable[[], Awaitable[object]]
+    trouble: Callable[[MailboxError], Awaitable[None]]
+    recovered: Callable[[], Awaitable[None]]
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()  # tests and the demo wait on it
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="mailbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            client = None
+            try:
+                client = await connect(self.cfg)
+                if failures:
+                    await self.recovered()
+                failures = 0
+                self.connected.set()
+                await self._watch(client)
+            except asyncio.CancelledError:
+                raise
+            except MailboxError as error:
+                failures += 1
+                log.warning("mailbox: %s", error)
+                await self._told(error, failures)
+            except Exception as error:  # the server went away mid-command, a bug: go on
+                failures += 1
+                log.warning("mailbox: connection lost (%s: %s)", type(error).__name__, error)
+                await self._told(MailboxError(Problem.UNREACHABLE, str(error)), failures)
+            finally:
+                self.connected.clear()
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(client.logout(), 2)
+            delay = min(FIRST_RETRY_SECONDS * 2 ** max(failures - 1, 0), MAX_RETRY_SECONDS)
+            await asyncio.sleep(delay * self.rng.uniform(0.8, 1.2))
+
+    async def _told(self, error: MailboxError, failures: int) -> None:
+        # A refused login is told at once; a short outage (a restart of the server) only
+        # from the third try on. Either is told once (the callee keeps that state).
+        if error.problem != Problem.UNREACHABLE or failures >= 3:
+            try:
+                await self.trouble(error)
+            except Exception:
+                log.exception("mailbox: could not record the trouble")
+
+    async def _watch(self, client: aioimaplib.IMAP4) -> None:
+        idle = client.has_capability("IDLE")
+        while True:
+            await self.catch_up(client)
+            if idle:
+                # Renewed before servers drop it (RFC 2177: 29 minutes; some cut at 25+).
+                waiting = await client.idle_start(timeout=self.cfg.idle_seconds)
+                try:
+                    await client.wait_server_push(timeout=self.cfg.idle_seconds)
+                except TimeoutError:
+                    pass
+                finally:
+                    if client.has_pending_idle():
+                        client.idle_done()
+                    await asyncio.wait_for(waiting, COMMAND_TIMEOUT)
+            else:
+                await asyncio.sleep(self.cfg.poll_seconds)
+                await client.protocol.execute(
+                    aioimaplib.Command(
+                        "NOOP", client.protocol.new_tag(), loop=client.protocol.loop
+                    )
+                )
+
+    async def catch_up(self, client: aioimaplib.IMAP4) -> int:
+        """Store every mail past the checkpoint, flag it, then handle what is stored."""
+        folder = self.cfg.folder
+        selected = await client.select(_quoted(folder))
+        if selected.result != "OK":
+            raise MailboxError(Problem.FOLDER, f"folder {folder!r}: " + _said(selected.lines))
+        validity = uidvalidity_of(selected.lines)
+        mark = await self.stores.mails.checkpoint(folder)
+        if mark is None or mark[0] != validity:
+            await self.stores.mails.restart_folder(folder, validity)
+            mark = (validity, 0)
+        listing = await client.uid("fetch", f"{mark[1] + 1}:*", "(UID RFC822.SIZE)")
+        found = []
+        for line in listing.lines:
+            head = _FETCH_HEAD.search(bytes(line))
+            if head:
+                uid = int(head.group(1) or head.group(4))
+                size = int(head.group(2) or head.group(3))
+                if uid > mark[1]:  # "n:*" always names the last mail, even below n
+                    found.append((uid, size))
+        stored = 0
+        for uid, size in sorted(found):
+            raw = await self._fetch(client, uid, headers_only=size > self.cfg.max_bytes)
+            if raw is None:
+                continue
+            key = message_key(raw)
+            if await self.stores.mails.store_fetched(
+                folder, validity, uid, key, raw, size, self.clock()
+            ):
+                stored += 1
+            # Flagged only once it is stored; the flag is for people reading the folder.
+            await client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)")
+        await self.handle()
+        return stored
+
+    async def _fetch(
+        self, client: aioimaplib.IMAP4, uid: int, *, headers_only: bool
+    ) -> bytes | None:
+        part = "BODY.PEEK[HEADER]" if headers_only else "BODY.PEEK[]"
+        response = await client.uid("fetch", str(uid), f"(UID {part})")
+        for line in response.lines:
+            if isinstance(line, bytearray):
+                return bytes(line)
+        return None
