@@ -5,6 +5,7 @@ domain/mail.py; this is where the two meet the tickets."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -164,7 +165,7 @@ class MailDesk:
         text = self._trouble_text(str(error.problem))
         await self.stores.people.set_setting(
             TROUBLE_KEY, str(error.problem),
-            [send_effect(self.group_id(), text, f"mailbox:{self.clock().isoformat()}")],
+            [send_effect(self.group_id(), text, f"mailbox:{uuid.uuid4().hex}")],
         )  # fmt: skip
 
     async def recovered(self) -> None:
@@ -173,5 +174,5 @@ class MailDesk:
         text = self._trouble_text("ok")
         await self.stores.people.set_setting(
             TROUBLE_KEY, None,
-            [send_effect(self.group_id(), text, f"mailbox:{self.clock().isoformat()}")],
+            [send_effect(self.group_id(), text, f"mailbox:{uuid.uuid4().hex}")],
         )  # fmt: skip

@@ -156,6 +156,31 @@ def cmd_recap(args: argparse.Namespace) -> int:
     return _run_on_database(config, main)
 
 
+def cmd_mailbox(args: argparse.Namespace) -> int:
+    """`mailbox --test`: log in to [mailbox] and look at its folder; one line either way."""
+    config = _load(args.config, need_token=False)
+    if not args.test:
+        print("choose --test (log in and list the folder); the bot itself watches the mailbox",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    if not config.mailbox.enabled:
+        print("mailbox.host: is empty, so the mailbox is off; set [mailbox] first",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    from ticketbot.mailbox import MailboxError, describe
+
+    try:
+        print(asyncio.run(asyncio.wait_for(describe(config.mailbox), 90)))
+    except MailboxError as error:
+        print(f"mailbox: {error.problem}: {redact(error.detail)}", file=sys.stderr)
+        return 1
+    except TimeoutError:
+        print(f"mailbox: unreachable: {config.mailbox.host} did not answer in 90 s",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
 class _Refused(Exception):
     """A one-line problem with the database; exit 2."""
 
@@ -439,6 +464,13 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="list what would be erased; change nothing"
     )
     purge.set_defaults(func=cmd_purge)
+
+    mailbox = verb("mailbox", "check the [mailbox] of the DWH admin's answers")
+    mailbox.add_argument("--config", type=Path, required=True, help=CONFIG_HELP)
+    mailbox.add_argument(
+        "--test", action="store_true", help="log in and list the folder; one line on failure"
+    )
+    mailbox.set_defaults(func=cmd_mailbox)
     return p
 
 

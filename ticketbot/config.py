@@ -276,6 +276,7 @@ def _beside_config(value: object, info: ValidationInfo) -> Path | None:
 
 
 SECURITY = ("none", "starttls", "tls")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class SmtpConfig(Section):
@@ -322,7 +323,7 @@ class MailboxConfig(Section):
     ] = 993  # fmt: skip
     security: Annotated[
         str, BeforeValidator(_string),
-        _checked(lambda s: s in ("tls", "starttls"), 'must be "tls" or "starttls"'),
+        _checked(lambda s: s in SECURITY, 'must be "tls", "starttls" or "none"'),
     ] = "tls"  # fmt: skip
     username: Str = ""
     password: Secret = SecretStr("")  # or TICKETBOT_IMAP_PASSWORD
@@ -340,6 +341,7 @@ class MailboxConfig(Section):
     # minutes), and the poll where the server has no IDLE.
     idle_seconds: Number = 24 * 60
     poll_seconds: Number = 60
+    retry_seconds: Number = 5  # the first reconnect's wait; doubled each time, at most 10 min
 
     @property
     def enabled(self) -> bool:
@@ -707,6 +709,11 @@ def parse_config(
             problems.append(f"mailbox.ca_file: {mailbox.ca_file} is not a readable file")
         if not mailbox.username:
             problems.append("mailbox.username: is required when mailbox.host is set")
+        if mailbox.security == "none" and mailbox.host not in LOOPBACK:
+            problems.append(
+                'mailbox.security: "none" would send the password unencrypted; use "tls" or'
+                ' "starttls" (plain IMAP only to a server on this machine, 127.0.0.1)'
+            )
     database = read.get("database")
     path = _database_path(database.path, base, problems) if database else base
     calendar_section: CalendarConfig | None = read.get("calendar")

@@ -30,12 +30,12 @@ from ticketbot.mailer import tls_context
 from ticketbot.store import Stores
 
 log = logging.getLogger(__name__)
-FIRST_RETRY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 600.0
 COMMAND_TIMEOUT = 60.0
 _FETCH_HEAD = re.compile(rb"\(UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _MSGID = re.compile(r"<[^<>\s]+>")
+LOST = [b"* BYE connection lost"]  # what the watcher's IDLE hears when the server goes
 
 
 class Problem(StrEnum):
@@ -82,8 +82,11 @@ async def connect(cfg: MailboxConfig) -> aioimaplib.IMAP4:
         client = (
             aioimaplib.IMAP4_SSL(cfg.host, cfg.port, timeout=COMMAND_TIMEOUT, ssl_context=context)
             if cfg.security == "tls"
+            # "none" only on loopback (check-config refuses it elsewhere)
             else aioimaplib.IMAP4(cfg.host, cfg.port, timeout=COMMAND_TIMEOUT)
         )
+        # A server that goes away during IDLE must wake the watcher, not leave it waiting.
+        client.protocol.conn_lost_cb = lambda _exc: client.protocol.idle_queue.put_nowait(LOST)
         await asyncio.wait_for(client.wait_hello_from_server(), COMMAND_TIMEOUT)
         if cfg.security == "starttls":
             if not client.has_capability("STARTTLS"):
@@ -133,14 +136,15 @@ async def describe(cfg: MailboxConfig) -> str:
     """`ticketbot mailbox --test`: log in, look at the folder, log out."""
     client = await connect(cfg)
     try:
-        status = await client.protocol.execute(
-            aioimaplib.Command("NOOP", client.protocol.new_tag(), loop=client.protocol.loop)
-        )
-        del status
-        listing = await client.uid("fetch", "1:*", "(UID)")
-        count = sum(1 for line in listing.lines if b" FETCH " in bytes(line))
+        selected = await client.select(_quoted(cfg.folder))
+        exists = next(
+            (int(m.group(1)) for line in selected.lines
+             if (m := re.match(rb"(\d+) EXISTS", bytes(line)))), 0,
+        )  # fmt: skip
         idle = "IDLE" if client.has_capability("IDLE") else "no IDLE (polled every minute)"
-        return f"ok: logged in to {cfg.host}; folder {cfg.folder!r} holds {count} messages; {idle}"
+        return (
+            f"ok: logged in to {cfg.host}; folder {cfg.folder!r} holds {exists} messages; {idle}"
+        )
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.logout(), 5)
@@ -161,7 +165,23 @@ class MailboxWatcher:
 
     def __post_init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
-        self.connected = asyncio.Event()  # tests and the demo wait on it
+        self.connected = asyncio.Event()
+        self.rounds = 0  # folder catch-ups done (tests and the demo wait on it)
+        self.failures = 0  # rounds failed in a row (the back-off, and when to tell)
+        self._caught_up = asyncio.Condition()
+
+    async def wait_rounds(self, count: int) -> None:
+        """Until `count` catch-ups have been done since start."""
+        await self.wait_until(lambda w: w.rounds >= count)
+
+    async def wait_until(self, predicate: Callable[[MailboxWatcher], bool]) -> None:
+        """Until `predicate` holds after a round or a failed try (the tests, the demo)."""
+        async with self._caught_up:
+            await self._caught_up.wait_for(lambda: predicate(self))
+
+    async def _changed(self) -> None:
+        async with self._caught_up:
+            self._caught_up.notify_all()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="mailbox")
@@ -173,38 +193,35 @@ class MailboxWatcher:
                 await self._task
 
     async def run(self) -> None:
-        failures = 0
         while True:
             client = None
             try:
                 client = await connect(self.cfg)
-                if failures:
-                    await self.recovered()
-                failures = 0
                 self.connected.set()
                 await self._watch(client)
             except asyncio.CancelledError:
                 raise
             except MailboxError as error:
-                failures += 1
+                self.failures += 1
                 log.warning("mailbox: %s", error)
-                await self._told(error, failures)
-            except Exception as error:  # the server went away mid-command, a bug: go on
-                failures += 1
+                await self._told(error)
+            except Exception as error:  # the server went away mid-command, a full disk: go on
+                self.failures += 1
                 log.warning("mailbox: connection lost (%s: %s)", type(error).__name__, error)
-                await self._told(MailboxError(Problem.UNREACHABLE, str(error)), failures)
+                await self._told(MailboxError(Problem.UNREACHABLE, str(error)))
             finally:
                 self.connected.clear()
+                await self._changed()
                 if client is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(client.logout(), 2)
-            delay = min(FIRST_RETRY_SECONDS * 2 ** max(failures - 1, 0), MAX_RETRY_SECONDS)
-            await asyncio.sleep(delay * self.rng.uniform(0.8, 1.2))
+            wait = self.cfg.retry_seconds * 2 ** max(self.failures - 1, 0)
+            await asyncio.sleep(min(wait, MAX_RETRY_SECONDS) * self.rng.uniform(0.8, 1.2))
 
-    async def _told(self, error: MailboxError, failures: int) -> None:
+    async def _told(self, error: MailboxError) -> None:
         # A refused login is told at once; a short outage (a restart of the server) only
         # from the third try on. Either is told once (the callee keeps that state).
-        if error.problem != Problem.UNREACHABLE or failures >= 3:
+        if error.problem != Problem.UNREACHABLE or self.failures >= 3:
             try:
                 await self.trouble(error)
             except Exception:
@@ -213,18 +230,31 @@ class MailboxWatcher:
     async def _watch(self, client: aioimaplib.IMAP4) -> None:
         idle = client.has_capability("IDLE")
         while True:
-            await self.catch_up(client)
+            # Again until nothing new: a mail that arrives while a round runs is announced
+            # outside IDLE, where the client drops the notice.
+            found = 1
+            while found:
+                found = await self.catch_up(client)
+                if self.failures:
+                    # Back-off ends once a whole round worked, not at login: a round that
+                    # fails every time (a full disk) must not spin, nor tell "back" and
+                    # "gone" in turn.
+                    self.failures = 0
+                    await self.recovered()
+                self.rounds += 1
+                await self._changed()
             if idle:
                 # Renewed before servers drop it (RFC 2177: 29 minutes; some cut at 25+).
                 waiting = await client.idle_start(timeout=self.cfg.idle_seconds)
-                try:
-                    await client.wait_server_push(timeout=self.cfg.idle_seconds)
-                except TimeoutError:
-                    pass
-                finally:
-                    if client.has_pending_idle():
-                        client.idle_done()
-                    await asyncio.wait_for(waiting, COMMAND_TIMEOUT)
+                heard = None
+                with contextlib.suppress(TimeoutError):
+                    heard = await client.wait_server_push(timeout=self.cfg.idle_seconds)
+                if heard is LOST:
+                    waiting.cancel()
+                    raise MailboxError(Problem.UNREACHABLE, "the server closed the connection")
+                if client.has_pending_idle():
+                    client.idle_done()
+                await asyncio.wait_for(waiting, COMMAND_TIMEOUT)
             else:
                 await asyncio.sleep(self.cfg.poll_seconds)
                 await client.protocol.execute(
@@ -234,7 +264,8 @@ class MailboxWatcher:
                 )
 
     async def catch_up(self, client: aioimaplib.IMAP4) -> int:
-        """Store every mail past the checkpoint, flag it, then handle what is stored."""
+        """Store every mail past the checkpoint, flag it, then handle what is stored.
+        Returns how many mails were past the checkpoint."""
         folder = self.cfg.folder
         selected = await client.select(_quoted(folder))
         if selected.result != "OK":
@@ -253,20 +284,19 @@ class MailboxWatcher:
                 size = int(head.group(2) or head.group(3))
                 if uid > mark[1]:  # "n:*" always names the last mail, even below n
                     found.append((uid, size))
-        stored = 0
         for uid, size in sorted(found):
             raw = await self._fetch(client, uid, headers_only=size > self.cfg.max_bytes)
             if raw is None:
                 continue
             key = message_key(raw)
-            if await self.stores.mails.store_fetched(
+            # A copy of a mail already stored (its Message-ID) is not stored again.
+            await self.stores.mails.store_fetched(
                 folder, validity, uid, key, raw, size, self.clock()
-            ):
-                stored += 1
+            )
             # Flagged only once it is stored; the flag is for people reading the folder.
             await client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)")
         await self.handle()
-        return stored
+        return len(found)
 
     async def _fetch(
         self, client: aioimaplib.IMAP4, uid: int, *, headers_only: bool

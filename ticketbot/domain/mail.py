@@ -319,10 +319,12 @@ def answer_lines(text: str, limit: int = ANSWER_LINES) -> tuple[str, ...]:
     lines: list[str] = []
     for raw in text.replace("\r\n", "\n").split("\n"):
         line = " ".join(raw.split())
-        if line.startswith(">") or _QUOTE_HEAD.match(line):
+        if _QUOTE_HEAD.match(line):
+            break  # what follows is the recap (or a forwarded mail), not the answer
+        if line.startswith(">"):
             if lines:
                 break
-            continue
+            continue  # answers written below the quote are read too
         if _SIGNATURE.match(line) and lines:
             break
         if line:
