@@ -173,6 +173,11 @@ async def test_out_of_office_delay_and_bounce(msim: Simulation, imap: ImapServer
         assert last is not None and last.action == "undelivered" and last.actor_id is None
     [told] = [c.params["text"] for c in sim.api.calls_of("sendMessage")[before + 2 :]]
     assert "tidak sampai" in told and mails.ADMIN in told and "5.1.1" in told
+    # The batch's summary says so too, and no longer claims anything confirmed.
+    assert batch.summary_message_id is not None
+    shown = sim.message(batch.summary_message_id)
+    assert "Tidak sampai: server email menolak untuk admin-dwh@example.go.id" in (shown.text or "")
+    assert "sudah dikonfirmasi" not in (shown.text or "") and shown.reply_markup is None
     # A second report of the same failure changes nothing more.
     await arrive(sim, imap, mails.exchange_bounce(), handled=5)
     assert (await sim.services.repo.batches.get_batch(1)).undelivered == mails.ADMIN  # type: ignore[union-attr]

@@ -26,10 +26,13 @@ def test_demo_covers_every_sop_step_and_writes_the_email(tmp_path: Path) -> None
     out = io.StringIO()
     steps = run_demo(tmp_path / "out", out)
     transcript = out.getvalue()
-    assert steps == ["1–2", "3", "5 (ditolak)", "4", "5"]
+    assert steps == ["1–2", "3", "5 (ditolak)", "4", "4 (email masuk)", "5"]
     for fragment in ("Tiket #1", "Tiket belum dibuat", "Sudah ada tiket terbuka", "Verifikasi",
                      "Alasan penolakan", "Sinkron di Konsolidasi", "Email diterima server SMTP",
-                     "konfirmasi 1 tiket", "https://wa.me/", "Selesai — pemohon sudah diinformasikan"):  # fmt: skip
+                     "konfirmasi 2 tiket", "https://wa.me/", "Selesai — pemohon sudah diinformasikan",
+                     # The DWH side's mail, read from the demo's own IMAP server (SPEC §4c).
+                     "tidak sampai ke admin DWH pusat", "[SINKRON 12.73 B2]", "Balasan otomatis",
+                     "🔁 #3 sinkron ulang: gagal: NIK ganda", "Diterapkan oleh Budi ADB"):  # fmt: skip
         assert fragment in transcript, fragment
     # The group never shows a full NIK; only the staff's own typing and the pop-up do.
     group_lines = [ln for ln in transcript.splitlines() if ln.strip().startswith("│")]
@@ -43,7 +46,7 @@ def test_demo_covers_every_sop_step_and_writes_the_email(tmp_path: Path) -> None
     deletions = [ln for ln in transcript.splitlines() if "Bot menghapus pesan" in ln]
     assert any("(memuat NIK lengkap)" in ln for ln in deletions)
     assert any("(pesan bot yang sudah usang)" in ln for ln in deletions)
-    assert readme_intakes() == "four intakes"
+    assert readme_intakes() == "five intakes"
 
 
 def readme_intakes() -> str:

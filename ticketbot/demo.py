@@ -1,8 +1,9 @@
 """`ticketbot demo`: one office day of SOP 09 on this machine, no token, no network.
 
-The real application runs against the Bot API emulator and an SMTP sink on loopback (the
-same Simulation the tests use). The transcript shows the group as people see it; the recap
-email, its HTML and its XLSX are written to the output directory.
+The real application runs against the Bot API emulator, an SMTP sink and an IMAP server
+on loopback (the same Simulation and servers the tests use). The transcript shows the group
+as people see it; the recap email, its HTML and its XLSX are written to the output
+directory.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import asyncio
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote
 
 from ticketbot.emulator.botapi import ApiCall
+from ticketbot.emulator.imap import ImapServer
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STAF2, TZ, Person, Simulation
 from ticketbot.paths import write_private
 
@@ -29,6 +33,62 @@ TICKET_B = (
     "HP: +62 813 7000 1234\nKeterangan: Pembukaan rekening ditolak, NIK tidak ditemukan"
 )
 BAD_NIK = TICKET_A.replace("1273014506850001", "1273013206850001").replace("0812-", "0631 ")
+TICKET_C = (
+    "/tiket\nNIK: 1273035512880003\nKK: 1273030101120007\nLembaga: BPJS Kesehatan\n"
+    "HP: 0813-6111-2222\nKeterangan: Kartu BPJS tidak aktif, NIK tidak terbaca"
+)
+ADMIN = "admin-dwh@example.go.id"
+OFFICE_MAIL = "disdukcapil@example.go.id"
+
+
+def _mail(subject: str, body: str, refs: str, **headers: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Admin DWH Pusat <{ADMIN}>"
+    message["To"] = OFFICE_MAIL
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain="dwh.example.go.id")
+    message["In-Reply-To"] = refs
+    message["References"] = refs
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def _bounce(recap_id: str) -> bytes:
+    """What a Postfix server sends back when the admin's mailbox is full (RFC 3464)."""
+    text = f"""From: Mail Delivery System <MAILER-DAEMON@mx.example.go.id>
+To: {OFFICE_MAIL}
+Subject: Undelivered Mail Returned to Sender
+Message-ID: {make_msgid(domain="mx.example.go.id")}
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="dsn"
+
+--dsn
+Content-Type: text/plain; charset=us-ascii
+
+Your message could not be delivered: mailbox full.
+
+--dsn
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.go.id
+
+Final-Recipient: rfc822; {ADMIN}
+Action: failed
+Status: 5.2.2
+Diagnostic-Code: smtp; 552 5.2.2 mailbox full
+
+--dsn
+Content-Type: text/rfc822-headers
+
+Message-ID: {recap_id}
+Subject: Rekap sinkronisasi NIK DWH
+
+--dsn--
+"""
+    return text.replace("\n", "\r\n").encode()
 
 
 @dataclass
@@ -101,13 +161,24 @@ class Transcript:
 async def play(out_dir: Path, out: TextIO) -> Transcript:
     with tempfile.TemporaryDirectory(prefix="ticketbot-demo-") as tmp:
         start = datetime(2026, 11, 24, 8, 0, tzinfo=TZ)  # a Tuesday
-        sim = Simulation(Path(tmp))
-        sim.clock.now = start
-        async with sim:
-            t = Transcript(sim, out)
-            t.seen = len(sim.api.calls)
-            await run_day(sim, t)
-            write_outputs(sim, out_dir, t)
+        # The office's mailbox for the DWH admin's answers: a real IMAP server on loopback.
+        imap = ImapServer()
+        await imap.start()
+        try:
+            settings = {
+                "mailbox__host": "127.0.0.1", "mailbox__port": imap.port,
+                "mailbox__security": "none", "mailbox__username": imap.user,
+                "mailbox__password": imap.password,
+            }  # fmt: skip
+            sim = Simulation(Path(tmp), settings=settings)
+            sim.clock.now = start
+            async with sim:
+                t = Transcript(sim, out)
+                t.seen = len(sim.api.calls)
+                await run_day(sim, t, imap)
+                write_outputs(sim, out_dir, t)
+        finally:
+            await imap.stop()
         return t
 
 
@@ -135,7 +206,19 @@ async def tap(sim: Simulation, t: Transcript, who: Person, message_id: int, labe
     t.bot_calls()
 
 
-async def run_day(sim: Simulation, t: Transcript) -> None:
+async def mail_arrives(sim: Simulation, t: Transcript, imap: ImapServer, raw: bytes) -> None:
+    """A mail reaches the office's mailbox; the bot reads it (IDLE) and tells the group."""
+    watcher = sim.services.mailbox
+    assert watcher is not None
+    handled = len(await sim.services.repo.mails.mails()) + 1
+    await imap.deliver(raw)
+    while len([m for m in await sim.services.repo.mails.mails() if m.handled_at]) < handled:
+        await watcher.wait_rounds(watcher.rounds + 1)
+    await sim.services.outbox.drained()
+    t.bot_calls()
+
+
+async def run_day(sim: Simulation, t: Transcript, imap: ImapServer) -> None:
     t.line("ticketbot demo — SOP 09 Disdukcapil Kota Sibolga: sinkronisasi NIK pada DWH")
     t.line("Satu hari kerja (Selasa 24 November 2026) di grup Telegram kantor, dimainkan di")
     t.line("komputer ini: Bot API tiruan dan server email lokal, tanpa token, tanpa internet.")
@@ -156,6 +239,9 @@ async def run_day(sim: Simulation, t: Transcript) -> None:
     at(sim, 8, 10)
     await say(sim, t, STAF2, TICKET_B)
     card_b = sim.last_bot_message().message_id
+    at(sim, 8, 11)
+    await say(sim, t, STAF, TICKET_C)
+    card_c = sim.last_bot_message().message_id
 
     t.step("3", "Kasi memverifikasi NIK dan memerintahkan ADB (atau menolak dengan alasan)")
     at(sim, 8, 12)
@@ -164,6 +250,8 @@ async def run_day(sim: Simulation, t: Transcript) -> None:
     at(sim, 8, 14)
     await tap(sim, t, KASI, card_b, "Tolak")
     await tap(sim, t, KASI, card_b, "1. ")
+    at(sim, 8, 15)
+    await tap(sim, t, KASI, card_c, "Verifikasi")
 
     t.step("5 (ditolak)", "Staf menginformasikan penolakan ke pemohon lewat WhatsApp")
     at(sim, 8, 18)
@@ -173,6 +261,7 @@ async def run_day(sim: Simulation, t: Transcript) -> None:
     t.step("4", "ADB SIAK menyinkronkan di Konsolidasi; rekap harian terkirim ke admin DWH")
     at(sim, 10, 0)
     await tap(sim, t, ADB, card_a, "Konsolidasi")
+    await tap(sim, t, ADB, card_c, "Konsolidasi")
     await say(sim, t, STAF, "/rekap")
     at(sim, 15, 0)
     t.line(f"[{t.when()}] ⏰ Jadwal rekap harian (recap.time = 15:00)")
@@ -181,10 +270,34 @@ async def run_day(sim: Simulation, t: Transcript) -> None:
     received = sim.smtp.received[0]
     t.line(f"      📧 Email diterima server SMTP: {received.message['Subject']}")
     t.line(f"         kepada {', '.join(received.recipients)}, lampiran XLSX")
-    summary = sim.last_bot_message().message_id
+    first_recap = str(received.message["Message-ID"])
+
+    t.step("4 (email masuk)", "jawaban dari sisi DWH masuk ke grup lewat kotak surat kantor")
+    at(sim, 15, 2)
+    t.line(f"[{t.when()}] 📥 Server email pusat mengembalikan rekap: kotak surat admin penuh")
+    await mail_arrives(sim, t, imap, _bounce(first_recap))
+    at(sim, 15, 10)
+    await say(sim, t, ADB, "/rekap kirim")
+    second = sim.smtp.received[-1].message
+    t.line(f"      📧 Email diterima server SMTP: {second['Subject']}")
+    at(sim, 15, 11)
+    t.line(f"[{t.when()}] 📥 Balasan otomatis admin DWH (sedang rapat)")
+    await mail_arrives(sim, t, imap, _mail(
+        f"Automatic reply: {second['Subject']}", "Saya sedang rapat sampai pukul 15.30.",
+        str(second["Message-ID"]), Auto_Submitted="auto-replied",
+    ))  # fmt: skip
     at(sim, 15, 40)
-    t.line("      (admin DWH pusat membalas email: data sudah sinkron di DWH)")
-    await tap(sim, t, ADB, summary, "DWH")
+    t.line(f"[{t.when()}] 📥 Admin DWH pusat membalas: satu tiket gagal")
+    await mail_arrives(sim, t, imap, _mail(
+        f"Re: {second['Subject']}",
+        "Selamat sore,\nSudah kami sinkronkan di DWH.\n#3 gagal: NIK ganda di DWH, mohon"
+        " dicek ulang di SIAK.\n\nSalam,\nAdmin DWH\n\nPada Sel, 24 Nov 2026 menulis:\n"
+        "> Rekap sinkronisasi NIK DWH\n",
+        str(second["Message-ID"]),
+    ))  # fmt: skip
+    [answer] = [m for m in await sim.services.repo.mails.mails() if m.proposal]
+    assert answer.group_message_id is not None
+    await tap(sim, t, ADB, answer.group_message_id, "Terapkan")
 
     t.step("5", "Staf menginformasikan pemohon bahwa data sudah sinkron di DWH; tiket selesai")
     at(sim, 15, 43)
