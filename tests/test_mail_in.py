@@ -189,6 +189,26 @@ async def test_out_of_office_delay_and_bounce(msim: Simulation, imap: ImapServer
     assert "[SINKRON 12.73 B2]" in str(sim.smtp.received[-1].message["Subject"])
 
 
+@pytest.mark.parametrize("msim", [{"recap__cc": ["kabid-lama@example.go.id"]}], indirect=True)
+async def test_a_bounce_from_a_cc_address_changes_nothing(
+    msim: Simulation, imap: ImapServer
+) -> None:
+    sim = msim
+    await recap_sent(sim)
+    before = len(sim.api.calls_of("sendMessage"))
+    cc_bounce = mails.postfix_bounce().replace(mails.ADMIN.encode(), b"kabid-lama@example.go.id")
+    await arrive(sim, imap, cc_bounce, handled=1)
+    [mail] = await sim.services.repo.mails.mails()
+    batch = await sim.services.repo.batches.get_batch(1)
+    assert mail.verdict == "bounce" and batch is not None and batch.undelivered is None
+    assert {t.state for t in await sim.services.repo.batches.batch_tickets(1)} == {
+        State.SENT_TO_DWH
+    }
+    [told] = [c.params["text"] for c in sim.api.calls_of("sendMessage")[before:]]
+    assert "tidak sampai ke kabid-lama@example.go.id" in told
+    assert "tidak ada tiket yang berubah" in told
+
+
 @pytest.mark.parametrize("msim", [{"mailbox__authserv_id": "mx.example.go.id"}], indirect=True)
 async def test_a_spoofed_sender_is_shown_unverified_without_buttons(
     msim: Simulation, imap: ImapServer

@@ -409,7 +409,7 @@ async def test_recap_xlsx_reads_with_pandas_defaults_and_is_a_plain_table(
     as_text = pd.read_excel(io.BytesIO(xlsx), dtype=str)
     assert as_text["No. KK"].tolist() == ["1273010101090003"]
     sheet = load_workbook(io.BytesIO(xlsx)).active
-    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:N2"
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:P2"
     assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.fitToWidth == 1
     assert sheet.sheet_properties.pageSetUpPr.fitToPage
     assert sheet.cell(row=2, column=6).alignment.wrap_text

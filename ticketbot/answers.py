@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Any
 
 from ticketbot.clock import Clock
@@ -127,7 +128,12 @@ class MailDesk:
             assert mail.bounce is not None
             shown.update(recipients=list(mail.bounce.recipients), status=mail.bounce.status,
                          diagnostic=redact_personal(mail.bounce.diagnostic))  # fmt: skip
-            if mail.kind == Kind.BOUNCE and batch.status == "sent" and not batch.undelivered:
+            # The DWH never got it only when every recap.to address refused it (a Cc that
+            # bounces is told, and changes nothing).
+            to = {parseaddr(a)[1].lower() for a in self.config.recap.to}
+            refused_all = to <= set(mail.bounce.recipients)
+            if (mail.kind == Kind.BOUNCE and refused_all and batch.status == "sent"
+                    and not batch.undelivered):  # fmt: skip
                 undeliver = self.config.procedure.transition_for(
                     Action.UNDELIVERED, State.SENT_TO_DWH
                 )
