@@ -413,7 +413,7 @@ async def test_recap_xlsx_reads_with_pandas_defaults_and_is_a_plain_table(
     assert sheet.page_setup.orientation == "landscape" and sheet.page_setup.fitToWidth == 1
     assert sheet.sheet_properties.pageSetUpPr.fitToPage
     assert sheet.cell(row=2, column=6).alignment.wrap_text
-    widths = [sheet.column_dimensions[c].width for c in "ABCDEFGHIJKLMN"]
+    widths = [sheet.column_dimensions[c].width for c in "ABCDEFGHIJKLMNOP"]
     assert all(w >= len(h) * 0.8 for w, h in zip(widths, HEADERS, strict=True))
 
 
