@@ -105,3 +105,9 @@ def test_an_unknown_region_code_is_a_config_error(
         main(["check-config", "--config", str(config)])
     assert exited.value.code == 2
     assert "office.kode_wilayah: '12.99' is not a kab/kota code" in capsys.readouterr().err
+    config.write_text(config.read_text().replace('"12.99"', '"92.71"'))
+    with pytest.raises(SystemExit) as exited:
+        main(["check-config", "--config", str(config)])
+    assert exited.value.code == 2
+    assert ("office.kode_wilayah: '92.71' was retired by the 2022 Papua split; it is now"
+            " '96.71'") in capsys.readouterr().err  # fmt: skip

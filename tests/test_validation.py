@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tests.conftest import form
 from ticketbot.config import DEFAULT_LEMBAGA
 from ticketbot.domain.privacy import mask_number, mask_phone, redact_numbers
+from ticketbot.domain.regions import KAB_KOTA, PROVINCES, RETIRED
 from ticketbot.domain.validation import (
     LembagaCatalog,
     check_number,
@@ -82,6 +83,26 @@ def test_unknown_region_is_a_warning_not_a_rejection() -> None:
     assert unknown.errors == () and "provinsi 99" in unknown.warnings[0]
     unknown_city = check_number("1299014506850001", kind="nik")
     assert unknown_city.value and "12.99" in unknown_city.warnings[0]
+    # Outside Sumatera Utara too, by the whole Kepmendagri 2025 table.
+    assert check_number("3199014506850001", kind="nik").warnings != ()
+    assert check_number("6571014506850001", kind="nik").warnings == ()  # Kota Tarakan
+
+
+def test_the_kab_kota_table_is_kepmendagri_2025_with_the_retired_papua_codes() -> None:
+    assert len(KAB_KOTA) == 514 and KAB_KOTA["12.73"] == "Kota Sibolga"
+    assert {code[:2] for code in KAB_KOTA} == set(PROVINCES)
+    # 26 codes retired by the 2022 Papua split, each now a kab/kota of a new province.
+    assert len(RETIRED) == 26 and not set(RETIRED) & set(KAB_KOTA)
+    assert {old[:2] for old in RETIRED} == {"91", "92"}
+    assert {new[:2] for new in RETIRED.values()} == {"93", "94", "95", "96"}
+    assert all(new in KAB_KOTA for new in RETIRED.values())
+    # A NIK from before the split is valid; the desk is told the region's code now.
+    merauke = check_number("9101014506850001", kind="nik")
+    assert merauke.value == "9101014506850001" and merauke.errors == ()
+    assert merauke.warnings == (
+        "NIK: kode kabupaten/kota 91.01 kode lama, sekarang 93.01 (Kabupaten Merauke);"
+        " NIK tetap berlaku.",
+    )
 
 
 @pytest.mark.parametrize(

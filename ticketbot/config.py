@@ -40,6 +40,7 @@ from ticketbot.domain.calendar import WEEKDAYS, Sla, SpecialPeriod, WorkCalendar
 from ticketbot.domain.lifecycle import SOP_09, Procedure, Transition
 from ticketbot.domain.privacy import carries_personal_number
 from ticketbot.domain.province import known_region
+from ticketbot.domain.regions import RETIRED
 from ticketbot.domain.validation import LembagaCatalog, claimed_twice
 
 TOKEN_ENV = "TICKETBOT_TELEGRAM_TOKEN"
@@ -241,8 +242,10 @@ class Section(BaseModel):
 
 def _kode_wilayah(value: object) -> str:
     kode = _string(value).strip()
+    if kode in RETIRED:
+        refuse(f"{kode!r} was retired by the 2022 Papua split; it is now {RETIRED[kode]!r}")
     if kode and not known_region(kode):
-        refuse(f'{kode!r} is not a kab/kota code of the region table (like "12.73")')
+        refuse(f'{kode!r} is not a kab/kota code of the Kepmendagri 2025 table (like "12.73")')
     return kode
 
 

@@ -10,28 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ticketbot.domain.regions import PROVINCES, SUMATERA_UTARA
+from ticketbot.domain.regions import KAB_KOTA, PROVINCES
 from ticketbot.domain.report import MonthReport
 
 FORMAT = "ticketbot-ringkasan-1"  # the summary's own version
 
 
 def region_name(kode: str) -> str:
-    """'12.73' -> 'Kota Sibolga' where the region table knows it, else the code."""
-    province, _, regency = kode.partition(".")
-    if province == "12" and regency in SUMATERA_UTARA:
-        kind = "Kota" if regency.startswith("7") else "Kabupaten"
-        return f"{kind} {SUMATERA_UTARA[regency]}"
+    """'12.73' -> 'Kota Sibolga' (the Kepmendagri 2025 table), else the code."""
+    province = kode.partition(".")[0]
+    if kode in KAB_KOTA:
+        return KAB_KOTA[kode]
     return f"{kode} ({PROVINCES[province]})" if province in PROVINCES else kode
 
 
 def known_region(kode: str) -> bool:
-    province, dot, regency = kode.partition(".")
-    if not (dot and len(province) == 2 and len(regency) == 2 and regency.isdigit()):
-        return False
-    if province != "12":
-        return province in PROVINCES
-    return regency in SUMATERA_UTARA
+    """A kab/kota of the table in force (a retired Papua code is not: its office uses the
+    new one)."""
+    return kode in KAB_KOTA
 
 
 def summary(

@@ -24,7 +24,7 @@ from ticketbot.domain.privacy import (
     strip_separators,
     utf16_len,
 )
-from ticketbot.domain.regions import PROVINCES, known_regency
+from ticketbot.domain.regions import KAB_KOTA, PROVINCES, RETIRED, known_regency
 
 # In UTF-16 units, as Telegram counts them.
 LIMITS = {
@@ -210,6 +210,11 @@ def region_warnings(digits: str, label: str) -> list[str]:
     province, regency, district = digits[0:2], digits[2:4], digits[4:6]
     if province not in PROVINCES:
         return [f"{label}: kode provinsi {province} tidak dikenal; periksa kembali."]
+    if f"{province}.{regency}" in RETIRED:
+        # Issued before the 2022 Papua split: still valid, the region has a new code.
+        now = RETIRED[f"{province}.{regency}"]
+        return [f"{label}: kode kabupaten/kota {province}.{regency} kode lama, sekarang {now}"
+                f" ({KAB_KOTA[now]}); NIK tetap berlaku."]  # fmt: skip
     if not known_regency(province, regency):
         return [f"{label}: kode kabupaten/kota {province}.{regency} tidak dikenal; periksa."]
     if district == "00":
