@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import VALID_FORM, form
 from ticketbot.emulator.botapi import StoredMessage
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, Simulation
@@ -89,3 +91,48 @@ async def test_pings_in_the_same_seconds_for_the_same_people_are_one_message(
         assert sim.message(ping.message_id).deleted
         assert sim.api.errors == []
         assert GROUP_ID < 0
+
+
+@pytest.mark.parametrize("sim", [{"reminders__private_pings": True}], indirect=True)
+async def test_private_pings_spare_the_group_for_people_with_a_private_chat(
+    sim: Simulation,
+) -> None:
+    for person in (KASI, ADB):
+        await sim.say(person, "/start", chat_id=person.user_id)
+    await sim.say(STAF, VALID_FORM)
+    card = sim.last_bot_message().message_id
+    # The Kasi is told privately, with a link to the card; the group gets no ping.
+    assert standing(sim) == []
+    [told] = [m for m in sim.api.visible(KASI.user_id) if m.from_id == sim.api.bot_id
+              and "Giliran Anda" in (m.text or "")]  # fmt: skip
+    assert told.text == "🔔 Giliran Anda — Menunggu verifikasi Kasi: #1"
+    assert told.reply_markup == {
+        "inline_keyboard": [
+            [{"text": "📋 Buka kartu", "url": f"https://t.me/c/{str(GROUP_ID)[4:]}/{card}"}]
+        ]
+    }
+
+    await sim.tap(KASI, card, "Verifikasi")
+    assert standing(sim) == []  # the ADB too, privately
+    await sim.tap(ADB, card, "Konsolidasi")
+    sim.clock.now = sim.clock.now.replace(hour=15, minute=0)
+    await sim.run_jobs()
+    await sim.tap(ADB, card, "DWH")
+    # The desk (no private chat) is pinged in the group, mentioning only them.
+    [ping] = standing(sim)
+    assert mentioned(ping) == [STAF.user_id]
+    private = [c for c in sim.api.calls_of("sendMessage") if int(c.params["chat_id"]) > 0]
+    assert [int(c.params["chat_id"]) for c in private if "Giliran" in c.params["text"]] == [
+        KASI.user_id, ADB.user_id]  # fmt: skip
+
+
+async def test_someone_who_blocked_the_bot_is_pinged_in_the_group(tmp_path: Path) -> None:
+    async with Simulation(tmp_path, settings={"reminders__private_pings": True}) as sim:
+        await sim.say(KASI, "/start", chat_id=KASI.user_id)
+        sim.api.started.discard(KASI.user_id)  # blocked the bot since
+        await sim.say(STAF, VALID_FORM)
+        [ping] = standing(sim)
+        assert mentioned(ping) == [KASI.user_id]
+        assert not await sim.services.repo.people.has_private_chat(KASI.user_id)
+        [refused] = sim.api.errors  # the one try Telegram refused, never repeated
+        assert refused.method == "sendMessage" and int(refused.params["chat_id"]) == KASI.user_id

@@ -314,6 +314,9 @@ class RemindersConfig(Section):
         int, BeforeValidator(_integer), AfterValidator(lambda n: max(n, 0))
     ] = 2
     morning_summary: Annotated[time | None, BeforeValidator(_optional_clock)] = time(7, 45)
+    # Turn pings to people who have a private chat with the bot go there (a link to the
+    # card), not to the group: the group's 20 messages a minute are what caps an office.
+    private_pings: Flag = False
 
 
 class MailboxConfig(Section):

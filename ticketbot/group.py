@@ -82,9 +82,21 @@ class Projection:
     async def turn(self, ticket: Ticket) -> tuple[int, ...]:
         return tuple(sorted(p.user_id for p in await self.office.turn(ticket)))
 
-    async def ping(self, tickets: list[Ticket]) -> CardView:
-        """One ping for tickets whose turn is the same people's (the first one's)."""
-        return CardView(self.views.ping(tickets, await self.office.turn(tickets[0])), ())
+    async def ping(self, tickets: list[Ticket], only: frozenset[int] | None = None) -> CardView:
+        """One ping for tickets whose turn is the same people's (the first one's); `only`:
+        just these of them (the others were pinged privately)."""
+        people = [
+            p for p in await self.office.turn(tickets[0]) if only is None or p.user_id in only
+        ]
+        return CardView(self.views.ping(tickets, people), ())
+
+    @property
+    def private_pings(self) -> bool:
+        return self.office.config.reminders.private_pings
+
+    async def private_ping(self, tickets: list[Ticket]) -> CardView:
+        """The turn ping in a person's private chat: the tickets, and a link to the card."""
+        return self.views.private_ping(tickets)
 
     async def answer(self, mail: StoredMail) -> CardView:
         batch = await self.office.repo.batches.get_batch(mail.batch_id) if mail.batch_id else None

@@ -134,7 +134,14 @@ class Renderer(Protocol):
 
     async def turn(self, ticket: Ticket) -> tuple[int, ...]: ...
 
-    async def ping(self, tickets: list[Ticket]) -> CardView: ...
+    async def ping(
+        self, tickets: list[Ticket], only: frozenset[int] | None = None
+    ) -> CardView: ...
+
+    @property
+    def private_pings(self) -> bool: ...
+
+    async def private_ping(self, tickets: list[Ticket]) -> CardView: ...
 
     async def answer(self, mail: StoredMail) -> CardView: ...
 
@@ -394,15 +401,36 @@ class OutboxWorker:
                 await self.pacer.acquire(ticket.chat_id, charged=False)
                 await telegram_io.delete(self.bot, ticket.chat_id, old)
         posted = None
-        if who:
+        in_group = frozenset(who)
+        if who and renderer.private_pings:
+            in_group -= await self._ping_privately(who, tickets)
+        if in_group:
             await self.pacer.acquire(ticket.chat_id, charged=True)
-            view = await renderer.ping(tickets)
+            view = await renderer.ping(tickets, in_group)
             sent = await telegram_io.send(self.bot, ticket.chat_id, view, ticket.card_message_id)
             self.saw(ticket.chat_id, sent.message_id)
             posted = sent.message_id
         await self._record(
             item, lambda: stores.outbox.pings_done(items, sorted(ids), posted, utcnow())
         )
+
+    async def _ping_privately(self, who: tuple[int, ...], tickets: list[Ticket]) -> set[int]:
+        """reminders.private_pings: each person with a private chat gets the ping there (the
+        group's budget is spared); returns who was reached. Someone who blocked the bot is
+        pinged in the group, now and from then on."""
+        reached = set()
+        view = await self.renderer.private_ping(tickets)
+        for user_id in who:
+            if not await self.stores.people.has_private_chat(user_id):
+                continue
+            await self.pacer.acquire(user_id, charged=True)
+            try:
+                await telegram_io.send(self.bot, user_id, view)
+            except Forbidden:
+                await self.stores.people.close_private_chat(user_id)
+                continue
+            reached.add(user_id)
+        return reached
 
     async def _place(self, item: OutboxItem) -> None:
         """A card or a recap summary: render it now, then edit it where it is, or post it

@@ -365,6 +365,20 @@ class Views:
             step=self.texts.label("queue", tickets[0].state),
         )  # fmt: skip
 
+    def private_ping(self, tickets: list[Ticket]) -> CardView:
+        """A turn ping sent privately: no mention needed (a private message notifies), a
+        button to the card where the group is a supergroup (t.me/c links need one)."""
+        text = self.texts.render(
+            "telegram/private_ping.html", tickets=tickets,
+            step=self.texts.label("queue", tickets[0].state),
+        )  # fmt: skip
+        first = tickets[0]
+        chat = str(first.chat_id)
+        if not chat.startswith("-100") or first.card_message_id is None:
+            return CardView(text, ())
+        url = f"https://t.me/c/{chat[4:]}/{first.card_message_id}"
+        return CardView(text, ((Button(self.texts.answer("button_open_card"), url=url),),))
+
     def reminder(self, reminder: Reminder) -> str:
         """One reminder round for one audience."""
         items = [

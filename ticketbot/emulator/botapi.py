@@ -620,6 +620,8 @@ class FakeBotApi:
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
         chat_id = self._chat(params)
+        if chat_id > 0 and chat_id not in self.started:
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         plain = self._text(params)
         markup = self._check_markup(params)
         reply_to = self._check_reply(params, chat_id)

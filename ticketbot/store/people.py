@@ -71,6 +71,11 @@ class PeopleStore:
                 (user_id,),
             )
 
+    async def close_private_chat(self, user_id: int) -> None:
+        """The person blocked the bot (Telegram says Forbidden): the group, from now on."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE people SET private_chat = 0 WHERE user_id = ?", (user_id,))
+
     async def has_private_chat(self, user_id: int) -> bool:
         async with self.db.conn.execute(
             "SELECT private_chat FROM people WHERE user_id = ?", (user_id,)
