@@ -267,11 +267,13 @@ async def on_rekap(update: Update, context: Context) -> None:
         text = s.texts.render("telegram/recap_sent_now.html", busy=True)
     else:
         count, news, problem = await s.desk.send_now()
+        # The reply already says what failed: one message, not two that disagree.
+        await group.announce(s, [n for n in news if n.kind != NewsKind.FAILED])
+        if problem is None and any(n.kind == NewsKind.SENT for n in news):
+            return  # the batch's summary, posted with the send, is the answer
         text = s.texts.render(
             "telegram/recap_sent_now.html", nothing=count == 0, count=count, problem=problem
         )
-        # The reply already says what failed: one message, not two that disagree.
-        await group.announce(s, [n for n in news if n.kind != NewsKind.FAILED])
     await s.repo.outbox.enqueue([group.reply(s, message, text, key_of(update))])
 
 
