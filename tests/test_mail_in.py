@@ -8,6 +8,7 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -359,3 +360,17 @@ async def test_mailbox_test_says_in_one_line_what_is_wrong(tmp_path: Path) -> No
                                'username = "u"\n')  # fmt: skip
     code, _, err = await _mailbox_test(remote)
     assert code == 2 and 'mailbox.security: "none" would send the password unencrypted' in err
+
+
+async def test_retention_erases_what_old_mail_said(msim: Simulation, imap: ImapServer) -> None:
+    sim = msim
+    await recap_sent(sim)
+    await arrive(sim, imap, mails.gmail_reply("Sudah.\n#2 gagal: nama Siti Aminah salah"),
+                 handled=1)  # fmt: skip
+    [before] = await sim.services.repo.mails.mails()
+    assert before.proposal is not None and before.shown["lines"]
+    sim.clock.now += timedelta(days=sim.services.config.retention_days + 1)
+    await sim.services.retention.purge()
+    [after] = await sim.services.repo.mails.mails()
+    assert after.proposal is None and "lines" not in after.shown and "subject" not in after.shown
+    assert (after.verdict, after.shown["sender"], after.batch_id) == ("reply", mails.ADMIN, 1)

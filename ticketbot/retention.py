@@ -55,6 +55,9 @@ class Retention:
         return await self.repo.tickets.purgeable(self.clock() - self.keep)
 
     async def purge(self, actor: Actor = BOT_ACTOR) -> list[int]:
+        # The DWH side's answers are about tickets too: their words go with the same rule
+        # (sender, verdict and the batch's events stay).
+        await self.repo.mails.forget_words(self.clock() - self.keep)
         ids = await self.due()
         if not ids:
             return []

@@ -176,6 +176,19 @@ class MailStore:
             await self.outbox.add(outcome.effects)
         return moved
 
+    async def forget_words(self, handled_before: datetime) -> int:
+        """Retention: what a mail said (its lines, subject, the admin's reasons) is erased
+        once it is older than the office keeps personal data."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE mails SET raw = NULL, proposal = NULL, shown = json_remove(shown,"
+                " '$.lines', '$.subject', '$.diagnostic') WHERE handled_at < ?"
+                " AND (proposal IS NOT NULL OR json_extract(shown, '$.lines') IS NOT NULL"
+                " OR json_extract(shown, '$.subject') IS NOT NULL)",
+                (to_db_time(handled_before),),
+            )
+        return cur.rowcount
+
     async def _event(
         self, batch_id: int | None, actor: Actor, action: str, stamp: str, detail: str
     ) -> None:
