@@ -401,3 +401,25 @@ async def test_the_recap_names_the_resident(sim: Simulation) -> None:
     lines = plain.splitlines()
     assert lines[lines.index("1. Tiket #1") + 1] == "   Nama      : Ani Lubis"
     assert '<td style="word-break: break-word;">Ani Lubis</td>' in html
+
+
+async def test_a_large_recap_renders_in_a_worker_process_exactly_as_in_a_thread(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await synced(sim)
+    await synced(sim, form(nik="1273016902000002", kk="1273010101090004", lembaga="Bank Sumut"))
+    tickets = await sim.services.repo.batches.unbatched_synced()
+    due = sim.clock().date()
+    in_thread = await sim.desk.render(due, tickets, 7)
+    assert sim.desk._pool is None  # small: a thread
+    monkeypatch.setattr(recap, "PROCESS_FROM", 2)
+    in_process = await sim.desk.render(due, tickets, 7)
+    assert sim.desk._pool is not None  # large: the worker process
+    assert (in_process.subject, in_process.text, in_process.html, in_process.filename) == (
+        in_thread.subject, in_thread.text, in_thread.html, in_thread.filename)  # fmt: skip
+    assert "[SINKRON 12.73 B7]" in in_process.subject
+    cells = [
+        [[c.value for c in row] for row in load_workbook(io.BytesIO(x)).active.iter_rows()]  # type: ignore[union-attr]
+        for x in (in_thread.xlsx, in_process.xlsx)
+    ]
+    assert cells[0] == cells[1] and len(cells[0]) == 3

@@ -106,6 +106,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
             if app.bot_data.services.mailbox is not None:
                 await app.bot_data.services.mailbox.stop()
             await app.bot_data.services.outbox.stop()
+            app.bot_data.services.desk.close()
             await app.bot_data.services.repo.close()
 
     tg = config.telegram

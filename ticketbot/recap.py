@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import multiprocessing
 import random
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ticketbot.clock import Clock
 from ticketbot.config import Config, SmtpConfig
@@ -112,6 +115,7 @@ class RecapDesk:
     def __post_init__(self) -> None:
         self._lock = asyncio.Lock()  # one delivery at a time: /rekap kirim twice at once
         self._built: tuple[int, EmailMessage] | None = None  # the last batch's message
+        self._pool: ProcessPoolExecutor | None = None  # renders large recaps
 
     @property
     def schedule(self) -> RecapSchedule:
@@ -225,32 +229,30 @@ class RecapDesk:
 
     async def render(self, due: date, tickets: list[Ticket], batch_id: int | None = None) -> Email:
         """The email of `tickets`: their events in one query per thousands, then the rows,
-        the templates and the XLSX in a worker thread (the event loop keeps answering)."""
+        the templates and the XLSX away from the event loop: a worker thread for a small
+        recap, a worker process for a large one (a thread holds the GIL for long stretches:
+        the loop would stall for 100 ms and more while people tap)."""
         rows = await self.repo.events.event_rows([t.id for t in tickets], ROW_ACTIONS)
-        return await asyncio.to_thread(self._render, due, tickets, rows, batch_id)
-
-    def _render(
-        self, due: date, tickets: list[Ticket], event_rows: list[Any], batch_id: int | None
-    ) -> Email:
-        tz = self.config.calendar.tz
-        events = events_by_ticket(event_rows)
-        rows = [recap_row(t, events.get(t.id, []), tz) for t in tickets]
-        office = self.config.office.name
-        day = self.texts.day(datetime.combine(due, self.config.recap.time, tz))
-        context = {"office": office, "day": day, "rows": rows}
-        # The tag is how the central admin's reply finds its batch (SPEC §4c).
-        subject = self.texts.render(
-            "email/subject.txt", count=len(rows), batch_id=batch_id,
-            kode=self.config.office.kode_wilayah, **context,
+        job = RenderJob(
+            office=self.config.office.name, kode=self.config.office.kode_wilayah,
+            tz=self.config.calendar.tz, at=self.config.recap.time,
+            words={k: dict(v) for k, v in self.config.procedure.words.items()},
+            due=due, tickets=tickets, event_rows=rows, batch_id=batch_id,
         )  # fmt: skip
-        return Email(
-            subject=" ".join(subject.split()),
-            text=wrap_plain(self.texts.render("email/recap.txt", subject=subject, **context))
-            + "\n",
-            html=self.texts.render("email/recap.html", subject=subject, **context) + "\n",
-            xlsx=recap_workbook(rows, subject),
-            filename=f"rekap-sinkronisasi-nik-{due.isoformat()}.xlsx",
-        )
+        if len(tickets) < PROCESS_FROM:
+            return await asyncio.to_thread(render_email, job)
+        if self._pool is None:
+            # One process, started on first need and kept (forkserver: a clean child, not a
+            # fork of this threaded process).
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._pool, render_email, job)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def build_message(self, batch: Batch) -> EmailMessage:
         """The same bytes-to-be on every attempt: Message-ID and Date come from the batch, and
@@ -309,6 +311,44 @@ class RecapDesk:
         if not tickets and not self.config.recap.send_empty:
             return None
         return await self.render(due, tickets)
+
+
+PROCESS_FROM = 500  # tickets: a smaller recap renders in a thread in a few milliseconds
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Everything a recap's rendering needs, picklable (it may run in another process)."""
+
+    office: str
+    kode: str
+    tz: ZoneInfo
+    at: time
+    words: dict[str, dict[str, str]]
+    due: date
+    tickets: list[Ticket]
+    event_rows: list[Any]
+    batch_id: int | None
+
+
+def render_email(job: RenderJob) -> Email:
+    """The recap's subject, texts and XLSX (in a worker thread or process)."""
+    texts = Texts(job.tz, job.words)
+    events = events_by_ticket(job.event_rows)
+    rows = [recap_row(t, events.get(t.id, []), job.tz) for t in job.tickets]
+    day = texts.day(datetime.combine(job.due, job.at, job.tz))
+    context = {"office": job.office, "day": day, "rows": rows}
+    # The tag is how the central admin's reply finds its batch (SPEC §4c).
+    subject = texts.render(
+        "email/subject.txt", count=len(rows), batch_id=job.batch_id, kode=job.kode, **context
+    )
+    return Email(
+        subject=" ".join(subject.split()),
+        text=wrap_plain(texts.render("email/recap.txt", subject=subject, **context)) + "\n",
+        html=texts.render("email/recap.html", subject=subject, **context) + "\n",
+        xlsx=recap_workbook(rows, subject),
+        filename=f"rekap-sinkronisasi-nik-{job.due.isoformat()}.xlsx",
+    )
 
 
 def _at(event: Event | None, tz: tzinfo) -> datetime | None:
