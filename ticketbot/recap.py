@@ -14,10 +14,11 @@ import multiprocessing
 import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,7 @@ from ticketbot.mailer import DeliveryError, FailureKind, send_email
 from ticketbot.records import Batch, Event, Ticket, card_effect, summary_effect
 from ticketbot.store import Stores
 from ticketbot.store.rows import events_by_ticket
+from ticketbot.store.snapshot import recap_snapshot
 from ticketbot.texts import Texts, wrap_plain
 from ticketbot.xlsx import RecapRow, recap_workbook
 
@@ -232,22 +234,28 @@ class RecapDesk:
         the templates and the XLSX away from the event loop: a worker thread for a small
         recap, a worker process for a large one (a thread holds the GIL for long stretches:
         the loop would stall for 100 ms and more while people tap)."""
-        rows = await self.repo.events.event_rows([t.id for t in tickets], ROW_ACTIONS)
         job = RenderJob(
             office=self.config.office.name, kode=self.config.office.kode_wilayah,
             tz=self.config.calendar.tz, at=self.config.recap.time,
             words={k: dict(v) for k, v in self.config.procedure.words.items()},
-            due=due, tickets=tickets, event_rows=rows, batch_id=batch_id,
+            due=due, tickets=[], event_rows=[], batch_id=batch_id,
         )  # fmt: skip
         if len(tickets) < PROCESS_FROM:
-            return await asyncio.to_thread(render_email, job)
+            rows = await self.repo.events.event_rows([t.id for t in tickets], ROW_ACTIONS)
+            return await asyncio.to_thread(
+                render_email, replace(job, tickets=tickets, event_rows=rows)
+            )
         if self._pool is None:
             # One process, started on first need and kept (forkserver: a clean child, not a
             # fork of this threaded process).
             self._pool = ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("forkserver")
             )
-        return await asyncio.get_running_loop().run_in_executor(self._pool, render_email, job)
+        # The worker reads the tickets itself: pickling 10k of them would hold the GIL (and
+        # so the loop) for 100 ms; their ids are all it is sent.
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, render_email_from, job, self.repo.db.path, [t.id for t in tickets]
+        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -349,6 +357,12 @@ def render_email(job: RenderJob) -> Email:
         xlsx=recap_workbook(rows, subject),
         filename=f"rekap-sinkronisasi-nik-{job.due.isoformat()}.xlsx",
     )
+
+
+def render_email_from(job: RenderJob, path: Path, ticket_ids: list[int]) -> Email:
+    """In the worker process: the tickets and events from the database file, then render."""
+    tickets, rows = recap_snapshot(path, ticket_ids, ROW_ACTIONS)
+    return render_email(replace(job, tickets=tickets, event_rows=rows))
 
 
 def _at(event: Event | None, tz: tzinfo) -> datetime | None:

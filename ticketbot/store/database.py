@@ -22,7 +22,8 @@ from ticketbot.paths import MIGRATIONS_DIR, private_file
 
 
 class Database:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.path = path  # a worker process reads it too (store/snapshot.py)
         self.conn = conn
         self._write_lock = asyncio.Lock()
         self._after_commit: list[Callable[[], None]] = []
@@ -42,7 +43,7 @@ class Database:
             # Erasure is real (SPEC §6): what a purge or a handled update gives up is
             # overwritten with zeros, not left in free pages.
             await conn.execute("PRAGMA secure_delete = ON")
-            db = cls(conn)
+            db = cls(conn, path)
             if migrate:
                 await db.migrate()
         except BaseException:
