@@ -100,3 +100,45 @@ async def test_compare_and_set_under_a_race(tmp_path: Path) -> None:
             assert lost.ticket.state == State.VERIFIED and lost.last_event == events[1]
     finally:
         await repo.close()
+
+
+async def test_an_updates_decisive_change_marks_it_handled_in_the_same_transaction(
+    tmp_path: Path,
+) -> None:
+    from ticketbot.store.database import HANDLING, Handling
+
+    repo = await Stores.open(tmp_path / "t.sqlite3")
+    try:
+        now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+        await repo.inbox.store_updates([(41, '{"update_id": 41}')], now, handled=set())
+        handling = Handling(41)
+        HANDLING.set(handling)
+        # An ordinary write does not mark it; the decisive one does, with its change.
+        await repo.people.remember_person(1, "Rina", now)
+        assert not handling.marked and [u for u, _ in await repo.inbox.unhandled_updates()] == [41]
+        async with repo.db.transaction(decisive=True) as conn:
+            await conn.execute("INSERT INTO settings (key, value) VALUES ('x', '1')")
+        assert handling.marked and await repo.inbox.unhandled_updates() == []
+        # A change that rolls back leaves the update unhandled (it runs again).
+        await repo.inbox.store_updates([(42, '{"update_id": 42}')], now, handled=set())
+        other = Handling(42)
+        HANDLING.set(other)
+
+        async def failing_change() -> None:
+            async with repo.db.transaction(decisive=True) as conn:
+                await conn.execute("INSERT INTO settings (key, value) VALUES ('y', '1')")
+                raise RuntimeError("the change failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_change()
+        assert not other.marked and [u for u, _ in await repo.inbox.unhandled_updates()] == [42]
+        # A tap handled before its update was stored: nothing to mark yet (the inbox
+        # marks it with the store).
+        early = Handling(43)
+        HANDLING.set(early)
+        async with repo.db.transaction(decisive=True) as conn:
+            await conn.execute("INSERT INTO settings (key, value) VALUES ('z', '1')")
+        assert not early.marked
+    finally:
+        HANDLING.set(None)
+        await repo.close()

@@ -35,6 +35,7 @@ from telegram.ext import Application
 
 from ticketbot import telegram_io
 from ticketbot.services import App, Services, services_of
+from ticketbot.store.database import HANDLING, Handling
 
 log = logging.getLogger(__name__)
 BACKOFF_MAX = 30.0
@@ -102,6 +103,8 @@ class Runner:
     async def _run(self, update: Update, *, now: bool) -> None:
         if not now:
             await self._slots.acquire()
+        # The update's decisive change marks it handled in its own transaction.
+        HANDLING.set(Handling(update.update_id))
         try:
             await self.app.process_update(update)  # errors go to the error handler
             await self._done(update)
@@ -363,6 +366,9 @@ class Inbox:
         if update_id in self._unstored:
             # Handled before its store commits: the store records it as handled.
             self._early.add(update_id)
+        handling = HANDLING.get()
+        if handling is not None and handling.update_id == update_id and handling.marked:
+            return  # marked with its change: one transaction, one fsync, fewer
         try:
             await self.services.repo.inbox.mark_handled(update_id, datetime.now(UTC))
         except Exception as error:

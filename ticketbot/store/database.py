@@ -13,12 +13,26 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
 
 from ticketbot import schema
 from ticketbot.paths import MIGRATIONS_DIR, private_file
+
+
+@dataclass
+class Handling:
+    """The update whose handlers run in this task (inbox.Runner sets it)."""
+
+    update_id: int
+    marked: bool = False  # marked handled by its decisive transaction
+
+
+HANDLING: ContextVar[Handling | None] = ContextVar("handling", default=None)
 
 
 class Database:
@@ -55,13 +69,36 @@ class Database:
         await self.conn.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(
+        self, *, decisive: bool = False, synced: bool = True
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction.
+
+        `decisive`: the change an update's handler exists for (a ticket opened, a
+        transition): the update is marked handled in it, not in a transaction of its own.
+        `synced` False: bookkeeping that may be lost with the machine's power (what the
+        outbox delivered; a lost record means a re-edit, or a post found by its probe):
+        committed to the WAL without an fsync of its own; the next synced commit makes it
+        durable too. A killed process loses neither kind."""
         async with self._write_lock:
+            if not synced:
+                await self.conn.execute("PRAGMA synchronous = NORMAL")
+            handling = HANDLING.get() if decisive else None
             await self.conn.execute("BEGIN IMMEDIATE")
             self._after_commit = []
             try:
                 yield self.conn
+                marked = False
+                if handling is not None and not handling.marked:
+                    cur = await self.conn.execute(
+                        "UPDATE inbox SET handled_at = ?, payload = '' WHERE update_id = ?"
+                        " AND handled_at IS NULL",
+                        (datetime.now(UTC).isoformat(timespec="microseconds"), handling.update_id),
+                    )
+                    marked = cur.rowcount == 1  # 0: a tap handled before it was stored
                 await self.conn.execute("COMMIT")
+                if handling is not None and marked:
+                    handling.marked = True
             except BaseException:
                 # Also when COMMIT itself fails (a full disk): the connection must be left
                 # outside any transaction, usable again once the fault passes. SQLite may
@@ -69,6 +106,10 @@ class Database:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                if not synced:
+                    with contextlib.suppress(sqlite3.Error, ValueError):
+                        await self.conn.execute("PRAGMA synchronous = FULL")
             for callback in self._after_commit:
                 callback()
 

@@ -208,7 +208,7 @@ class MailStore:
         stamp = to_db_time(now)
         named = f"email DWH #{mail.id}"
         moved: list[int] = []
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(decisive=True) as conn:
             cur = await conn.execute(
                 "UPDATE mails SET applied_at = ?, applied_by = ? WHERE id = ?"
                 " AND applied_at IS NULL",

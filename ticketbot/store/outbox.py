@@ -167,7 +167,7 @@ class OutboxStore:
         """Delivered (with where a card or summary now is, when `message_id` names it).
         False when the card was asked for again meanwhile: it stays pending and is rendered
         once more."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(synced=False) as conn:
             if placed is not None and message_id is not None:
                 if placed.card is not None:
                     await conn.execute(
@@ -206,7 +206,7 @@ class OutboxStore:
     ) -> None:  # fmt: skip
         """Pings delivered as one message (or none: nobody's turn), recorded as the tickets'
         current ping, in one transaction."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(synced=False) as conn:
             await conn.executemany(
                 "UPDATE tickets SET ping_message_id = ? WHERE id = ?",
                 [(message_id, i) for i in ticket_ids],
@@ -226,17 +226,17 @@ class OutboxStore:
 
     async def effect_postpone(self, item: OutboxItem, at: datetime) -> None:
         """Not an attempt: its chat cannot take it before `at` (a 429, a spent budget)."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(synced=False) as conn:
             await conn.execute(
                 "UPDATE outbox SET next_attempt_at = ? WHERE id = ?", (to_db_time(at), item.id)
             )
 
     async def forget_probe(self, item: OutboxItem) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(synced=False) as conn:
             await conn.execute("UPDATE outbox SET probe_from = NULL WHERE id = ?", (item.id,))
 
     async def effect_failed(self, item: OutboxItem, now: datetime, error: str) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(synced=False) as conn:
             await conn.execute(
                 "UPDATE outbox SET status = 'failed', done_at = ?, last_error = ?, text = NULL"
                 " WHERE id = ?",

@@ -73,7 +73,7 @@ class TicketStore:
         Returns (ticket, True) when created, (existing, False) for a duplicate, and
         (ticket, None) when this intake message already opened it (a replayed update)."""
         assert opener.user_id is not None
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(decisive=True) as conn:
             if intake_message_id is not None:
                 replayed = await self._one_ticket(
                     "intake_chat_id = ? AND intake_message_id = ?", (chat_id, intake_message_id)
@@ -220,7 +220,7 @@ class TicketStore:
         effects: Sequence[Effect] = (),
     ) -> TransitionOutcome:
         """`move`, plus the group effects it implies, in one transaction."""
-        async with self.db.transaction():
+        async with self.db.transaction(decisive=True):
             applied = await self.move(ticket_id, transition, actor, to_db_time(now), detail)
             if applied:
                 await self.outbox.add(effects)
