@@ -131,3 +131,24 @@ def test_dates_and_ranges() -> None:
     assert (str(found.first_day), str(found.last_day)) == ("2026-11-01", "2026-11-30")
     assert "terbalik" in str(parse_query("2026-11-30..2026-11-01", catalog, {}))
     assert "terlalu pendek" in str(parse_query("si", catalog, {}))
+
+
+async def test_pages_run_open_first_then_closed_newest_first_across_the_boundary(
+    sim: Simulation,
+) -> None:
+    for n in range(1, 24):
+        await open_ticket(sim, n, f"Warga {n}", f"0812-0000-{n:04d}", "Bank")
+    # Some closed (cancelled by the Kasi), spread among the open ones.
+    closed = {2, 5, 6, 11, 12, 13, 17, 21}
+    for n in sorted(closed):
+        ticket = await sim.services.repo.tickets.get_ticket(n)
+        assert ticket is not None and ticket.card_message_id is not None
+        await sim.tap(KASI, ticket.card_message_id, "Batal")
+    opened = sorted(set(range(1, 24)) - closed, reverse=True)
+    expected = [*opened, *sorted(closed, reverse=True)]
+    got: list[int] = []
+    for page in range(3):
+        found, total = await sim.services.search._find("warga", page)
+        assert total == 23
+        got += [t.id for t in found]
+    assert got == expected

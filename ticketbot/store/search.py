@@ -102,10 +102,28 @@ class SearchIndex:
         ) as cur:
             row = await cur.fetchone()
         total = int(row[0]) if row else 0
+        # Open first, newest first, as two walks down the ids (each stops at its page)
+        # rather than one sort of every match: a name part shared by 50,000 tickets.
         marks = ",".join("?" * len(open_states))
+        first = page * PAGE
         async with self.db.conn.execute(
-            f"SELECT {TICKET_COLUMNS} FROM tickets WHERE {condition}"
-            f" ORDER BY state IN ({marks}) DESC, id DESC LIMIT ? OFFSET ?",
-            [*args, *open_states, PAGE, page * PAGE],
+            f"SELECT count(*) FROM (SELECT 1 FROM tickets WHERE ({condition})"
+            f" AND state IN ({marks}) LIMIT ?)",
+            [*args, *open_states, first + PAGE],
         ) as cur:
-            return [ticket_from(r) for r in await cur.fetchall()], total
+            row = await cur.fetchone()
+        open_count = int(row[0]) if row else 0
+        found: list[Ticket] = []
+        for part, offset in ((f"state IN ({marks})", first),
+                             (f"state NOT IN ({marks})", max(first - open_count, 0))):  # fmt: skip
+            if part.startswith("state IN") and first >= open_count:
+                continue  # this page begins past the open ones
+            if len(found) >= PAGE:
+                break
+            async with self.db.conn.execute(
+                f"SELECT {TICKET_COLUMNS} FROM tickets WHERE ({condition}) AND {part}"
+                " ORDER BY id DESC LIMIT ? OFFSET ?",
+                [*args, *open_states, PAGE - len(found), offset],
+            ) as cur:
+                found += [ticket_from(r) for r in await cur.fetchall()]
+        return found, total
