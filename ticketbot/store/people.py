@@ -24,7 +24,8 @@ class PeopleStore:
     outbox: OutboxStore
 
     async def remember_person(self, user_id: int, name: str, now: datetime) -> None:
-        async with self.db.transaction() as conn:
+        # A cache of display names (learnt again from the next update): no fsync of its own.
+        async with self.db.transaction(synced=False) as conn:
             await conn.execute(
                 "INSERT INTO people (user_id, name, seen_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (user_id) DO UPDATE SET name = excluded.name,"
