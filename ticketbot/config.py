@@ -282,16 +282,21 @@ SECURITY = ("none", "starttls", "tls")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+# A mail server's port and how the connection is secured (SMTP and IMAP alike).
+Port = Annotated[
+    int, BeforeValidator(_integer),
+    _checked(lambda p: 0 < p < 65536, "must be between 1 and 65535"),
+]  # fmt: skip
+Security = Annotated[
+    str, BeforeValidator(_string),
+    _checked(lambda s: s in SECURITY, 'must be "none", "starttls" or "tls"'),
+]  # fmt: skip
+
+
 class SmtpConfig(Section):
     host: Text
-    port: Annotated[
-        int, BeforeValidator(_integer),
-        _checked(lambda p: 0 < p < 65536, "must be between 1 and 65535"),
-    ] = 587  # fmt: skip
-    security: Annotated[
-        str, BeforeValidator(_string),
-        _checked(lambda s: s in SECURITY, 'must be "none", "starttls" or "tls"'),
-    ] = "starttls"  # fmt: skip
+    port: Port = 587
+    security: Security = "starttls"
     username: Str = ""
     password: Secret = SecretStr("")  # or TICKETBOT_SMTP_PASSWORD
     sender: Annotated[str, BeforeValidator(_text), AfterValidator(_mailbox)] = Field(alias="from")
@@ -323,14 +328,8 @@ class MailboxConfig(Section):
     """The DWH admin's answers (SPEC §4c): one IMAP folder; an empty host turns it off."""
 
     host: Str = ""
-    port: Annotated[
-        int, BeforeValidator(_integer),
-        _checked(lambda p: 0 < p < 65536, "must be between 1 and 65535"),
-    ] = 993  # fmt: skip
-    security: Annotated[
-        str, BeforeValidator(_string),
-        _checked(lambda s: s in SECURITY, 'must be "tls", "starttls" or "none"'),
-    ] = "tls"  # fmt: skip
+    port: Port = 993
+    security: Security = "tls"  # "none": only to 127.0.0.1 (checked below)
     username: Str = ""
     password: Secret = SecretStr("")  # or TICKETBOT_IMAP_PASSWORD
     folder: Annotated[
