@@ -67,11 +67,14 @@ async def run(count: int) -> tuple[float, float]:
         try:
             await api.wait_for_call("setMyCommands", 1, timeout=60)
             tracer = await asyncio.create_subprocess_exec(
-                "strace", "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+                "strace", "-f", "-e", "trace=fsync,fdatasync", "-o", str(trace),
                 "-p", str(bot.pid), stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
-            await asyncio.sleep(1)  # strace attaches
+            assert tracer.stderr is not None
+            # strace says on stderr when it has attached to the bot (and its threads).
+            while b"attached" not in await asyncio.wait_for(tracer.stderr.readline(), 30):
+                pass
             base = await settle(trace)
             cards = []
             for i in range(count):
@@ -95,7 +98,7 @@ async def run(count: int) -> tuple[float, float]:
             bot.terminate()
             await bot.wait()
             if tracer is not None:
-                await tracer.wait()
+                await tracer.communicate()
             await api.stop()
             await smtp.stop()
     return (after_intakes - base) / count, (after_taps - after_intakes) / count

@@ -15,8 +15,10 @@ from ticketbot.clock import Clock
 from ticketbot.config import Config
 from ticketbot.domain.lifecycle import Action, State, Transition
 from ticketbot.domain.mail import (
+    ONCE_PER_BATCH,
     Kind,
     Mail,
+    Verdict,
     answer_lines,
     batch_of_refs,
     propose,
@@ -40,22 +42,6 @@ from ticketbot.xlsx import read_dwh_answers
 
 log = logging.getLogger(__name__)
 TROUBLE_KEY = "mailbox_trouble"  # the setting that says the group was told of an outage
-
-
-class Verdict:
-    REPLY = "reply"  # a trusted answer: shown, with "Terapkan" when it proposes anything
-    UNTRUSTED = "untrusted"  # "tidak terverifikasi": shown, never a button
-    AUTO = "auto"
-    BOUNCE = "bounce"
-    DELAY = "delay"
-    REPORT = "report"
-    OVERSIZE = "oversize"
-    UNMATCHED = "unmatched"  # no recap of ours: left alone
-    MALFORMED = "malformed"  # could not be read at all: recorded
-
-
-# What the group is told of, and how often: automatic replies and delays once per batch.
-ONCE_PER_BATCH = frozenset({Verdict.AUTO, Verdict.DELAY, Verdict.REPORT})
 
 
 @dataclass
@@ -159,26 +145,20 @@ class MailDesk:
 
     # -- the mailbox's health, told once ------------------------------------------------------
 
-    def _trouble_text(self, problem: str) -> str:
-        box = self.config.mailbox
-        return self.texts.render(
-            "telegram/mailbox_trouble.html", problem=problem, host=box.host, folder=box.folder
-        )
-
     async def trouble(self, error: MailboxError) -> None:
-        if await self.stores.db.setting(TROUBLE_KEY) == str(error.problem):
-            return
-        text = self._trouble_text(str(error.problem))
-        await self.stores.people.set_setting(
-            TROUBLE_KEY, str(error.problem),
-            [send_effect(self.group_id(), text, f"mailbox:{uuid.uuid4().hex}")],
-        )  # fmt: skip
+        await self._tell(str(error.problem))
 
     async def recovered(self) -> None:
-        if await self.stores.db.setting(TROUBLE_KEY) is None:
+        await self._tell(None)
+
+    async def _tell(self, problem: str | None) -> None:
+        """The group hears of the mailbox once per change of its state (None: it works)."""
+        if await self.stores.db.setting(TROUBLE_KEY) == problem:
             return
-        text = self._trouble_text("ok")
-        await self.stores.people.set_setting(
-            TROUBLE_KEY, None,
-            [send_effect(self.group_id(), text, f"mailbox:{uuid.uuid4().hex}")],
+        box = self.config.mailbox
+        text = self.texts.render(
+            "telegram/mailbox_trouble.html", problem=problem or "ok", host=box.host,
+            folder=box.folder,
         )  # fmt: skip
+        effect = send_effect(self.group_id(), text, f"mailbox:{uuid.uuid4().hex}")
+        await self.stores.people.set_setting(TROUBLE_KEY, problem, [effect])

@@ -18,14 +18,13 @@ import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from enum import StrEnum
 
 import aioimaplib
 
 from ticketbot.clock import Clock
 from ticketbot.config import MailboxConfig
+from ticketbot.domain.mail import message_id_of
 from ticketbot.mailer import tls_context
 from ticketbot.store import Stores
 
@@ -34,7 +33,6 @@ MAX_RETRY_SECONDS = 600.0
 COMMAND_TIMEOUT = 60.0
 _FETCH_HEAD = re.compile(rb"\(UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
-_MSGID = re.compile(r"<[^<>\s]+>")
 LOST = [b"* BYE connection lost"]  # what the watcher's IDLE hears when the server goes
 
 
@@ -54,12 +52,7 @@ class MailboxError(Exception):
 
 def message_key(raw: bytes) -> str:
     """A mail's identity: its Message-ID, else a digest of its bytes (copies are one)."""
-    try:
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
-        found = _MSGID.findall(str(headers.get("Message-ID") or ""))
-    except (ValueError, TypeError, IndexError):
-        found = []
-    return found[0] if found else "sha256:" + hashlib.sha256(raw).hexdigest()
+    return message_id_of(raw) or "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 async def _start_tls(client: aioimaplib.IMAP4, host: str, context: ssl.SSLContext) -> None:

@@ -26,6 +26,7 @@ from ticketbot.clock import Clock
 from ticketbot.config import Config, SmtpConfig
 from ticketbot.domain.calendar import WorkCalendar
 from ticketbot.domain.lifecycle import Action, State
+from ticketbot.domain.mail import XLSX_TYPE as XLSX_MEDIA_TYPE
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
 from ticketbot.records import Batch, Event, Ticket, card_effect, summary_effect
 from ticketbot.store import Stores
@@ -35,7 +36,8 @@ from ticketbot.texts import Texts, wrap_plain
 from ticketbot.xlsx import RecapRow, recap_workbook
 
 Sender = Callable[[SmtpConfig, EmailMessage], Awaitable[None]]
-XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+# The workbook's media type as EmailMessage.add_attachment takes it (main, sub).
+XLSX_TYPE = tuple(XLSX_MEDIA_TYPE.split("/", 1))
 LATE_AFTER = timedelta(hours=1)
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 3600

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from ticketbot import callback_data as cb
 from ticketbot.config import Config
 from ticketbot.domain.lifecycle import Action, Refusal, State
+from ticketbot.domain.mail import Verdict
 from ticketbot.domain.privacy import redact_numbers
 from ticketbot.domain.validation import region_warnings
 from ticketbot.office import (
@@ -193,7 +194,7 @@ class Views:
             sent_at=datetime.fromisoformat(sent) if sent else None,
             moved=batch is not None and batch.undelivered is not None,
         )  # fmt: skip
-        if mail.verdict != "reply" or not mail.proposal or mail.applied_at is not None:
+        if mail.verdict != Verdict.REPLY or not mail.proposal or mail.applied_at is not None:
             return CardView(text, ())
         button = Button(self.texts.answer("button_apply"), cb.encode(cb.APPLY_ANSWER, mail.id))
         return CardView(text, ((button,),))

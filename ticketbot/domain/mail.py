@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
 from enum import StrEnum
 from html.parser import HTMLParser
 
@@ -39,6 +40,22 @@ class Kind(StrEnum):
     DELAY = "delay"  # a delivery report: still trying (4.x.x)
     REPORT = "report"  # a delivery report that says nothing went wrong
     OVERSIZE = "oversize"  # over mailbox.max_bytes: recorded, not read
+
+
+class Verdict(StrEnum):
+    REPLY = "reply"  # a trusted answer: shown, with "Terapkan" when it proposes anything
+    UNTRUSTED = "untrusted"  # "tidak terverifikasi": shown, never a button
+    AUTO = "auto"
+    BOUNCE = "bounce"
+    DELAY = "delay"
+    REPORT = "report"
+    OVERSIZE = "oversize"
+    UNMATCHED = "unmatched"  # no recap of ours: left alone
+    MALFORMED = "malformed"  # could not be read at all: recorded
+
+
+# What the group is told of only once per batch: automatic replies and delays once per batch.
+ONCE_PER_BATCH = frozenset({Verdict.AUTO, Verdict.DELAY, Verdict.REPORT})
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,6 @@ class Mail:
     xlsx: bytes | None = None  # a returned recap workbook, if attached
     bounce: Bounce | None = None
     auth_results: tuple[str, ...] = ()  # Authentication-Results headers, topmost first
-    defects: int = 0  # malformed parts met (read around, counted)
 
     def tag(self, kode_wilayah: str) -> int | None:
         """The batch the subject's [SINKRON <kode> B<n>] names, when the kode is ours."""
@@ -82,18 +98,25 @@ def read_mail(raw: bytes, size: int, max_bytes: int) -> Mail:
     head = _headers(message)
     if size > max_bytes:
         return replace(head, kind=Kind.OVERSIZE)
-    defects = len(message.defects)
     bounce = _delivery_report(message)
-    text, xlsx, broken = _body(message)
-    defects += broken
+    text, xlsx = _body(message)
     if bounce is not None:
         kind = Kind.REPORT
         if bounce.recipients:
             kind = Kind.BOUNCE if bounce.permanent else Kind.DELAY
         refs = tuple(dict.fromkeys((*_original_ids(message), *head.refs)))
-        return replace(head, refs=refs, kind=kind, bounce=bounce, defects=defects)
+        return replace(head, refs=refs, kind=kind, bounce=bounce)
     kind = Kind.AUTO if is_automatic(message) else Kind.REPLY
-    return replace(head, kind=kind, text=text, xlsx=xlsx, defects=defects)
+    return replace(head, kind=kind, text=text, xlsx=xlsx)
+
+
+def message_id_of(raw: bytes) -> str:
+    """The Message-ID in a mail's header ("" when it has none), reading the header only."""
+    try:
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+    except (ValueError, TypeError, IndexError):
+        return ""
+    return (_MSGID.findall(_header(headers, "Message-ID")) or [""])[0]
 
 
 def _header(message: Message, name: str) -> str:
@@ -226,12 +249,11 @@ def _text_of(part: Message) -> str | None:
         return None
 
 
-def _body(message: Message) -> tuple[str, bytes | None, int]:
-    """The first plain-text part (else the first HTML part as text), the first XLSX, and
-    how many parts could not be read."""
+def _body(message: Message) -> tuple[str, bytes | None]:
+    """The first readable plain-text part (else the first HTML part as text) and the first
+    XLSX; a part that cannot be read is passed over."""
     plain = rich = None
     xlsx = None
-    broken = 0
     for part in message.walk():
         if part.is_multipart():
             continue
@@ -244,8 +266,6 @@ def _body(message: Message) -> tuple[str, bytes | None, int]:
                 data = None
             if isinstance(data, bytes) and data and xlsx is None:
                 xlsx = data
-            elif not data:
-                broken += 1
             continue
         if part.get_content_disposition() == "attachment" or kind not in (
             "text/plain",
@@ -254,12 +274,12 @@ def _body(message: Message) -> tuple[str, bytes | None, int]:
             continue
         text = _text_of(part)
         if text is None:
-            broken += 1
-        elif kind == "text/plain" and plain is None:
+            continue
+        if kind == "text/plain" and plain is None:
             plain = text
         elif kind == "text/html" and rich is None:
             rich = html_text(text)
-    return (plain if plain is not None else rich or ""), xlsx, broken
+    return (plain if plain is not None else rich or ""), xlsx
 
 
 class _Text(HTMLParser):

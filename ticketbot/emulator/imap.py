@@ -5,7 +5,6 @@ mail server that goes away. Mail is put in with APPEND over IMAP, as a delivery 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -15,7 +14,11 @@ import aioimaplib
 
 USER = "dwh-inbox"
 PASSWORD = "not-a-real-password"
-START = "import sys; from pymap.main import main; sys.exit(main())"
+# pymap tells systemd when its services listen (notify_ready); here it tells its parent.
+START = (
+    "import sys, pymap.main as m;"
+    " m.notify_ready = lambda: print('ready', flush=True); sys.exit(m.main())"
+)
 
 
 def free_port() -> int:
@@ -37,20 +40,12 @@ class ImapServer:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", START, "--host", "127.0.0.1", "--port", str(self.port), *tls,
             "dict", "--demo-user", self.user, "--demo-password", self.password,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        # Ready once it greets (a fresh interpreter takes a moment to import).
-        for _ in range(400):
-            if self.process.returncode is not None:
-                raise RuntimeError("the IMAP server did not start")
-            with contextlib.suppress(OSError):
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                greeting = await asyncio.wait_for(reader.readline(), 5)
-                writer.close()
-                if greeting.startswith(b"* OK"):
-                    return
-            await asyncio.sleep(0.05)
-        raise RuntimeError("the IMAP server did not answer")
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            raise RuntimeError("the IMAP server did not start")
 
     async def stop(self) -> None:
         """The server goes away (its in-memory mail with it)."""

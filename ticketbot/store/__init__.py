@@ -48,7 +48,7 @@ class Stores:
             db=db, outbox=outbox, inbox=InboxStore(db), events=events, tickets=tickets,
             batches=BatchStore(db, outbox, events, tickets), people=PeopleStore(db, outbox),
             reports=ReportStore(db, outbox, procedure), search=search,
-            mails=MailStore(db, outbox, tickets),
+            mails=MailStore(db, outbox, events, tickets),
         )  # fmt: skip
 
     @classmethod

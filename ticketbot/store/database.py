@@ -22,6 +22,7 @@ import aiosqlite
 
 from ticketbot import schema
 from ticketbot.paths import MIGRATIONS_DIR, private_file
+from ticketbot.store.rows import MARK_HANDLED, to_db_time
 
 
 @dataclass
@@ -91,9 +92,7 @@ class Database:
                 marked = False
                 if handling is not None and not handling.marked:
                     cur = await self.conn.execute(
-                        "UPDATE inbox SET handled_at = ?, payload = '' WHERE update_id = ?"
-                        " AND handled_at IS NULL",
-                        (datetime.now(UTC).isoformat(timespec="microseconds"), handling.update_id),
+                        MARK_HANDLED, (to_db_time(datetime.now(UTC)), handling.update_id)
                     )
                     marked = cur.rowcount == 1  # 0: a tap handled before it was stored
                 await self.conn.execute("COMMIT")

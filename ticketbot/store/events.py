@@ -19,6 +19,7 @@ from ticketbot.store.rows import (
     EVENTS_CHUNK,
     FETCH_CHUNK,
     event_from,
+    events_of_tickets,
     to_db_time,
 )
 
@@ -39,13 +40,14 @@ class EventStore:
         to_state: str | None,
         stamp: str,
         detail: str | None,
+        batch_id: int | None = None,  # an event about a recap batch (its mail)
     ) -> None:
         await self.db.conn.execute(
             "INSERT INTO events (ticket_id, actor_id, actor_name, action, from_state, to_state,"
-            " at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " at, detail, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (ticket_id, actor.user_id, actor.name, str(action),
              from_state, to_state,
-             stamp, detail),
+             stamp, detail, batch_id),
         )  # fmt: skip
 
     async def record_event(
@@ -93,13 +95,10 @@ class EventStore:
         """The events of many tickets (only `actions`, when given) as rows for
         `events_by_ticket()` (which a worker thread runs), a query per EVENTS_CHUNK tickets."""
         rows: list[Any] = []
-        only = f" AND action IN ({','.join('?' * len(actions))})" if actions else ""
         for at in range(0, len(ticket_ids), EVENTS_CHUNK):
             chunk = list(ticket_ids[at : at + EVENTS_CHUNK])
             async with self.db.conn.execute(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id IN"
-                f" ({','.join('?' * len(chunk))}){only} ORDER BY ticket_id, id",
-                [*chunk, *actions],
+                events_of_tickets(len(chunk), len(actions)), [*chunk, *actions]
             ) as cur:
                 while found := await cur.fetchmany(FETCH_CHUNK):
                     rows += found

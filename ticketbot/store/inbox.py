@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ticketbot.store.database import Database
-from ticketbot.store.rows import (
-    to_db_time,
-)
+from ticketbot.store.rows import MARK_HANDLED, to_db_time
 
 
 @dataclass
@@ -45,12 +43,7 @@ class InboxStore:
 
     async def mark_handled(self, update_id: int, now: datetime) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
-                # Handled: the content goes, the id stays (it keeps the offset).
-                "UPDATE inbox SET handled_at = ?, payload = '' WHERE update_id = ?"
-                " AND handled_at IS NULL",
-                (to_db_time(now), update_id),
-            )
+            await conn.execute(MARK_HANDLED, (to_db_time(now), update_id))
 
     async def prune(self, before: datetime) -> int:
         """Forget handled updates older than `before`; the newest keeps the offset."""

@@ -11,6 +11,7 @@ from typing import Any
 from ticketbot.domain.lifecycle import Transition
 from ticketbot.records import BOT_ACTOR, Actor, Effect
 from ticketbot.store.database import Database
+from ticketbot.store.events import EventStore
 from ticketbot.store.outbox import OutboxStore
 from ticketbot.store.rows import from_db_time, to_db_time
 from ticketbot.store.tickets import TicketStore
@@ -67,6 +68,7 @@ class MailStore:
 
     db: Database
     outbox: OutboxStore
+    events: EventStore
     tickets: TicketStore
 
     async def checkpoint(self, folder: str) -> tuple[int, int] | None:
@@ -154,7 +156,9 @@ class MailStore:
             )  # fmt: skip
             if cur.rowcount != 1:
                 return []
-            await self._event(outcome.batch_id, BOT_ACTOR, "mail_in", stamp, outcome.detail)
+            await self.events.insert(
+                None, BOT_ACTOR, "mail_in", None, None, stamp, outcome.detail, outcome.batch_id
+            )
             if outcome.undeliver is not None and outcome.batch_id is not None:
                 changed = await conn.execute(
                     "UPDATE recap_batches SET undelivered = ? WHERE id = ?"
@@ -189,15 +193,6 @@ class MailStore:
             )
         return cur.rowcount
 
-    async def _event(
-        self, batch_id: int | None, actor: Actor, action: str, stamp: str, detail: str
-    ) -> None:
-        await self.db.conn.execute(
-            "INSERT INTO events (ticket_id, actor_id, actor_name, action, at, detail, batch_id)"
-            " VALUES (NULL, ?, ?, ?, ?, ?, ?)",
-            (actor.user_id, actor.name, action, stamp, detail, batch_id),
-        )
-
     async def apply(
         self, mail: StoredMail, actor: Actor, confirm: Transition, resync: Transition,
         now: datetime, effects: Callable[[list[int]], Sequence[Effect]],
@@ -223,7 +218,15 @@ class MailStore:
                 detail = f"{reason} ({named})"
                 if await self.tickets.move(int(ticket_id), resync, actor, stamp, detail):
                     moved.append(int(ticket_id))
-            await self._event(mail.batch_id, actor, "mail_applied", stamp,
-                              f"{named}: {len(moved)} tiket")  # fmt: skip
+            await self.events.insert(
+                None,
+                actor,
+                "mail_applied",
+                None,
+                None,
+                stamp,
+                f"{named}: {len(moved)} tiket",
+                mail.batch_id,
+            )
             await self.outbox.add(effects(moved))
         return moved

@@ -22,6 +22,21 @@ STEP_SINCE_SQL = {Clock.START: ":stamp", Clock.KEEP: "step_since", Clock.STOP: "
 Deadline = Callable[[str, datetime | None], datetime | None]
 
 
+# An update handled: its content goes, its id stays (it keeps the offset). Written by the
+# inbox store, or by the update's decisive change in the same transaction (Database).
+MARK_HANDLED = (
+    "UPDATE inbox SET handled_at = ?, payload = '' WHERE update_id = ? AND handled_at IS NULL"
+)
+
+
+def events_of_tickets(count: int, actions: int) -> str:
+    """The query of `count` tickets' events (`actions` of them, when not 0), in the order
+    `events_by_ticket()` reads them; parameters: the ids, then the actions."""
+    only = f" AND action IN ({','.join('?' * actions)})" if actions else ""
+    return (f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id IN ({','.join('?' * count)})"
+            f"{only} ORDER BY ticket_id, id")  # fmt: skip
+
+
 def to_db_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 

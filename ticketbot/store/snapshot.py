@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketbot.records import Ticket
-from ticketbot.store.rows import EVENT_COLUMNS, EVENTS_CHUNK, TICKET_COLUMNS, ticket_from
+from ticketbot.store.rows import EVENTS_CHUNK, TICKET_COLUMNS, events_of_tickets, ticket_from
 
 
 def recap_snapshot(
@@ -21,7 +21,6 @@ def recap_snapshot(
     try:
         tickets: dict[int, Ticket] = {}
         rows: list[Any] = []
-        only = f" AND action IN ({','.join('?' * len(actions))})" if actions else ""
         for at in range(0, len(ticket_ids), EVENTS_CHUNK):
             chunk = list(ticket_ids[at : at + EVENTS_CHUNK])
             marks = ",".join("?" * len(chunk))
@@ -31,9 +30,7 @@ def recap_snapshot(
                 ticket = ticket_from(row)
                 tickets[ticket.id] = ticket
             rows += conn.execute(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE ticket_id IN ({marks}){only}"
-                " ORDER BY ticket_id, id",
-                [*chunk, *actions],
+                events_of_tickets(len(chunk), len(actions)), [*chunk, *actions]
             ).fetchall()
         return [tickets[i] for i in ticket_ids if i in tickets], rows
     finally:
