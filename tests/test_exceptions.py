@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 
 from tests.conftest import VALID_FORM
 from ticketbot.domain.lifecycle import SOP_09, State
-from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, Simulation
+from ticketbot.emulator.simulation import ADB, KASI, STAF, Simulation
 
 DEFAULTS = {r.key: r.defaults for r in SOP_09.reason_lists}
 DEFAULT_RETURN_REASONS = DEFAULTS["return_reasons"]
@@ -111,9 +111,9 @@ async def test_kasi_cancels_a_verified_ticket_and_nobody_else_may(sim: Simulatio
 async def test_a_cancel_and_a_sync_racing_change_the_ticket_once(sim: Simulation) -> None:
     card = await open_card(sim)
     await sim.tap(KASI, card, "Verifikasi")
-    sync = sim.api.button_data(GROUP_ID, card, "Konsolidasi")
+    sync = sim.button_data(card, "Konsolidasi")
     await sim.tap(KASI, card, "Batal")
-    reason = sim.api.button_data(GROUP_ID, card, "1.")
+    reason = sim.button_data(card, "1.")
     # The ADB's phone still shows the old buttons (a stale keyboard), both tap at once.
     await asyncio.gather(
         sim.tap_data(ADB, card, sync, forged=True), sim.tap_data(KASI, card, reason)

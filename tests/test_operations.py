@@ -42,10 +42,11 @@ def test_demo_covers_every_sop_step_and_writes_the_email(tmp_path: Path) -> None
     sheet = load_workbook(tmp_path / "out" / files[0]).active
     assert sheet.cell(row=2, column=2).value == "1273014506850001"  # headers in row 1
     assert "Telegram menolak" not in transcript
-    # Each deletion says why: a person's message held a NIK; the bot's own old ping did not.
+    # Each deletion says why: a person's message held a NIK; the bot's own old card (re-posted
+    # at a hand-off) did not.
     deletions = [ln for ln in transcript.splitlines() if "Bot menghapus pesan" in ln]
     assert any("(memuat NIK lengkap)" in ln for ln in deletions)
-    assert any("(pesan bot yang sudah usang)" in ln for ln in deletions)
+    assert any("(kartu lama, sudah dikirim ulang)" in ln for ln in deletions)
     assert readme_intakes() == "five intakes"
 
 

@@ -214,7 +214,7 @@ async def test_a_stale_reason_button_acts_for_nobody(sim: Simulation) -> None:
     card = sim.last_bot_message().message_id
     await sim.tap(KASI, card, "Verifikasi")
     await sim.tap(KASI, card, "Batal")  # the Kasi's menu: cancel reasons
-    stale = sim.api.button_data(GROUP_ID, card, "1.")
+    stale = sim.button_data(card, "1.")
     await sim.tap(KASI, card, "Kembali")
     await sim.tap(ADB, card, "Kembalikan")  # now the ADB's menu is open
     answer = await sim.tap_data(KASI, card, stale, forged=True)
@@ -226,7 +226,7 @@ async def test_a_stale_reason_button_acts_for_nobody(sim: Simulation) -> None:
     parsed = cb.parse(stale)
     assert parsed is not None and parsed.menu is not None
     assert parsed.menu.round < ticket.menu_round
-    current = sim.api.button_data(GROUP_ID, card, "1.")
+    current = sim.button_data(card, "1.")
     await sim.tap_data(ADB, card, current)
     ticket = await sim.office.repo.tickets.get_ticket(1)
     assert ticket is not None and ticket.state == State.NEW and ticket.menu_action is None

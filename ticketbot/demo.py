@@ -138,12 +138,12 @@ class Transcript:
             self._message(int(p["message_id"]))
         elif call.method == "deleteMessage":
             gone = self.sim.api.message(int(p["chat_id"]), int(p["message_id"]))
-            # The bot's own old pings hold no NIK: they go because they are out of date.
-            why = (
-                "pesan bot yang sudah usang"
-                if gone.from_id == self.sim.api.bot_id
-                else ("memuat NIK lengkap")
-            )
+            # The bot's own old cards and pings hold no NIK: they go because they are out of
+            # date (a card re-posted at a hand-off).
+            why = "memuat NIK lengkap"
+            if gone.from_id == self.sim.api.bot_id:
+                card = (gone.plain or "").startswith("📋 Tiket #")
+                why = "kartu lama, sudah dikirim ulang" if card else "pesan bot yang sudah usang"
             self.line(f"[{self.when()}] 🤖 Bot menghapus pesan #{p['message_id']} ({why})")
         elif call.method == "answerCallbackQuery" and p.get("text"):
             kind = "pop-up (hanya untuk penekan)" if p.get("show_alert") else "notifikasi"
@@ -151,7 +151,7 @@ class Transcript:
             self.line(f"      💬 {kind}: {text}")
 
     def _message(self, message_id: int) -> None:
-        m = self.sim.message(message_id)
+        m = self.sim.api.message(GROUP_ID, message_id)
         for ln in (m.plain or "").splitlines():
             self.line(f"      │ {ln}")
         for row in (m.reply_markup or {}).get("inline_keyboard", []):
@@ -194,7 +194,7 @@ async def say(sim: Simulation, t: Transcript, who: Person, text: str) -> int:
 
 
 async def tap(sim: Simulation, t: Transcript, who: Person, message_id: int, label: str) -> None:
-    button = sim.api.button_data(GROUP_ID, message_id, label)
+    button = sim.button_data(message_id, label)
     shown = next(
         b["text"]
         for row in (sim.message(message_id).reply_markup or {})["inline_keyboard"]

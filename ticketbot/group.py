@@ -73,8 +73,8 @@ class Projection:
     def group_id(self) -> int:
         return self.office.group_id
 
-    async def card(self, ticket: Ticket) -> CardView:
-        return self.views.card(await self.office.card_facts(ticket))
+    async def card(self, ticket: Ticket, mention: frozenset[int] | None = None) -> CardView:
+        return self.views.card(await self.office.card_facts(ticket), mention)
 
     async def summary(self, batch: Batch) -> CardView:
         return self.views.batch_summary(await self.office.batch_facts(batch))

@@ -425,10 +425,28 @@ class Office:
             # the tap says where it is.
             await self.repo.tickets.set_card_message(ticket.id, message_id)
             ticket = await self.repo.tickets.get_ticket(ticket.id)
-        if ticket is None or (ticket.chat_id, ticket.card_message_id) != (chat_id, message_id):
+        if ticket is None or ticket.chat_id != chat_id or message_id is None:
             return Invalid()
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)
+        if ticket.card_message_id != message_id and not await self._being_posted(
+            ticket, message_id
+        ):
+            if not await self.repo.outbox.replaced_card(chat_id, message_id, ticket.id):
+                return Invalid()
+            # The card it was, re-posted since at a hand-off (its deletion may still be on
+            # its way): a button there acts for nobody; its presser hears what happened, or
+            # that it is not theirs.
+            action = self.procedure.action_of_code(press.code)
+            if (
+                action is not None
+                and self.procedure.may_perform(
+                    action, ticket.state, roles, is_opener=actor.user_id == ticket.opened_by
+                )
+                == Refusal.NOT_ALLOWED
+            ):
+                return await self._refused(ticket, action, Refusal.NOT_ALLOWED)
+            return await self._refused(ticket, action or Action.VIEW_NIK, Refusal.WRONG_STATE)
         if press.code in (cb.VIEW_NIK, cb.VIEW_PHOTO):
             return await self._view_nik(ticket, actor, roles, photo=press.code == cb.VIEW_PHOTO)
         if press.menu is not None:
@@ -463,6 +481,17 @@ class Office:
                 return await self._refused(ticket, action, Refusal.WRONG_STATE)
             return ReasonMenu(ticket, True, action)
         return await self._apply(ticket, decision, actor, None)
+
+    async def _being_posted(self, ticket: Ticket, message_id: int) -> bool:
+        """A tap on the card a hand-off has just re-posted: before the post is recorded (its
+        intent is: the search for a lost post would start there), or recorded since the
+        ticket was read."""
+        posting = await self.repo.outbox.pending("card", ticket.id)
+        start = posting.probe_from if posting else None
+        if start is not None and message_id >= start:
+            return True
+        now = await self.repo.tickets.get_ticket(ticket.id)
+        return now is not None and now.card_message_id == message_id
 
     async def _confirm_batch(
         self, batch_id: int, actor: Actor, chat_id: int, message_id: int | None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import html
 import logging
 import random
@@ -37,6 +38,7 @@ from ticketbot import telegram_io
 from ticketbot.records import Batch, OutboxItem, Placed, Ticket, delete_effect, send_effect
 from ticketbot.store import Stores
 from ticketbot.store.mails import StoredMail
+from ticketbot.store.rows import from_db_time
 from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
@@ -128,7 +130,7 @@ class Renderer(Protocol):
     @property
     def group_id(self) -> int: ...
 
-    async def card(self, ticket: Ticket) -> CardView: ...
+    async def card(self, ticket: Ticket, mention: frozenset[int] | None = None) -> CardView: ...
 
     async def summary(self, batch: Batch) -> CardView: ...
 
@@ -383,6 +385,13 @@ class OutboxWorker:
         if ticket is None:
             await stores.outbox.effect_failed(item, utcnow(), "no such ticket")
             return
+        card = await stores.outbox.pending("card", ticket.id)
+        if card is not None:
+            # Its card changes too: the card goes with it (`_hand_off`), when it may.
+            await stores.outbox.effect_postpone(
+                item, max(from_db_time(card.next_attempt_at) or utcnow(), utcnow())
+            )
+            return
         who = await renderer.turn(ticket)
         items, tickets = [item], [ticket]
         if who:
@@ -391,6 +400,8 @@ class OutboxWorker:
             for other in await stores.outbox.due_pings(soon):
                 if other.id == item.id or other.target_id is None or len(items) >= PING_GROUP:
                     continue
+                if await stores.outbox.pending("card", other.target_id) is not None:
+                    continue  # it goes with its card
                 t = await stores.tickets.get_ticket(other.target_id)
                 if t is not None and t.chat_id == ticket.chat_id and await renderer.turn(t) == who:
                     items.append(other)
@@ -443,8 +454,13 @@ class OutboxWorker:
             if ticket is None:
                 await stores.outbox.effect_failed(item, utcnow(), "no such ticket")
                 return
+            ping = await stores.outbox.pending("ping", ticket.id)
+            if ping is not None and not await self._combined(ticket):
+                await self._hand_off(item, ticket, ping)
+                return
             chat, where = ticket.chat_id, ticket.card_message_id
-            view = await renderer.card(ticket)
+            # With a ping that goes combined with others, a new card notifies nobody itself.
+            view = await renderer.card(ticket, frozenset() if ping is not None else None)
             place = Placed(card=ticket.id)
         elif item.kind == "answer":
             mail = await stores.mails.get(item.target_id)
@@ -480,6 +496,73 @@ class OutboxWorker:
             return
         await self._post(item, chat, view, place, reply_to)
 
+    async def _hand_off(self, item: OutboxItem, ticket: Ticket, ping: OutboxItem) -> None:
+        """A card that changed together with whose turn it is (SPEC §2 "Turn ping"): the
+        card itself is re-posted, its "Giliran" links notifying the people the group must
+        tell, and the old card and old ping go; one group message instead of an edit and a
+        ping. When everyone was pinged privately (or nobody's turn it is) it is edited in
+        place. Crash-safe like any post: the intent is stored first, a lost re-post is found
+        by the probe, and the private pings (sent after the card, to link to it) and the
+        record come after, so a crash repeats a ping rather than loses one."""
+        stores, renderer = self.stores, self.renderer
+        chat, old_card = ticket.chat_id, ticket.card_message_id
+        who = await renderer.turn(ticket)
+        private = {u for u in who if renderer.private_pings
+                   and await stores.people.has_private_chat(u)}  # fmt: skip
+        mention = frozenset(who) - private
+        view = await renderer.card(ticket, mention)
+        await self.pacer.acquire(chat, charged=True)
+        where = None
+        if item.probe_from is not None:  # a post whose outcome was lost: found, and current
+            found = await self._find_lost_post(chat, item.probe_from, view)
+            if found is not None and await telegram_io.edit(self.bot, chat, found, view):
+                where = found
+        if where is None and not mention and old_card is not None:
+            where = old_card if await telegram_io.edit(self.bot, chat, old_card, view) else None
+        if where is None:
+            where = await self._post_intended(item, chat, view)
+        else:
+            self.saw(chat, where)
+        moved = dataclasses.replace(ticket, card_message_id=where)
+        blocked = private - await self._ping_privately(tuple(sorted(private)), [moved])
+        ping_at = None
+        if blocked:  # they blocked the bot since: the group tells them after all
+            await self.pacer.acquire(chat, charged=True)
+            view = await renderer.ping([moved], frozenset(blocked))
+            ping_at = (await telegram_io.send(self.bot, chat, view, where)).message_id
+            self.saw(chat, ping_at)
+        deletions = []
+        if old_card is not None and old_card != where:
+            deletions.append(delete_effect(chat, old_card, card_of=ticket.id))
+        old_ping = ticket.ping_message_id
+        if old_ping and await stores.tickets.ping_sharers(old_ping) <= {ticket.id}:
+            deletions.append(delete_effect(chat, old_ping))
+        await self._record(
+            item,
+            lambda: stores.outbox.handed_off(item, ping, ticket.id, where, ping_at, deletions,
+                                             utcnow()),
+        )  # fmt: skip
+
+    async def _combined(self, ticket: Ticket) -> bool:
+        """Whether other tickets hand off to the same people in the same few seconds (a batch
+        confirmed, a burst of intakes): then one combined ping tells them of all (SPEC §2),
+        and the cards are placed without notifying, instead of a re-post each."""
+        stores = self.stores
+        who = await self.renderer.turn(ticket)
+        if not who:
+            return False
+        for other in await stores.outbox.due_pings(utcnow() + stores.outbox.ping_gather):
+            if other.target_id in (None, ticket.id):
+                continue
+            t = await stores.tickets.get_ticket(other.target_id)
+            if (
+                t is not None
+                and t.chat_id == ticket.chat_id
+                and await self.renderer.turn(t) == who
+            ):
+                return True
+        return False
+
     async def _post(
         self,
         item: OutboxItem,
@@ -488,7 +571,18 @@ class OutboxWorker:
         place: Placed,
         reply_to: int | None = None,
     ) -> None:
-        # The intent first: if the answer is lost, the post is looked for from here on.
+        message_id = await self._post_intended(item, chat, view, reply_to)
+        # Where the card (or summary) now is, recorded with the delivery: one transaction.
+        await self._record(
+            item,
+            lambda: self.stores.outbox.effect_done(item, utcnow(), message_id, placed=place),
+        )
+
+    async def _post_intended(
+        self, item: OutboxItem, chat: int, view: CardView, reply_to: int | None = None
+    ) -> int:
+        """Post, the intent stored first: if the answer is lost, the post is looked for from
+        there on."""
         probe_from = self._last_seen.get(chat, 0) + 1
         if self._last_seen.get(chat) is None:
             probe_from = await self._first_unknown_id(chat)
@@ -500,11 +594,7 @@ class OutboxWorker:
             await self.stores.outbox.forget_probe(item)
             raise
         self.saw(chat, sent.message_id)
-        # Where the card (or summary) now is, recorded with the delivery: one transaction.
-        await self._record(
-            item,
-            lambda: self.stores.outbox.effect_done(item, utcnow(), sent.message_id, placed=place),
-        )
+        return sent.message_id
 
     async def _first_unknown_id(self, chat: int) -> int:
         known = await self.stores.outbox.known_bot_messages(chat, 0, 2**62)

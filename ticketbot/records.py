@@ -143,8 +143,13 @@ def answer_effect(mail_id: int) -> Effect:
     return Effect("answer", f"answer:{mail_id}", target_id=mail_id)
 
 
-def delete_effect(chat_id: int, message_id: int, *, at: datetime | None = None) -> Effect:
-    return Effect("delete", f"delete:{chat_id}:{message_id}", chat_id, message_id, not_before=at)
+def delete_effect(
+    chat_id: int, message_id: int, *, at: datetime | None = None, card_of: int | None = None
+) -> Effect:
+    """`card_of`: the message is that ticket's card, replaced by a re-post (a tap on it
+    meanwhile is told what happened)."""
+    return Effect("delete", f"delete:{chat_id}:{message_id}", chat_id, message_id,
+                  target_id=card_of, not_before=at)  # fmt: skip
 
 
 def send_effect(
@@ -177,3 +182,4 @@ class OutboxItem:
     generation: int
     probe_from: int | None
     attempts: int
+    next_attempt_at: str = ""  # when it is due (database time)

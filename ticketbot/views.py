@@ -72,7 +72,9 @@ class Views:
 
     # -- the card -----------------------------------------------------------------------
 
-    def card(self, facts: CardFacts) -> CardView:
+    def card(self, facts: CardFacts, mention: frozenset[int] | None = None) -> CardView:
+        """The card; posted anew at a hand-off, its "Giliran" links notify `mention` (the
+        people whose turn it now is and who get no private ping); None: everyone linked."""
         t = facts.ticket
         overdue = facts.due is not None and facts.left_minutes < 0
         text = self.texts.render(
@@ -104,6 +106,7 @@ class Views:
             waiting_dwh=t.state == State.SENT_TO_DWH,
             dwh_workdays=facts.dwh_workdays,
             turn=self.turn(facts.turn),
+            mention=mention,
             choosing_reason=facts.menu is not None,
             told_to_resident=self.told_to_resident(facts.menu),
             menu=self.texts.label("reasons_of", facts.menu) if facts.menu else "",

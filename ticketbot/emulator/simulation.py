@@ -8,6 +8,9 @@ update (no sleeping).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +31,7 @@ from ticketbot.services import App, Services, services_of
 
 GROUP_ID = -1001234567890
 PING_MARK = "🔔"  # how a turn ping begins (templates/telegram/ping.html)
+CARD_HEAD = re.compile(r"📋 Tiket #(\d+) — ")  # a card's head (templates/telegram/card.html)
 TZ = ZoneInfo("Asia/Jakarta")
 
 
@@ -202,6 +206,8 @@ class Simulation:
         reply_to: int | None = None,
     ) -> int:
         """`who` posts `text` (as a photo caption with photo=True); returns its message id."""
+        if reply_to is not None and chat_id == GROUP_ID:
+            reply_to = self.card_now(reply_to)  # people reply to the card they see
         update_id, message_id = await self.api.post(
             who.user_id, chat_id, text, photo=photo, reply_to=reply_to
         )
@@ -213,15 +219,16 @@ class Simulation:
         await self._handled(await self.api.edit_by_person(chat_id, message_id, text))
 
     async def tap(self, who: Person, message_id: int, label: str) -> str:
-        """`who` taps the button whose label contains `label`; returns the query id."""
-        data = self.api.button_data(GROUP_ID, message_id, label)
+        """`who` taps the button whose label contains `label` on that message, or on the card
+        it was (see `card_now`); returns the query id."""
+        data = self.button_data(message_id, label)
         return await self.tap_data(who, message_id, data)
 
     async def tap_data(
         self, who: Person, message_id: int, data: str, *, forged: bool = False
     ) -> str:
         update_id, query_id = await self.api.press(
-            who.user_id, GROUP_ID, message_id, data, forged=forged
+            who.user_id, GROUP_ID, self.card_now(message_id), data, forged=forged
         )
         await self._handled(update_id)
         return query_id
@@ -234,7 +241,25 @@ class Simulation:
         raise AssertionError(f"callback query {query_id} was not answered")
 
     def message(self, message_id: int) -> StoredMessage:
-        return self.api.message(GROUP_ID, message_id)
+        """The message, or the card it was (see `card_now`)."""
+        return self.api.message(GROUP_ID, self.card_now(message_id))
+
+    def card_now(self, message_id: int) -> int:
+        """People tap the card they see: a card's message id stands for its ticket's card
+        wherever a hand-off has re-posted it since (where the database says it is)."""
+        m = self.api.message(GROUP_ID, message_id)
+        card = CARD_HEAD.match(m.plain or "")
+        if not m.deleted or m.from_id != self.api.bot_id or card is None:
+            return message_id
+        with contextlib.closing(sqlite3.connect(self.services.repo.db.path)) as db:
+            row = db.execute(
+                "SELECT card_message_id FROM tickets WHERE id = ?", (int(card[1]),)
+            ).fetchone()
+        return int(row[0]) if row and row[0] is not None else message_id
+
+    def button_data(self, message_id: int, label: str) -> str:
+        """The callback data of a button on that message, or on the card it was."""
+        return self.api.button_data(GROUP_ID, self.card_now(message_id), label)
 
     def last_bot_message(self) -> StoredMessage:
         """The bot's newest message in the group that is not a turn ping (a card, a reply)."""

@@ -124,15 +124,29 @@ class OutboxStore:
             " AND (kind != 'delete' OR NOT EXISTS (SELECT 1 FROM outbox AS r"
             "   WHERE r.status = 'pending' AND r.kind = 'send' AND r.chat_id = outbox.chat_id"
             "   AND r.reply_to = outbox.message_id AND r.next_attempt_at <= :now))"
-            # What people wait for first (a new card, a reply, a notice), then pings, then
-            # re-renders of cards already standing (e.g. thirty turning TERLAMBAT at once).
+            # What people wait for first (a new card, a reply, a notice), then hand-offs (a
+            # card that takes its ping along, before the ping that waits for it), then pings,
+            # then re-renders of cards already standing (e.g. thirty turning TERLAMBAT at once).
             " ORDER BY CASE WHEN kind = 'send' THEN 0"
             "   WHEN kind = 'card' AND (SELECT card_message_id FROM tickets"
             "     WHERE tickets.id = outbox.target_id) IS NULL THEN 0"
-            "   WHEN kind = 'ping' THEN 1 ELSE 2 END, id LIMIT :limit",
+            "   WHEN kind = 'card' AND EXISTS (SELECT 1 FROM outbox AS p WHERE p.status ="
+            "     'pending' AND p.kind = 'ping' AND p.target_id = outbox.target_id) THEN 1"
+            "   WHEN kind = 'ping' THEN 2 ELSE 3 END, id LIMIT :limit",
             {"now": to_db_time(now), "limit": limit, **{f"k{i}": k for i, k in enumerate(kinds)}},
         ) as cur:
             return [OutboxItem(*r) for r in await cur.fetchall()]
+
+    async def pending(self, kind: str, target_id: int) -> OutboxItem | None:
+        """The effect of `kind` waiting for ticket/batch `target_id`, due or not (one at most:
+        a second is folded into it)."""
+        async with self.db.conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND kind = ?"
+            " AND target_id = ? ORDER BY id LIMIT 1",
+            (kind, target_id),
+        ) as cur:
+            row = await cur.fetchone()
+        return OutboxItem(*row) if row else None
 
     async def due_pings(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         async with self.db.conn.execute(
@@ -191,7 +205,7 @@ class OutboxStore:
             # Delivered: its text (a reply may quote a form) is needed no more.
             "UPDATE outbox SET status = 'done', done_at = ?, message_id = coalesce(?,"
             " message_id), probe_from = NULL, text = NULL WHERE id = ? AND (generation = ?"
-            " OR kind NOT IN ('card', 'summary', 'answer'))",
+            " OR kind NOT IN ('card', 'summary', 'answer', 'ping'))",
             (to_db_time(now), message_id, item.id, item.generation),
         )
         if cur.rowcount == 0:
@@ -213,6 +227,23 @@ class OutboxStore:
             )
             for item in items:
                 await self._effect_done(item, now, message_id)
+
+    async def handed_off(
+        self, card: OutboxItem, ping: OutboxItem, ticket_id: int, card_at: int,
+        ping_at: int | None, deletions: Sequence[Effect], now: datetime,
+    ) -> None:  # fmt: skip
+        """A card delivered with its ping (re-posted with its mentions, or edited when every
+        one of them was pinged privately): where the card and the ticket's ping now are, both
+        effects done, and the deletion of the old card and old ping queued, in one
+        transaction. A change that came meanwhile keeps its effect pending."""
+        async with self.db.transaction(synced=False) as conn:
+            await conn.execute(
+                "UPDATE tickets SET card_message_id = ?, ping_message_id = ? WHERE id = ?",
+                (card_at, ping_at, ticket_id),
+            )
+            await self._effect_done(card, now, card_at)
+            await self._effect_done(ping, now, ping_at)
+            await self.add(deletions)
 
     async def effect_retry(
         self, item: OutboxItem, at: datetime, error: str, *, probe_from: int | None = None
@@ -266,6 +297,15 @@ class OutboxStore:
             async with self.db.conn.execute(sql, (low, high)) as cur:
                 known |= {int(r[0]) for r in await cur.fetchall()}
         return known
+
+    async def replaced_card(self, chat_id: int, message_id: int, ticket_id: int) -> bool:
+        """Whether that message was the ticket's card before a hand-off re-posted it."""
+        async with self.db.conn.execute(
+            "SELECT 1 FROM outbox WHERE kind = 'delete' AND chat_id = ? AND message_id = ?"
+            " AND target_id = ?",
+            (chat_id, message_id, ticket_id),
+        ) as cur:
+            return await cur.fetchone() is not None
 
     async def prune(self, before: datetime) -> int:
         """Forget delivered (or failed) effects older than `before`."""
