@@ -228,3 +228,29 @@ async def test_a_tap_on_a_re_posted_card_before_its_post_is_recorded_acts(
     assert await card_of(sim, 1) == new
     [card] = [m for m in sim.api.visible(GROUP_ID) if (m.plain or "").startswith("📋 Tiket #1")]
     assert card.message_id == new and "Sinkron di Konsolidasi" in (card.plain or "")
+
+
+async def test_hand_offs_to_the_same_people_in_the_same_seconds_ring_once(tmp_path: Path) -> None:
+    """The Kasi verifies three cards in a row: the ADB's phone rings once (their cards are
+    edited in place, one ping names all three); a fourth, alone, is re-posted."""
+    async with Simulation(tmp_path, ping_gather=1.0) as sim:
+        await sim.run_jobs()
+        for i in range(4):
+            await sim.say(STAF, form(lembaga=f"Bank {i}"))
+        cards = [await card_of(sim, t) for t in (1, 2, 3, 4)]
+        posts = Posts(sim)
+        assert sim.inbox is not None
+        updates = []
+        for card in cards[:3]:
+            data = sim.api.button_data(GROUP_ID, card, "Verifikasi")
+            updates.append((await sim.api.press(KASI.user_id, GROUP_ID, card, data))[0])
+        for update_id in updates:
+            await sim.inbox.runner.wait_handled(update_id)
+        await sim.services.outbox.drained()
+        [ping] = posts.new()
+        assert mentioned(ping) == [ADB.user_id] and "#1, #2, #3" in (ping.plain or "")
+        assert [await card_of(sim, t) for t in (1, 2, 3)] == cards[:3]
+        assert all("Diverifikasi" in (sim.api.message(GROUP_ID, c).plain or "") for c in cards[:3])
+        await sim.tap(KASI, cards[3], "Verifikasi")
+        [alone] = posts.new()
+        assert mentioned(alone) == [ADB.user_id] and await card_of(sim, 4) == alone.message_id

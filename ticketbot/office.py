@@ -507,7 +507,7 @@ class Office:
             return Invalid()
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)
-        confirmed = []
+        moves = []
         for ticket in await self.repo.batches.batch_tickets(batch.id):
             decision = self.procedure.may_perform(
                 Action.CONFIRM_DWH, ticket.state, roles, is_opener=False
@@ -515,12 +515,11 @@ class Office:
             if decision == Refusal.NOT_ALLOWED:
                 return Refused(ticket, Refusal.NOT_ALLOWED, Action.CONFIRM_DWH)
             if isinstance(decision, Transition):
-                outcome = await self.repo.tickets.apply(
-                    ticket.id, decision, actor, self.clock(), None,
-                    [card_effect(ticket.id), ping_effect(ticket.id)],
-                )  # fmt: skip
-                if outcome.applied:
-                    confirmed.append(ticket.id)
+                moves.append((ticket.id, decision))
+        # All at once: the desk hears of the whole batch in one ping.
+        confirmed = await self.repo.tickets.apply_each(
+            moves, actor, self.clock(), lambda t: [card_effect(t), ping_effect(t)]
+        )
         await self.repo.outbox.enqueue([summary_effect(batch.id)], self.clock())
         return BatchConfirmed(batch.id, tuple(confirmed))
 

@@ -400,12 +400,15 @@ class OutboxWorker:
             for other in await stores.outbox.due_pings(soon):
                 if other.id == item.id or other.target_id is None or len(items) >= PING_GROUP:
                     continue
-                if await stores.outbox.pending("card", other.target_id) is not None:
-                    continue  # it goes with its card
                 t = await stores.tickets.get_ticket(other.target_id)
-                if t is not None and t.chat_id == ticket.chat_id and await renderer.turn(t) == who:
-                    items.append(other)
-                    tickets.append(t)
+                if t is None or t.chat_id != ticket.chat_id or await renderer.turn(t) != who:
+                    continue
+                card = await stores.outbox.pending("card", t.id)
+                if card is not None:  # its card goes now, edited like the others' under this ping
+                    await self._place(card)
+                    t = await stores.tickets.get_ticket(t.id) or t
+                items.append(other)
+                tickets.append(t)
         ids = {t.id for t in tickets}
         for old in {t.ping_message_id for t in tickets if t.ping_message_id}:
             if await stores.tickets.ping_sharers(old) <= ids:  # nobody else still needs it

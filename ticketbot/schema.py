@@ -9,12 +9,14 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-
-import aiosqlite
+from typing import TYPE_CHECKING
 
 from ticketbot.paths import MIGRATIONS_DIR
 
-Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+if TYPE_CHECKING:  # the store imports this module
+    from ticketbot.store.connection import Connection
+
+Transaction = Callable[[], AbstractAsyncContextManager["Connection"]]
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 # A migration whose first line is this rebuilds a table (SQLite's way to change a CHECK):
@@ -53,7 +55,7 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
     return found
 
 
-async def schema_version(conn: aiosqlite.Connection) -> int:
+async def schema_version(conn: Connection) -> int:
     """The applied version; 0 for a database never migrated. Reads only."""
     async with conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
@@ -66,7 +68,7 @@ async def schema_version(conn: aiosqlite.Connection) -> int:
 
 
 async def migrate(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     transaction: Transaction,
     directory: Path = MIGRATIONS_DIR,
     *,

@@ -22,6 +22,7 @@ import aiosqlite
 
 from ticketbot import schema
 from ticketbot.paths import MIGRATIONS_DIR, private_file
+from ticketbot.store.connection import Connection
 from ticketbot.store.rows import MARK_HANDLED, to_db_time
 
 
@@ -36,10 +37,46 @@ class Handling:
 HANDLING: ContextVar[Handling | None] = ContextVar("handling", default=None)
 
 
+def _begin(db: sqlite3.Connection, *, synced: bool) -> None:
+    if not synced:
+        db.execute("PRAGMA synchronous = NORMAL")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        _restore(db, synced=synced)
+        raise
+
+
+def _commit(db: sqlite3.Connection, mark: Handling | None, *, synced: bool) -> bool:
+    """Commit (marking the update handled in it); False when there was no update to mark."""
+    marked = False
+    if mark is not None:  # no row: a tap handled before its update was stored
+        stamp = to_db_time(datetime.now(UTC))
+        marked = db.execute(MARK_HANDLED, (stamp, mark.update_id)).rowcount == 1
+    db.execute("COMMIT")
+    _restore(db, synced=synced)
+    return marked
+
+
+def _roll_back(db: sqlite3.Connection, *, synced: bool) -> None:
+    """Also when COMMIT itself failed (a full disk): the connection must be left outside any
+    transaction, usable again once the fault passes. SQLite may already have rolled back on
+    its own; that is not an error."""
+    with contextlib.suppress(sqlite3.Error):
+        db.execute("ROLLBACK")
+    _restore(db, synced=synced)
+
+
+def _restore(db: sqlite3.Connection, *, synced: bool) -> None:
+    if not synced:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA synchronous = FULL")
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.path = path  # a worker process reads it too (store/snapshot.py)
-        self.conn = conn
+        self.conn = Connection(conn)
         self._write_lock = asyncio.Lock()
         self._after_commit: list[Callable[[], None]] = []
 
@@ -72,7 +109,7 @@ class Database:
     @asynccontextmanager
     async def transaction(
         self, *, decisive: bool = False, synced: bool = True
-    ) -> AsyncIterator[aiosqlite.Connection]:
+    ) -> AsyncIterator[Connection]:
         """One write transaction.
 
         `decisive`: the change an update's handler exists for (a ticket opened, a
@@ -82,33 +119,23 @@ class Database:
         committed to the WAL without an fsync of its own; the next synced commit makes it
         durable too. A killed process loses neither kind."""
         async with self._write_lock:
-            if not synced:
-                await self.conn.execute("PRAGMA synchronous = NORMAL")
             handling = HANDLING.get() if decisive else None
-            await self.conn.execute("BEGIN IMMEDIATE")
+            mark = handling if handling is not None and not handling.marked else None
+            # Each end of the transaction is one hop to the database thread.
+            await self.conn.run(lambda db: _begin(db, synced=synced))
             self._after_commit = []
             try:
                 yield self.conn
-                marked = False
-                if handling is not None and not handling.marked:
-                    cur = await self.conn.execute(
-                        MARK_HANDLED, (to_db_time(datetime.now(UTC)), handling.update_id)
-                    )
-                    marked = cur.rowcount == 1  # 0: a tap handled before it was stored
-                await self.conn.execute("COMMIT")
-                if handling is not None and marked:
-                    handling.marked = True
             except BaseException:
-                # Also when COMMIT itself fails (a full disk): the connection must be left
-                # outside any transaction, usable again once the fault passes. SQLite may
-                # already have rolled back on its own; that is not an error.
-                with contextlib.suppress(sqlite3.Error, ValueError):
-                    await self.conn.execute("ROLLBACK")
+                await self.conn.run(lambda db: _roll_back(db, synced=synced))
                 raise
-            finally:
-                if not synced:
-                    with contextlib.suppress(sqlite3.Error, ValueError):
-                        await self.conn.execute("PRAGMA synchronous = FULL")
+            try:
+                marked = await self.conn.run(lambda db: _commit(db, mark, synced=synced))
+            except BaseException:
+                await self.conn.run(lambda db: _roll_back(db, synced=synced))
+                raise
+            if mark is not None and marked:
+                mark.marked = True
             for callback in self._after_commit:
                 callback()
 

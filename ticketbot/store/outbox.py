@@ -38,6 +38,8 @@ class OutboxStore:
         twice: its generation goes up, so the worker renders it again after delivering.
         Delivery runs on the wall clock, whatever clock the office keeps."""
         stamp = to_db_time(datetime.now(UTC))
+        gathered = to_db_time(datetime.now(UTC) + self.ping_gather)
+        pinged = {e.target_id for e in effects if e.kind == "ping"}
         for e in effects:
             self.db.after_commit(self.changed.set)
             values = {"kind": e.kind, "key": e.key, "chat_id": e.chat_id,
@@ -58,7 +60,12 @@ class OutboxStore:
                 values["due"] = max(stamp, to_db_time(e.not_before))
             if e.kind == "ping":
                 # Pings falling in the same few seconds for the same people go as one.
-                values["due"] = to_db_time(datetime.now(UTC) + self.ping_gather)
+                values["due"] = gathered
+            elif e.kind == "card" and e.target_id in pinged and await self._standing(e):
+                # A hand-off of a card already standing waits as long as its ping: it goes
+                # re-posted alone, or edited beside the others' cards under one ping. A new
+                # card is never held back.
+                values["due"] = gathered
             conflict = (
                 "ON CONFLICT (key) WHERE status = 'pending' DO UPDATE SET"
                 " generation = generation + 1"
@@ -72,6 +79,13 @@ class OutboxStore:
                 + conflict,
                 values,
             )
+
+    async def _standing(self, e: Effect) -> bool:
+        async with self.db.conn.execute(
+            "SELECT card_message_id IS NOT NULL FROM tickets WHERE id = ?", (e.target_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def _combine_refusal(self, e: Effect) -> bool:
         """A refusal to a person who already has one waiting for its minute: that one now

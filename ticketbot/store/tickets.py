@@ -230,6 +230,24 @@ class TicketStore:
         last = None if applied else await self.events.last_transition(ticket_id)
         return TransitionOutcome(applied, ticket, last)
 
+    async def apply_each(
+        self,
+        moves: Sequence[tuple[int, Transition]],
+        actor: Actor,
+        now: datetime,
+        effects: Callable[[int], Sequence[Effect]],
+    ) -> list[int]:
+        """Many tickets moved at once (a batch confirmed), each with its effects, in one
+        transaction: the group's worker sees them together (one combined ping). Returns the
+        ids that moved."""
+        moved = []
+        async with self.db.transaction(decisive=True):
+            for ticket_id, transition in moves:
+                if await self.move(ticket_id, transition, actor, to_db_time(now), None):
+                    await self.outbox.add(effects(ticket_id))
+                    moved.append(ticket_id)
+        return moved
+
     async def move(
         self, ticket_id: int, transition: Transition, actor: Actor, stamp: str,
         detail: str | None,
