@@ -254,3 +254,24 @@ async def test_hand_offs_to_the_same_people_in_the_same_seconds_ring_once(tmp_pa
         await sim.tap(KASI, cards[3], "Verifikasi")
         [alone] = posts.new()
         assert mentioned(alone) == [ADB.user_id] and await card_of(sim, 4) == alone.message_id
+
+
+async def test_a_card_older_than_telegram_lets_delete_is_edited_and_pinged(
+    sim: Simulation,
+) -> None:
+    """Telegram deletes a message only within 48 hours: a ticket that waited longer (on the
+    DWH, say) is not re-posted at its hand-off (the old card would stay); its card is edited
+    and a short ping replying to it tells whose turn it is."""
+    await sim.say(STAF, VALID_FORM)
+    card = sim.last_bot_message().message_id
+    await sim.office.repo.db.conn.execute(
+        "UPDATE tickets SET card_posted_at = '2026-11-20T09:00:00+00:00' WHERE id = 1"
+    )
+    posts = Posts(sim)
+    await sim.tap(KASI, card, "Verifikasi")
+    [ping] = posts.new()
+    assert mentioned(ping) == [ADB.user_id] and ping.reply_to == card
+    assert (ping.plain or "").startswith("🔔") and "#1" in (ping.plain or "")
+    assert await card_of(sim, 1) == card and not sim.api.message(GROUP_ID, card).deleted
+    assert "Diverifikasi" in (sim.api.message(GROUP_ID, card).plain or "")
+    assert sim.api.calls_of("deleteMessage")[-1].params["message_id"] != str(card)

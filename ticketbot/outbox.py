@@ -55,6 +55,9 @@ MAX_RETRY = 300.0
 # so our own pacing never meets a 429.
 MARGIN = 0.25
 HOLD_AT_MOST = 1.0  # seconds a lane waits for a chat's budget before it moves on to others
+# Telegram deletes a message only within 48 hours of sending it: a card older than this is
+# not re-posted at a hand-off (its old copy would stay).
+REPOST_WITHIN = timedelta(hours=47)
 
 
 def utcnow() -> datetime:
@@ -458,7 +461,7 @@ class OutboxWorker:
                 await stores.outbox.effect_failed(item, utcnow(), "no such ticket")
                 return
             ping = await stores.outbox.pending("ping", ticket.id)
-            if ping is not None and not await self._combined(ticket):
+            if ping is not None and _may_repost(ticket) and not await self._combined(ticket):
                 await self._hand_off(item, ticket, ping)
                 return
             chat, where = ticket.chat_id, ticket.card_message_id
@@ -643,6 +646,16 @@ class OutboxWorker:
             with contextlib.suppress(TelegramError):
                 await self.bot.edit_message_reply_markup(chat, message_id, reply_markup=None)
         return None
+
+
+def _may_repost(ticket: Ticket) -> bool:
+    """A hand-off re-posts the card only while Telegram still lets the bot delete the old
+    one (48 hours after sending it); an older card is edited, and a ping tells whose turn
+    it is. A new card (none yet) is posted with its mention."""
+    if ticket.card_message_id is None:
+        return True
+    posted = ticket.card_posted_at
+    return posted is not None and utcnow() - posted < REPOST_WITHIN
 
 
 def html_to_plain(text: str) -> str:

@@ -44,6 +44,7 @@ class Ticket:
     menu_round: int = 0  # how many reason menus were opened on it so far
     scan_is_document: bool = False  # the scan came as a file, not a photo
     sumber: str = "loket"  # how the request came
+    card_posted_at: datetime | None = None  # when its card message was sent (None: unknown)
 
 
 @dataclass(frozen=True)

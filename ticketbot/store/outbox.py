@@ -197,10 +197,10 @@ class OutboxStore:
         once more."""
         async with self.db.transaction(synced=False) as conn:
             if placed is not None and message_id is not None:
-                if placed.card is not None:
+                if placed.card is not None:  # a post (an edit records no message id)
                     await conn.execute(
-                        "UPDATE tickets SET card_message_id = ? WHERE id = ?",
-                        (message_id, placed.card),
+                        "UPDATE tickets SET card_message_id = ?, card_posted_at = ? WHERE id = ?",
+                        (message_id, to_db_time(now), placed.card),
                     )
                 if placed.summary is not None:
                     await conn.execute(
@@ -252,8 +252,10 @@ class OutboxStore:
         transaction. A change that came meanwhile keeps its effect pending."""
         async with self.db.transaction(synced=False) as conn:
             await conn.execute(
-                "UPDATE tickets SET card_message_id = ?, ping_message_id = ? WHERE id = ?",
-                (card_at, ping_at, ticket_id),
+                "UPDATE tickets SET card_posted_at = CASE WHEN card_message_id IS ? THEN"
+                " card_posted_at ELSE ? END, card_message_id = ?, ping_message_id = ?"
+                " WHERE id = ?",
+                (card_at, to_db_time(now), card_at, ping_at, ticket_id),
             )
             await self._effect_done(card, now, card_at)
             await self._effect_done(ping, now, ping_at)

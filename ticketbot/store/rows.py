@@ -66,7 +66,8 @@ def batch_from(row: Any) -> Batch:
 TICKET_COLUMNS = (
     "id, nik, kk, lembaga, lembaga_key, phone, nama, keterangan, photo_file_id, state, "
     "opened_by, opened_at, state_since, step_since, reject_reason, chat_id, card_message_id, "
-    "batch_id, ping_message_id, purged_at, menu_action, menu_round, scan_is_document, sumber"
+    "batch_id, ping_message_id, purged_at, menu_action, menu_round, scan_is_document, sumber,"
+    " card_posted_at"
 )
 BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
@@ -122,7 +123,7 @@ def events_by_ticket(rows: Iterable[Any]) -> dict[int, list[Event]]:
 def ticket_from(row: Any) -> Ticket:
     (id_, nik, kk, lembaga, key, phone, nama, ket, photo, state, opened_by, opened_at,
      state_since, step_since, reason, chat_id, card, batch_id, ping, purged, menu,
-     menu_round, document, sumber) = row  # fmt: skip
+     menu_round, document, sumber, posted) = row  # fmt: skip
     return Ticket(
         id=int(id_),
         nik=str(nik),
@@ -148,6 +149,7 @@ def ticket_from(row: Any) -> Ticket:
         menu_round=int(menu_round or 0),
         scan_is_document=bool(document),
         sumber=str(sumber or "loket"),
+        card_posted_at=from_db_time(posted if isinstance(posted, str) else None),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ticketbot.domain.lifecycle import Action, Procedure, Transition
@@ -200,9 +200,11 @@ class TicketStore:
         return True
 
     async def set_card_message(self, ticket_id: int, message_id: int) -> None:
+        """Where a card whose post's answer was lost is (a tap on it said): posted just now."""
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE tickets SET card_message_id = ? WHERE id = ?", (message_id, ticket_id)
+                "UPDATE tickets SET card_message_id = ?, card_posted_at = ? WHERE id = ?",
+                (message_id, to_db_time(datetime.now(UTC)), ticket_id),
             )
 
     async def count_tickets(self) -> int:
