@@ -95,6 +95,7 @@ def _rows(
             lembaga.lower(), phone, name_of(ticket_id), "", None, state.value, STAF,
             stamp(opened), stamp(last), step_since, None, GROUP_ID, ticket_id, batch, None,
             None, None, None, None, None, None, 0, 0, "loket", reversed_digits(phone),
+            None,  # card_posted_at: unknown, as for cards from before it was recorded
         )  # fmt: skip
         events = [(ticket_id, STAF, "Sari Staf", "open", None, "new", stamp(opened), None)]
         source = State.NEW
