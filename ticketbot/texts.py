@@ -53,6 +53,8 @@ class Texts:
             lstrip_blocks=True,
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=False,
+            # The templates do not change while the bot runs: no stat of the file per render.
+            auto_reload=False,
         )
         self.env.filters.update(
             mask=mask_number, mask_phone=mask_phone, when=self.when, day=self.day,
