@@ -10,7 +10,10 @@ delivers them in order, paced by Telegram's real rules, retrying what can be ret
   is stored before the call, and after an outcome we cannot know (a timeout, a crash) the
   next attempt looks for it there before posting again;
 - a card is rendered when it is delivered, from the database, so many changes to one card
-  while it waits become one edit.
+  while it waits become one edit;
+- a card that changes together with whose turn it is goes with its ping: re-posted with the
+  mention and the old one deleted (one group message, not an edit and a ping), or edited
+  beside the others' under one combined ping when several hand off to the same people.
 At start-up the worker simply continues with whatever is pending.
 """
 
@@ -379,9 +382,11 @@ class OutboxWorker:
         )
 
     async def _ping(self, item: OutboxItem) -> None:
-        """Turn pings: Telegram does not notify on edits, so whose turn it is gets a new short
-        message replying to the card, naming them by a clickable mention. Pings due now for
-        the same people go as one message; a ticket's previous ping is taken back."""
+        """Turn pings, where the card itself does not notify (`_hand_off` re-posts it when it
+        hands off alone): several tickets handing off to the same people within the gathering
+        window, a card too old to re-post. A new short message replying to the card names
+        them by a clickable mention; their cards go first, edited; a ticket's previous ping is
+        taken back."""
         stores, renderer = self.stores, self.renderer
         assert item.target_id is not None
         ticket = await stores.tickets.get_ticket(item.target_id)
