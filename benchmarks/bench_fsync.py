@@ -82,8 +82,8 @@ async def run(count: int) -> tuple[float, float]:
                 sends = len(api.calls_of("sendMessage"))
                 deletes = len(api.calls_of("deleteMessage"))
                 await api.post(STAF.user_id, GROUP_ID, form(nik=f"127301450685{i + 1:04d}"))
-                card = await api.wait_for_call("sendMessage", sends + 1, timeout=60)
-                cards.append(int(card.result["message_id"]))  # its mention is the ping
+                posted = await api.wait_for_call("sendMessage", sends + 1, timeout=60)
+                cards.append(int(posted.result["message_id"]))  # its mention is the ping
                 await api.wait_for_call("deleteMessage", deletes + 1, timeout=60)
             after_intakes = await settle(trace)
             for card in cards:
