@@ -41,6 +41,7 @@ from ticketbot import telegram_io
 from ticketbot.records import Batch, OutboxItem, Placed, Ticket, delete_effect, send_effect
 from ticketbot.store import Stores
 from ticketbot.store.mails import StoredMail
+from ticketbot.store.outbox import lane_of
 from ticketbot.store.rows import from_db_time
 from ticketbot.views import CardView
 
@@ -194,7 +195,8 @@ class OutboxWorker:
         self._tasks = []
 
     def wake(self) -> None:
-        self.stores.outbox.changed.set()
+        for changed in self.stores.outbox.changed.values():
+            changed.set()
 
     def saw(self, chat_id: int, message_id: int) -> None:
         """The newest message id known in a chat: where a lost post would be."""
@@ -237,7 +239,7 @@ class OutboxWorker:
         # card overtakes thirty re-renders); deletions go in batches.
         items = await self.stores.outbox.due_effects(utcnow(), kinds, 1 if "card" in kinds else 20)
         if not items:
-            await self._sleep_until_due()
+            await self._sleep_until_due(kinds)
             return
         for item in items:
             self._busy += 1
@@ -262,10 +264,10 @@ class OutboxWorker:
                 async with self._changed:
                     self._changed.notify_all()
 
-    async def _sleep_until_due(self) -> None:
-        changed = self.stores.outbox.changed
+    async def _sleep_until_due(self, kinds: tuple[str, ...]) -> None:
+        changed = self.stores.outbox.changed[lane_of(kinds[0])]
         changed.clear()
-        next_at = await self.stores.outbox.next_effect_at()
+        next_at = await self.stores.outbox.next_effect_at(kinds)
         wait = 5.0
         if next_at is not None:
             wait = min(max((next_at - utcnow()).total_seconds(), 0.05), 5.0)

@@ -23,6 +23,11 @@ from ticketbot.store.rows import (
 )
 
 
+def lane_of(kind: str) -> str:
+    """The worker's lane that delivers an effect of `kind`."""
+    return "deletes" if kind == "delete" else "messages"
+
+
 @dataclass
 class OutboxStore:
     """The durable outbox: what the group must show, committed with the change that implies it."""
@@ -30,8 +35,11 @@ class OutboxStore:
     db: Database
 
     ping_gather: timedelta = PING_GATHER
-    # Set after a commit that queued effects: the worker wakes on it.
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set after a commit that queued effects, one per lane of the worker (messages, and
+    # deletions): a lane wakes for its own kinds only.
+    changed: dict[str, asyncio.Event] = field(
+        default_factory=lambda: {lane: asyncio.Event() for lane in ("messages", "deletes")}
+    )
 
     async def add(self, effects: Iterable[Effect]) -> None:
         """Inside a write transaction. A card or summary already waiting is not queued
@@ -41,7 +49,7 @@ class OutboxStore:
         gathered = to_db_time(datetime.now(UTC) + self.ping_gather)
         pinged = {e.target_id for e in effects if e.kind == "ping"}
         for e in effects:
-            self.db.after_commit(self.changed.set)
+            self.db.after_commit(self.changed[lane_of(e.kind)].set)
             values = {"kind": e.kind, "key": e.key, "chat_id": e.chat_id,
                       "message_id": e.message_id, "target_id": e.target_id, "text": e.text,
                       "reply_to": e.reply_to, "person_id": e.person_id, "stamp": stamp,
@@ -170,9 +178,12 @@ class OutboxStore:
         ) as cur:
             return [OutboxItem(*r) for r in await cur.fetchall()]
 
-    async def next_effect_at(self) -> datetime | None:
+    async def next_effect_at(self, kinds: Sequence[str]) -> datetime | None:
+        marks = ",".join("?" * len(kinds))
         async with self.db.conn.execute(
             "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            f" AND kind IN ({marks})",
+            tuple(kinds),
         ) as cur:
             row = await cur.fetchone()
         return from_db_time(row[0] if row else None)
