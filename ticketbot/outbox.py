@@ -405,20 +405,15 @@ class OutboxWorker:
         who = await renderer.turn(ticket)
         items, tickets = [item], [ticket]
         if who:
-            # Those due within the gathering window go now, with this one.
-            soon = utcnow() + stores.outbox.ping_gather
-            for other in await stores.outbox.due_pings(soon):
-                if other.id == item.id or other.target_id is None or len(items) >= PING_GROUP:
-                    continue
-                t = await stores.tickets.get_ticket(other.target_id)
-                if t is None or t.chat_id != ticket.chat_id or await renderer.turn(t) != who:
-                    continue
-                card = await stores.outbox.pending("card", t.id)
-                if card is not None:  # its card goes now, edited like the others' under this ping
+            # Those due within the gathering window go now, with this one; their cards first,
+            # edited like the others' under this ping.
+            for other, seen in await self._same_turn(ticket, who, exclude=ticket.id,
+                                                     limit=PING_GROUP - 1):  # fmt: skip
+                card = await stores.outbox.pending("card", seen.id)
+                if card is not None:
                     await self._place(card)
-                    t = await stores.tickets.get_ticket(t.id) or t
                 items.append(other)
-                tickets.append(t)
+                tickets.append(await stores.tickets.get_ticket(seen.id) or seen)
         ids = {t.id for t in tickets}
         for old in {t.ping_message_id for t in tickets if t.ping_message_id}:
             if await stores.tickets.ping_sharers(old) <= ids:  # nobody else still needs it
@@ -560,12 +555,19 @@ class OutboxWorker:
         """Whether other tickets hand off to the same people in the same few seconds (a batch
         confirmed, a burst of intakes): then one combined ping tells them of all (SPEC §2),
         and the cards are placed without notifying, instead of a re-post each."""
-        stores = self.stores
         who = await self.renderer.turn(ticket)
-        if not who:
-            return False
+        return bool(who) and bool(await self._same_turn(ticket, who, exclude=ticket.id, limit=1))
+
+    async def _same_turn(
+        self, ticket: Ticket, who: tuple[int, ...], *, exclude: int, limit: int
+    ) -> list[tuple[OutboxItem, Ticket]]:
+        """Other pings due within the gathering window for the same people in the same chat
+        (up to `limit`), with their tickets."""
+        stores, found = self.stores, list[tuple[OutboxItem, Ticket]]()
         for other in await stores.outbox.due_pings(utcnow() + stores.outbox.ping_gather):
-            if other.target_id in (None, ticket.id):
+            if len(found) >= limit:
+                break
+            if other.target_id in (None, exclude):
                 continue
             t = await stores.tickets.get_ticket(other.target_id)
             if (
@@ -573,8 +575,8 @@ class OutboxWorker:
                 and t.chat_id == ticket.chat_id
                 and await self.renderer.turn(t) == who
             ):
-                return True
-        return False
+                found.append((other, t))
+        return found
 
     async def _post(
         self,

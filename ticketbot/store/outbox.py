@@ -325,6 +325,12 @@ class OutboxStore:
                 known |= {int(r[0]) for r in await cur.fetchall()}
         return known
 
+    async def posting_card(self, ticket_id: int, message_id: int) -> bool:
+        """Whether that message may be the ticket's card being posted right now: its post's
+        intent is stored (the search for a lost post would start at or before it)."""
+        item = await self.pending("card", ticket_id)
+        return item is not None and item.probe_from is not None and message_id >= item.probe_from
+
     async def replaced_card(self, chat_id: int, message_id: int, ticket_id: int) -> bool:
         """Whether that message was the ticket's card before a hand-off re-posted it."""
         async with self.db.conn.execute(
