@@ -1,5 +1,7 @@
 """Benchmark: fsync'd transactions per intake and per tap, counted by strace on the real
 `ticketbot run` (every fsync/fdatasync the process makes). Prints numbers, asserts nothing.
+A commit fsyncs the WAL; a checkpoint (SQLite's own, every ~1000 pages) fsyncs the WAL and
+then the database file: transactions are the WAL's fsyncs less the database file's.
 
     .venv/bin/python benchmarks/bench_fsync.py [--count 20]
 
@@ -31,10 +33,17 @@ TOKEN = "424242:BENCH-fsync-not-a-real-token-xyzw"
 
 
 def syncs(trace: Path) -> int:
+    return sum(counts(trace))
+
+
+def counts(trace: Path) -> tuple[int, int]:
+    """(the WAL's fsyncs, every other file's: the database's at checkpoints)."""
     if not trace.exists():
-        return 0
-    return sum(1 for line in trace.read_text().splitlines()
-               if "fsync(" in line or "fdatasync(" in line)  # fmt: skip
+        return 0, 0
+    lines = [line for line in trace.read_text().splitlines()
+             if "fsync(" in line or "fdatasync(" in line]  # fmt: skip
+    wal = sum(1 for line in lines if "-wal>" in line)
+    return wal, len(lines) - wal
 
 
 async def settle(trace: Path) -> int:
@@ -48,7 +57,7 @@ async def settle(trace: Path) -> int:
     return last
 
 
-async def run(count: int) -> tuple[float, float]:
+async def run(count: int) -> tuple[tuple[int, int], ...]:
     api = FakeBotApi(token=TOKEN)
     await api.start()
     api.add_group(GROUP_ID)
@@ -68,7 +77,7 @@ async def run(count: int) -> tuple[float, float]:
         try:
             await api.wait_for_call("setMyCommands", 1, timeout=60)
             tracer = await asyncio.create_subprocess_exec(
-                "strace", "-f", "-e", "trace=fsync,fdatasync", "-o", str(trace),
+                "strace", "-f", "-y", "-e", "trace=fsync,fdatasync", "-o", str(trace),
                 "-p", str(bot.pid), stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
@@ -76,7 +85,8 @@ async def run(count: int) -> tuple[float, float]:
             # strace says on stderr when it has attached to the bot (and its threads).
             while b"attached" not in await asyncio.wait_for(tracer.stderr.readline(), 30):
                 pass
-            base = await settle(trace)
+            await settle(trace)
+            base = counts(trace)
             cards = []
             for i in range(count):
                 sends = len(api.calls_of("sendMessage"))
@@ -85,7 +95,8 @@ async def run(count: int) -> tuple[float, float]:
                 posted = await api.wait_for_call("sendMessage", sends + 1, timeout=60)
                 cards.append(int(posted.result["message_id"]))  # its mention is the ping
                 await api.wait_for_call("deleteMessage", deletes + 1, timeout=60)
-            after_intakes = await settle(trace)
+            await settle(trace)
+            after_intakes = counts(trace)
             for card in cards:
                 sends = len(api.calls_of("sendMessage"))
                 deletes = len(api.calls_of("deleteMessage"))
@@ -94,7 +105,8 @@ async def run(count: int) -> tuple[float, float]:
                 # The hand-off: the card re-posted (the ADB mentioned), the old one deleted.
                 await api.wait_for_call("sendMessage", sends + 1, timeout=60)
                 await api.wait_for_call("deleteMessage", deletes + 1, timeout=60)
-            after_taps = await settle(trace)
+            await settle(trace)
+            after_taps = counts(trace)
         finally:
             bot.terminate()
             await bot.wait()
@@ -102,7 +114,7 @@ async def run(count: int) -> tuple[float, float]:
                 await tracer.communicate()
             await api.stop()
             await smtp.stop()
-    return (after_intakes - base) / count, (after_taps - after_intakes) / count
+    return base, after_intakes, after_taps
 
 
 def main() -> None:
@@ -112,8 +124,12 @@ def main() -> None:
     if shutil.which("strace") is None:
         print("strace is not installed (apt-get install strace)")
         return
-    intake, tap = asyncio.run(run(args.count))
-    print(f"fsyncs per intake: {intake:.2f}   per tap: {tap:.2f}   ({args.count} of each)")
+    base, intakes, taps = asyncio.run(run(args.count))
+    for what, (wal0, db0), (wal1, db1) in (("intake", base, intakes), ("tap", intakes, taps)):
+        n, checkpoints = args.count, db1 - db0
+        print(f"per {what}: fsync'd transactions {(wal1 - wal0 - checkpoints) / n:.2f}"
+              f"   checkpoints {checkpoints / n:.2f}"
+              f"   all fsyncs {(wal1 - wal0 + checkpoints) / n:.2f}   ({n} of each)")  # fmt: skip
 
 
 if __name__ == "__main__":

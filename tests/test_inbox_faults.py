@@ -347,3 +347,54 @@ async def test_an_outsider_tap_flood_never_holds_the_kasis_tap(sim: Simulation) 
     ) as cur:
         row = await cur.fetchone()
     assert row == (0,)
+
+
+class SyncedCommits:
+    """Counts the commits SQLite makes durable with an fsync (synchronous=FULL at COMMIT),
+    from the statements the bot's connection runs (sqlite3's trace callback)."""
+
+    def __init__(self) -> None:
+        self.full = True
+        self.count = 0
+
+    def __call__(self, sql: str) -> None:
+        statement = " ".join(sql.split()).upper()
+        if statement.startswith("PRAGMA SYNCHRONOUS ="):
+            self.full = statement.endswith("FULL")
+        elif statement == "COMMIT" and self.full:
+            self.count += 1
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+async def test_only_what_a_power_cut_must_not_take_is_fsyncd(tmp_path: Path) -> None:
+    """A form's store (Telegram forgets it next), its ticket and its card's post intent are
+    fsync'd; a tap's store is not (its decision's fsync makes it durable, and a tap lost
+    with the power went unanswered, so it is tapped again): a hand-off tap costs its
+    decision and its re-post's intent, a tap that only edits its decision alone."""
+    async with Simulation(tmp_path) as sim:
+        synced = SyncedCommits()
+        await sim.services.repo.db.conn.run(lambda db: db.set_trace_callback(synced))
+        # Each person's first update (their name learnt) is not what is counted here.
+        await sim.say(STAF, form(nik=nik(1)))
+        first_card = sim.last_bot_message().message_id
+        await sim.tap(KASI, first_card, "Verifikasi")
+        await sim.services.outbox.drained()
+        synced.take()
+
+        await sim.say(STAF, form(nik=nik(2)))
+        card = sim.last_bot_message().message_id
+        await sim.services.outbox.drained()
+        assert synced.take() == 3  # the form stored, the ticket opened, the post intended
+        await sim.tap(KASI, card, "Verifikasi")  # to the ADB: the card re-posted
+        await sim.services.outbox.drained()
+        assert synced.take() == 2  # the decision, the re-post intended
+        assert sim.card_now(card) != card
+        await sim.tap(ADB, card, "Konsolidasi")  # nobody's turn next: the card edited
+        await sim.services.outbox.drained()
+        assert synced.take() == 1  # the decision
+        await sim.services.repo.db.conn.run(lambda db: db.set_trace_callback(None))
+        states = {t.id: t.state for t in await sim.services.repo.tickets.open_tickets()}
+        assert states == {1: "verified", 2: "synced"}

@@ -256,16 +256,23 @@ class Inbox:
         # another chat; a stranger's private message) keeps only its id (SPEC §3).
         fleeting = outsiders | {u.update_id for u, _ in cleaned if not self._kept(u)}
         marked = set(self._early)  # written as handled with the store
+        # A message (a form) must survive a power cut once Telegram forgets it: its store is
+        # fsync'd. Staff taps need not be: one lost with the power in the moment before its
+        # decision commits (that commit is fsync'd and makes this store durable too) went
+        # unanswered, so its presser taps again; kill -9 loses neither.
+        synced = any(u.callback_query is None and u.update_id not in fleeting
+                     for u, _ in cleaned)  # fmt: skip
         await self.services.repo.inbox.store_updates(
             [(u.update_id, "" if u.update_id in fleeting else p) for u, p in cleaned],
-            datetime.now(UTC), handled=marked | fleeting,
+            datetime.now(UTC), handled=marked | fleeting, synced=synced,
         )  # fmt: skip
         self._unstored -= {u.update_id for u, _ in cleaned}
         self._early -= marked
-        # Handled while the store ran, or earlier when the mark could not be written (a
-        # full disk): marked now that the row is there.
+        # Handled while the store ran (taps), or earlier when the mark could not be written
+        # (a full disk): marked now that the row is there. Not fsync'd: their work is done,
+        # and a mark lost with the power only runs one again at the next start.
         for update_id in sorted(self._early):
-            await self.services.repo.inbox.mark_handled(update_id, datetime.now(UTC))
+            await self.services.repo.inbox.mark_handled(update_id, datetime.now(UTC), synced=False)
             self._early.discard(update_id)
         if self._disk_told:
             self._disk_told = False
@@ -364,13 +371,19 @@ class Inbox:
         if update_id in self._retry:
             return
         if update_id in self._unstored:
-            # Handled before its store commits: the store records it as handled.
+            # Handled before its store commits: the store (or the round after it) records
+            # it as handled; there is no row to mark yet.
             self._early.add(update_id)
+            return
         handling = HANDLING.get()
         if handling is not None and handling.update_id == update_id and handling.marked:
             return  # marked with its change: one transaction, one fsync, fewer
         try:
-            await self.services.repo.inbox.mark_handled(update_id, datetime.now(UTC))
+            # A tap's mark lost with the power only runs the tap again at the next start,
+            # which changes nothing (every transition is a compare-and-set).
+            await self.services.repo.inbox.mark_handled(
+                update_id, datetime.now(UTC), synced=update.callback_query is None
+            )
         except Exception as error:
             # The work is done; the mark is written with the next store that succeeds.
             log.error("could not mark update %s handled: %s", update_id, error)

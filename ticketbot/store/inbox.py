@@ -17,12 +17,18 @@ class InboxStore:
     db: Database
 
     async def store_updates(
-        self, updates: Sequence[tuple[int, str]], now: datetime, *, handled: set[int]
+        self,
+        updates: Sequence[tuple[int, str]],
+        now: datetime,
+        *,
+        handled: set[int],
+        synced: bool = True,
     ) -> None:
         """Store fetched updates; those in `handled` (already done, or never to be handled)
-        keep only their id."""
+        keep only their id. `synced` False: nothing in them is lost for good with the
+        machine's power (see Inbox._round)."""
         stamp = to_db_time(now)
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(synced=synced) as conn:
             await conn.executemany(
                 "INSERT OR IGNORE INTO inbox (update_id, payload, received_at, handled_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -41,8 +47,8 @@ class InboxStore:
             row = await cur.fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    async def mark_handled(self, update_id: int, now: datetime) -> None:
-        async with self.db.transaction() as conn:
+    async def mark_handled(self, update_id: int, now: datetime, *, synced: bool = True) -> None:
+        async with self.db.transaction(synced=synced) as conn:
             await conn.execute(MARK_HANDLED, (to_db_time(now), update_id))
 
     async def prune(self, before: datetime) -> int:
