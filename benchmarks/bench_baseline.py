@@ -161,9 +161,12 @@ def main() -> None:
         ("tap: CPU per Bot API call (ms)", lambda m: m["tap_cpu"] / m["tap_calls"] * 1000),
         ("peak RSS (MiB)", lambda m: m["rss"]),
     ]
-    print(f"{n} intakes then {n} taps, median of {args.runs} runs")
+    taps = n if args.taps is None else args.taps
+    print(f"{n} intakes then {taps} taps, median of {args.runs} runs")
     print(f"{'':<36} {'bare PTB':>10} {'ticketbot':>10} {'ratio':>7}")
     for name, value in rows:
+        if name.startswith("tap") and args.taps == 0:
+            continue
         bare, ours = value(med["bare PTB"]), value(med["ticketbot"])
         print(f"{name:<36} {bare:>10.2f} {ours:>10.2f} {ours / bare:>6.2f}x")
 

@@ -1,19 +1,21 @@
-"""The one-hop statement (store/connection.py): what the stores read through it is what
-aiosqlite's own cursor gives, for results shorter and longer than its first fetch."""
+"""The statement on the loop (store/connection.py): what the stores read through it is what
+aiosqlite's own cursor gives, for results shorter and longer than its first fetch, on the
+loop or in the database thread, and the two never use the connection at once."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from ticketbot.store.connection import PREFETCH, Connection
 
 
 async def test_results_of_every_length_come_whole(tmp_path: Path) -> None:
-    conn = Connection(await aiosqlite.connect(tmp_path / "t.sqlite3", isolation_level=None))
+    conn = await Connection.connect(tmp_path / "t.sqlite3")
     try:
         await conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
         cur = await conn.execute("INSERT INTO t (v) VALUES (?)", ("a",))
@@ -39,4 +41,52 @@ async def test_results_of_every_length_come_whole(tmp_path: Path) -> None:
             await conn.execute("SELECT nothing FROM nowhere")
         assert await conn.run(lambda db: db.execute("SELECT 7").fetchone()) == (7,)
     finally:
+        await conn.close()
+
+
+async def test_off_loop_statements_give_the_same_results(tmp_path: Path) -> None:
+    conn = await Connection.connect(tmp_path / "t.sqlite3")
+    try:
+        await conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        await conn.executemany("INSERT INTO t (id) VALUES (?)", ((i,) for i in range(1, 600)))
+        for size in (0, 1, PREFETCH, PREFETCH + 1, 599):
+            async with conn.execute(
+                "SELECT id FROM t WHERE id <= ? ORDER BY id", (size,), off_loop=True
+            ) as cur:
+                assert [r[0] for r in await cur.fetchall()] == list(range(1, size + 1))
+        with pytest.raises(sqlite3.OperationalError):
+            await conn.execute("SELECT nothing FROM nowhere", off_loop=True)
+    finally:
+        await conn.close()
+
+
+async def test_a_statement_waits_while_the_thread_has_the_connection(tmp_path: Path) -> None:
+    """One sqlite3 connection, two threads: a statement on the loop never runs while the
+    database thread works with it (a COMMIT's fsync, a search), and then sees its result."""
+    conn = await Connection.connect(tmp_path / "t.sqlite3")
+    try:
+        await conn.execute("CREATE TABLE t (v INTEGER)")
+        entered, release = threading.Event(), threading.Event()
+
+        def slow_insert(db: sqlite3.Connection) -> None:
+            entered.set()
+            release.wait(10)
+            db.execute("INSERT INTO t (v) VALUES (1)")
+
+        in_thread = asyncio.create_task(conn.run(slow_insert))
+        await asyncio.to_thread(entered.wait, 10)
+
+        async def count() -> object:
+            async with conn.execute("SELECT count(*) FROM t") as cur:
+                return await cur.fetchone()
+
+        read = asyncio.create_task(count())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not read.done()  # waiting for the thread, not reading beside it
+        release.set()
+        await in_thread
+        assert await read == (1,)
+    finally:
+        release.set()
         await conn.close()

@@ -74,9 +74,9 @@ def _restore(db: sqlite3.Connection, *, synced: bool) -> None:
 
 
 class Database:
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: Connection, path: Path) -> None:
         self.path = path  # a worker process reads it too (store/snapshot.py)
-        self.conn = Connection(conn)
+        self.conn = conn
         self._write_lock = asyncio.Lock()
         self._after_commit: list[Callable[[], None]] = []
 
@@ -84,7 +84,7 @@ class Database:
     async def open(cls, path: Path, *, migrate: bool = True) -> Database:
         if migrate:  # the bot's own database: personal data, owner-only (SPEC §5)
             private_file(path)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn = await Connection.connect(path)
         try:
             # Another process (a backup, a second reader) may hold the write lock a while:
             # wait rather than lose a tap; the tap is answered meanwhile (handlers.py).

@@ -48,6 +48,7 @@ class ReportStore:
             f" WHERE to_state IS NOT NULL AND ticket_id IN (SELECT id FROM tickets WHERE {where})"
             " ORDER BY ticket_id, id",
             args,
+            off_loop=True,  # a month's events: a scan that takes a while
         ) as cur:
             while rows := await cur.fetchmany(FETCH_CHUNK):
                 events += rows
@@ -56,12 +57,15 @@ class ReportStore:
             " FROM tickets"
             f" WHERE {where} ORDER BY id",
             args,
+            off_loop=True,
         ) as cur:
             tickets = list(await cur.fetchall())
         return tickets, events
 
     async def first_opened_at(self) -> datetime | None:
-        async with self.db.conn.execute("SELECT min(opened_at) FROM tickets") as cur:
+        async with self.db.conn.execute(
+            "SELECT min(opened_at) FROM tickets", off_loop=True
+        ) as cur:
             row = await cur.fetchone()
         return from_db_time(row[0] if row else None)
 

@@ -50,7 +50,8 @@ class SearchIndex:
         """Tickets from before the index (migration 11): indexed once, at start-up."""
         async with self.db.conn.execute(
             "SELECT id, phone, nama FROM tickets WHERE phone_rev IS NULL AND purged_at IS NULL"
-            " AND phone != ''"
+            " AND phone != ''",
+            off_loop=True,
         ) as cur:
             rows = list(await cur.fetchall())
         if rows:
@@ -99,6 +100,7 @@ class SearchIndex:
             # Counted up to COUNT_CAP: "more than 1000" says enough, and costs far less.
             f"SELECT count(*) FROM (SELECT 1 FROM tickets WHERE {condition} LIMIT ?)",
             [*args, COUNT_CAP + 1],
+            off_loop=True,  # at a million tickets a search scans for tens of ms
         ) as cur:
             row = await cur.fetchone()
         total = int(row[0]) if row else 0
@@ -110,6 +112,7 @@ class SearchIndex:
             f"SELECT count(*) FROM (SELECT 1 FROM tickets WHERE ({condition})"
             f" AND state IN ({marks}) LIMIT ?)",
             [*args, *open_states, first + PAGE],
+            off_loop=True,
         ) as cur:
             row = await cur.fetchone()
         open_count = int(row[0]) if row else 0
@@ -124,6 +127,7 @@ class SearchIndex:
                 f"SELECT {TICKET_COLUMNS} FROM tickets WHERE ({condition}) AND {part}"
                 " ORDER BY id DESC LIMIT ? OFFSET ?",
                 [*args, *open_states, PAGE - len(found), offset],
+                off_loop=True,
             ) as cur:
                 found += [ticket_from(r) for r in await cur.fetchall()]
         return found, total
