@@ -5,6 +5,7 @@ loop or in the database thread, and the two never use the connection at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ticketbot.store.connection import PREFETCH, Connection
+from ticketbot.store.database import Database
 
 
 async def test_results_of_every_length_come_whole(tmp_path: Path) -> None:
@@ -90,3 +92,76 @@ async def test_a_statement_waits_while_the_thread_has_the_connection(tmp_path: P
     finally:
         release.set()
         await conn.close()
+
+
+async def test_a_transaction_waits_for_another_process_holding_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """BEGIN is tried on the event loop without waiting; when another process (a backup, an
+    operator's sqlite3) holds the write lock, the transaction waits for it in the database
+    thread instead of failing, and then commits."""
+    path = tmp_path / "office.sqlite3"
+    db = await Database.open(path)
+    locker = sqlite3.connect(path, isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+
+        async def remember() -> None:
+            async with db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO people (user_id, name, seen_at) VALUES (7, 'Sari', '2026-12-07')"
+                )
+
+        write = asyncio.create_task(remember())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not write.done()  # waiting for the lock, not refused
+        locker.execute("ROLLBACK")
+        await write
+        async with db.conn.execute("SELECT name FROM people WHERE user_id = 7") as cur:
+            assert await cur.fetchone() == ("Sari",)
+    finally:
+        locker.close()
+        await db.close()
+
+
+async def test_a_transaction_cancelled_while_it_waits_for_the_lock_leaves_none_open(
+    tmp_path: Path,
+) -> None:
+    """A stop cancels a transaction whose BEGIN waits in the thread: the thread keeps the
+    connection until that BEGIN is through (nothing on the loop runs beside it), then rolls
+    it back, and the next transaction begins and commits as usual."""
+    path = tmp_path / "office.sqlite3"
+    db = await Database.open(path)
+    locker = sqlite3.connect(path, isolation_level=None)
+
+    async def remember(user_id: int) -> None:
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO people (user_id, name, seen_at) VALUES (?, 'Sari', '2026-12-07')",
+                (user_id,),
+            )
+
+    async def people() -> list[object]:
+        async with db.conn.execute("SELECT user_id FROM people ORDER BY user_id") as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.create_task(remember(7))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        read = asyncio.create_task(people())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not read.done()  # the thread still has the connection
+        locker.execute("ROLLBACK")
+        assert await read == []
+        await remember(8)
+        assert await people() == [8]
+    finally:
+        locker.close()
+        await db.close()

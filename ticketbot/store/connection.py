@@ -4,8 +4,9 @@ aiosqlite runs every call in its own thread: each is a queue put, a thread switc
 wake-up of the event loop, ~90 µs of CPU where the statement itself takes ~4 µs (a point
 read or write in the page cache). Here a statement runs on the event loop, unless it may
 take long:
-- `BEGIN IMMEDIATE` (it may wait for another process's write lock) and `COMMIT` (its fsync,
-  a checkpoint) go to the database thread (`run`): two hops per transaction;
+- `COMMIT` (its fsync, a checkpoint) goes to the database thread (`run`), and `BEGIN
+  IMMEDIATE` when another process holds the write lock (it waits there): one hop per
+  transaction;
 - statements marked `off_loop` (searches and reports that scan at a million tickets) go
   there too, statement and first rows in one hop;
 - inside a write transaction nothing waits for a lock (it is held), and in WAL mode a read
@@ -129,6 +130,7 @@ class Connection:
         self._in_thread = 0  # calls of this connection queued or running in its thread
         self._thread_idle = asyncio.Event()
         self._thread_idle.set()
+        self._later: set[asyncio.Future[Any]] = set()
 
     @classmethod
     async def connect(cls, path: Path) -> Connection:
@@ -150,6 +152,22 @@ class Connection:
             await self._thread_idle.wait()
         await self.raw.close()
 
+    def later(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        """`fn(connection)` in the database thread, after what is queued there, not waited
+        for (an error is logged by asyncio)."""
+        task = asyncio.ensure_future(self.call(fn, self.raw._conn, off_loop=True))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    def _left_thread(self, _: asyncio.Future[Any]) -> None:
+        self._in_thread -= 1
+        if not self._in_thread:
+            self._thread_idle.set()
+
+    async def now(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """`fn(connection)` on the event loop: what cannot wait (see `run`)."""
+        return await self.call(fn, self.raw._conn)
+
     async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """`fn(connection)` in the database thread, in one hop: what may wait (a lock, an
         fsync)."""
@@ -157,14 +175,14 @@ class Connection:
 
     async def call(self, fn: Callable[..., Any], *args: Any, off_loop: bool = False) -> Any:
         if off_loop:
+            # Counted until the thread has finished with it, not until its caller stops
+            # waiting: a caller cancelled (a tap answered after a timeout, a stop) leaves
+            # the call running there, holding the connection.
             self._in_thread += 1
             self._thread_idle.clear()
-            try:
-                return await self.raw._execute(fn, *args)
-            finally:
-                self._in_thread -= 1
-                if not self._in_thread:
-                    self._thread_idle.set()
+            work = asyncio.ensure_future(self.raw._execute(fn, *args))
+            work.add_done_callback(self._left_thread)
+            return await asyncio.shield(work)
         # The connection is the thread's while it has work: wait, then run without a pause
         # (nothing else of this loop can come between the check and the call).
         while self._in_thread:

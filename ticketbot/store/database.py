@@ -37,6 +37,26 @@ class Handling:
 HANDLING: ContextVar[Handling | None] = ContextVar("handling", default=None)
 
 
+# Another process (a backup, a second reader) may hold the write lock a while: wait rather
+# than lose a tap; the tap is answered meanwhile (handlers.py).
+BUSY_TIMEOUT_MS = 60_000
+
+
+def _begin_at_once(db: sqlite3.Connection, *, synced: bool) -> bool:
+    """BEGIN IMMEDIATE if the write lock is free now (on the event loop: no wait); False
+    when another process holds it (then `_begin` waits for it in the database thread)."""
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        _begin(db, synced=synced)
+    except sqlite3.OperationalError as error:
+        if "locked" not in str(error) and "busy" not in str(error):
+            raise
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return True
+
+
 def _begin(db: sqlite3.Connection, *, synced: bool) -> None:
     if not synced:
         db.execute("PRAGMA synchronous = NORMAL")
@@ -86,9 +106,7 @@ class Database:
             private_file(path)
         conn = await Connection.connect(path)
         try:
-            # Another process (a backup, a second reader) may hold the write lock a while:
-            # wait rather than lose a tap; the tap is answered meanwhile (handlers.py).
-            await conn.execute("PRAGMA busy_timeout = 60000")
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = FULL")
             await conn.execute("PRAGMA foreign_keys = ON")
@@ -121,13 +139,23 @@ class Database:
         async with self._write_lock:
             handling = HANDLING.get() if decisive else None
             mark = handling if handling is not None and not handling.marked else None
-            # Each end of the transaction is one hop to the database thread.
-            await self.conn.run(lambda db: _begin(db, synced=synced))
+            # Begun on the event loop when the write lock is free (it nearly always is);
+            # waited for in the database thread when another process holds it. COMMIT
+            # (its fsync, a checkpoint) is the transaction's one hop to the thread.
+            if not await self.conn.now(lambda db: _begin_at_once(db, synced=synced)):
+                try:
+                    await self.conn.run(lambda db: _begin(db, synced=synced))
+                except asyncio.CancelledError:
+                    # The BEGIN goes on in the thread (a stop while the lock is held):
+                    # rolled back there once through, so no transaction is left without
+                    # an owner (the thread takes calls in order).
+                    self.conn.later(lambda db: _roll_back(db, synced=synced))
+                    raise
             self._after_commit = []
             try:
                 yield self.conn
             except BaseException:
-                await self.conn.run(lambda db: _roll_back(db, synced=synced))
+                await self.conn.now(lambda db: _roll_back(db, synced=synced))
                 raise
             try:
                 marked = await self.conn.run(lambda db: _commit(db, mark, synced=synced))
@@ -156,7 +184,8 @@ class Database:
         """Copy the WAL into the database and empty it: after a purge, erased rows must not
         live on in the WAL's old page images."""
         async with self._write_lock:
-            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # It waits for readers (another process's too): in the thread.
+            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)", off_loop=True)
 
     async def table_names(self) -> list[str]:
         async with self.conn.execute(
