@@ -97,7 +97,7 @@ async def test_an_answer_comes_in_proposes_and_terapkan_applies_it(
     assert (mail.verdict, mail.batch_id, mail.raw) == ("reply", 1, None)
     assert mail.proposal == {
         "confirm": [1],
-        "failed": [[2, "gagal: NIK ganda di DWH, hubungi 0812****890"]],
+        "failed": [[2, "gagal: NIK ganda di DWH, hubungi 0812****7890"]],
     }
     assert list((await imap.flags()).values()) == ["\\Seen"]
     # The group: one message, a reply to the batch's summary, with Terapkan for the ADB.
@@ -107,7 +107,7 @@ async def test_an_answer_comes_in_proposes_and_terapkan_applies_it(
     assert "Admin DWH Pusat &lt;admin-dwh@example.go.id&gt;" in text
     assert "<i>Sudah kami sinkronkan.</i>" in text and "NIK       :" not in text
     assert "✅ Konfirmasi sinkron di DWH: #1" in text
-    assert "🔁 #2 sinkron ulang: gagal: NIK ganda di DWH, hubungi 0812****890" in text
+    assert "🔁 #2 sinkron ulang: gagal: NIK ganda di DWH, hubungi 0812****7890" in text
     assert post.params["reply_markup"] == {
         "inline_keyboard": [[{"text": "✅ Terapkan", "callback_data": "1:A:1"}]]
     }
@@ -128,7 +128,7 @@ async def test_an_answer_comes_in_proposes_and_terapkan_applies_it(
     # An event per ticket naming the mail, the ADB as actor; one on the batch for the mail.
     for ticket_id, action, detail in (
         (1, "confirm_dwh", "email DWH #1"),
-        (2, "resync", "gagal: NIK ganda di DWH, hubungi 0812****890 (email DWH #1)"),
+        (2, "resync", "gagal: NIK ganda di DWH, hubungi 0812****7890 (email DWH #1)"),
     ):
         last = await sim.services.repo.events.last_transition(ticket_id)
         assert last is not None and (last.action, last.actor_id, last.detail) == (

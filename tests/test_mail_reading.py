@@ -124,9 +124,9 @@ def test_full_numbers_and_phones_in_an_answer_are_masked() -> None:
     mail = read_mail(raw, len(raw), MAX)
     [line] = answer_lines(mail.text)
     assert "1273014506850002" not in line.replace(" ", "") and "127301******0002" in line
-    assert "3456" not in line and "0812****890" in line
+    assert "3456" not in line and "0812****7890" in line
     proposal = propose([line], [], [1, 2])
-    assert proposal.failed == ((2, "gagal NIK 127301******0002 hubungi 0812****890"),)
+    assert proposal.failed == ((2, "gagal NIK 127301******0002 hubungi 0812****7890"),)
 
 
 def test_oversize_mail_is_recorded_not_read() -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import form
 from ticketbot.config import DEFAULT_LEMBAGA
-from ticketbot.domain.privacy import mask_number, mask_phone, redact_numbers
+from ticketbot.domain.privacy import mask_number, mask_phone, redact_numbers, redact_personal
 from ticketbot.domain.regions import KAB_KOTA, PROVINCES, RETIRED
 from ticketbot.domain.validation import (
     LembagaCatalog,
@@ -198,6 +198,19 @@ def test_masks() -> None:
     assert mask_number("1273014506850001") == "127301******0001"
     assert mask_phone("+6281234567890") == "0812****7890"
     assert redact_numbers("nik 1273014506850001 ok 12345") == "nik 127301******0001 ok 12345"
+
+
+@given(st.text("0123456789", min_size=7, max_size=12))
+def test_a_phone_is_masked_alike_on_cards_and_in_mail(rest: str) -> None:
+    """At least four digits hidden, however short; a phone in a mail (any spelling) shows as
+    the card shows the pemohon's."""
+    national = "08" + rest
+    masked = mask_phone("+62" + national[1:])
+    assert masked.startswith(national[:4]) and masked.count("*") >= 4
+    assert len(masked) == len(national) and national.endswith(masked.lstrip("0123456789*"))
+    spaced = f"+62 {national[1:4]}-{national[4:8]}-{national[8:]}"
+    for spelling in (national, "62" + national[1:], spaced):
+        assert redact_personal(f"hubungi {spelling} ya") == f"hubungi {masked} ya"
 
 
 @settings(max_examples=300, deadline=None)

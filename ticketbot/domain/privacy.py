@@ -76,9 +76,11 @@ def mask_number(digits: str) -> str:
 
 
 def mask_phone(e164: str) -> str:
-    """+6281234567890 -> 0812****7890."""
+    """+6281234567890 -> 0812****7890: the first four and up to the last four digits, at
+    least four hidden (a short number shows fewer at its end)."""
     national = "0" + e164[3:] if e164.startswith("+62") else e164
-    return national[:4] + "*" * max(len(national) - 8, 0) + national[-4:]
+    hidden = max(len(national) - 8, 4)
+    return national[:4] + "*" * hidden + national[4 + hidden :]
 
 
 def _masked_run(match: re.Match[str]) -> str:
@@ -92,8 +94,9 @@ def redact_numbers(text: str) -> str:
 
 
 def _masked_phone(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return digits[:4] + "****" + digits[-3:]
+    """A phone found in text, masked as the cards show a pemohon's (0812****7890)."""
+    digits = ascii_digits(re.sub(r"\D", "", match.group()))
+    return mask_phone("+" + digits if digits.startswith("62") else digits)
 
 
 def redact_personal(text: str) -> str:
