@@ -761,7 +761,11 @@ async def _read_params(request: web.Request) -> dict[str, Any]:
     params: dict[str, Any] = dict(request.query)
     if request.can_read_body:
         if request.content_type == "application/json":
-            params.update(await request.json())
+            # Telegram reads a JSON body's numbers as it reads a form's: kept here in the
+            # form's shape (text), so a call looks the same whichever way it came.
+            for key, value in (await request.json()).items():
+                plain = isinstance(value, int | float) and not isinstance(value, bool)
+                params[key] = str(value) if plain and key not in JSON_FIELDS else value
         else:
             form = await request.post()
             for key, value in form.items():
