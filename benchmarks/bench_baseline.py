@@ -8,7 +8,8 @@ time (user + system, from /proc) and peak resident memory (VmHWM) are its own. T
 N intakes, each answered by a card (and the intake deleted), then N taps on those cards,
 one at a time (the cost of an update, not of a queue of them).
 CPU is given per update and per Bot API call the bot made (ticketbot does more per update:
-a turn ping, taking the previous one back; the bare bot does only the card).
+a hand-off re-posts the card and deletes the old one; the bare bot edits it). The bare bot
+uses python-telegram-bot's default transport (httpx); ticketbot its own (aiohttp).
 """
 
 from __future__ import annotations

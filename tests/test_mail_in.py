@@ -5,6 +5,7 @@ the database. Every test checks what was stored and what Telegram was asked to d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -374,3 +375,25 @@ async def test_retention_erases_what_old_mail_said(msim: Simulation, imap: ImapS
     [after] = await sim.services.repo.mails.mails()
     assert after.proposal is None and "lines" not in after.shown and "subject" not in after.shown
     assert (after.verdict, after.shown["sender"], after.batch_id) == ("reply", mails.ADMIN, 1)
+
+
+async def test_a_stop_is_not_held_by_a_cancellation_the_watcher_dropped(
+    msim: Simulation,
+) -> None:
+    """Python 3.11's asyncio.wait_for (aioimaplib's commands use it) returns a result that
+    lands in the same moment as a cancellation and drops the cancellation: the watcher went
+    on into its next IDLE and a stop waited it out. The stop cancels again until the watcher
+    ends."""
+    w = watcher(msim)
+    await w.stop()
+
+    async def drops_one_cancellation() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)  # as wait_for does when its result came at once
+        await asyncio.sleep(3600)  # the next IDLE
+
+    w._task = asyncio.create_task(drops_one_cancellation())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(10) as guard:  # a hang guard, not a timing claim
+        await w.stop()
+    assert not guard.expired() and w._task.cancelled()

@@ -31,6 +31,7 @@ from ticketbot.store import Stores
 log = logging.getLogger(__name__)
 MAX_RETRY_SECONDS = 600.0
 COMMAND_TIMEOUT = 60.0
+STOP_SECONDS = 3.0  # a stop waits this long for the watcher, then leaves it behind
 _FETCH_HEAD = re.compile(rb"\(UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 LOST = [b"* BYE connection lost"]  # what the watcher's IDLE hears when the server goes
@@ -80,7 +81,8 @@ async def connect(cfg: MailboxConfig) -> aioimaplib.IMAP4:
         )
         # A server that goes away during IDLE must wake the watcher, not leave it waiting.
         client.protocol.conn_lost_cb = lambda _exc: client.protocol.idle_queue.put_nowait(LOST)
-        await asyncio.wait_for(client.wait_hello_from_server(), COMMAND_TIMEOUT)
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            await client.wait_hello_from_server()
         if cfg.security == "starttls":
             if not client.has_capability("STARTTLS"):
                 raise MailboxError(Problem.TLS, "the server offers no STARTTLS")
@@ -140,7 +142,8 @@ async def describe(cfg: MailboxConfig) -> str:
         )
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.logout(), 5)
+            async with asyncio.timeout(5):
+                await client.logout()
 
 
 @dataclass
@@ -180,10 +183,21 @@ class MailboxWatcher:
         self._task = asyncio.create_task(self.run(), name="mailbox")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Cancelled again until it ends (an asyncio.wait_for inside aioimaplib may drop a
+        cancellation on Python 3.11), and left behind after STOP_SECONDS: a stop is never
+        held by the mail server."""
+        task = self._task
+        if task is None:
+            return
+        deadline = asyncio.get_running_loop().time() + STOP_SECONDS
+        while not task.done() and asyncio.get_running_loop().time() < deadline:
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.2)
+        if not task.done():
+            log.warning("mailbox: the watcher did not stop within %s s; left behind",
+                        STOP_SECONDS)  # fmt: skip
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("mailbox: the watcher ended with %r", task.exception())
 
     async def run(self) -> None:
         while True:
@@ -207,7 +221,8 @@ class MailboxWatcher:
                 await self._changed()
                 if client is not None:
                     with contextlib.suppress(Exception):
-                        await asyncio.wait_for(client.logout(), 2)
+                        async with asyncio.timeout(2):
+                            await client.logout()
             wait = self.cfg.retry_seconds * 2 ** max(self.failures - 1, 0)
             await asyncio.sleep(min(wait, MAX_RETRY_SECONDS) * self.rng.uniform(0.8, 1.2))
 
@@ -240,14 +255,19 @@ class MailboxWatcher:
                 # Renewed before servers drop it (RFC 2177: 29 minutes; some cut at 25+).
                 waiting = await client.idle_start(timeout=self.cfg.idle_seconds)
                 heard = None
+                # Not aioimaplib's wait_server_push: Python 3.11's asyncio.wait_for returns a
+                # push that lands in the same moment as a cancellation and drops the
+                # cancellation (a stop then waited out the IDLE); asyncio.timeout does not.
                 with contextlib.suppress(TimeoutError):
-                    heard = await client.wait_server_push(timeout=self.cfg.idle_seconds)
+                    async with asyncio.timeout(self.cfg.idle_seconds):
+                        heard = await client.protocol.idle_queue.get()
                 if heard is LOST:
                     waiting.cancel()
                     raise MailboxError(Problem.UNREACHABLE, "the server closed the connection")
                 if client.has_pending_idle():
                     client.idle_done()
-                await asyncio.wait_for(waiting, COMMAND_TIMEOUT)
+                async with asyncio.timeout(COMMAND_TIMEOUT):
+                    await waiting
             else:
                 await asyncio.sleep(self.cfg.poll_seconds)
                 await client.protocol.execute(
