@@ -387,10 +387,12 @@ async def test_a_stop_is_not_held_by_a_cancellation_the_watcher_dropped(
     w = watcher(msim)
     await w.stop()
 
+    never = asyncio.Event()  # nothing sets it: only a cancellation ends a wait on it
+
     async def drops_one_cancellation() -> None:
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.sleep(3600)  # as wait_for does when its result came at once
-        await asyncio.sleep(3600)  # the next IDLE
+            await never.wait()  # as wait_for does when its result came at once
+        await never.wait()  # the next IDLE
 
     w._task = asyncio.create_task(drops_one_cancellation())
     await asyncio.sleep(0)

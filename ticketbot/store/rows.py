@@ -149,7 +149,7 @@ def ticket_from(row: Any) -> Ticket:
         menu_round=int(menu_round or 0),
         scan_is_document=bool(document),
         sumber=str(sumber or "loket"),
-        card_posted_at=from_db_time(posted if isinstance(posted, str) else None),
+        card_posted_at=from_db_time(posted),
     )
 
 

@@ -223,9 +223,7 @@ class TicketStore:
     ) -> TransitionOutcome:
         """`move`, plus the group effects it implies, in one transaction."""
         async with self.db.transaction(decisive=True):
-            applied = await self.move(ticket_id, transition, actor, to_db_time(now), detail)
-            if applied:
-                await self.outbox.add(effects)
+            applied = await self._move_with(ticket_id, transition, actor, now, detail, effects)
         ticket = await self.get_ticket(ticket_id)
         if ticket is None:
             raise LookupError(f"ticket {ticket_id} does not exist")
@@ -245,10 +243,21 @@ class TicketStore:
         moved = []
         async with self.db.transaction(decisive=True):
             for ticket_id, transition in moves:
-                if await self.move(ticket_id, transition, actor, to_db_time(now), None):
-                    await self.outbox.add(effects(ticket_id))
+                if await self._move_with(
+                    ticket_id, transition, actor, now, None, effects(ticket_id)
+                ):
                     moved.append(ticket_id)
         return moved
+
+    async def _move_with(
+        self, ticket_id: int, transition: Transition, actor: Actor, now: datetime,
+        detail: str | None, effects: Sequence[Effect],
+    ) -> bool:  # fmt: skip
+        """Inside a transaction: `move`, and the group effects it implies when it moved."""
+        applied = await self.move(ticket_id, transition, actor, to_db_time(now), detail)
+        if applied:
+            await self.outbox.add(effects)
+        return applied
 
     async def move(
         self, ticket_id: int, transition: Transition, actor: Actor, stamp: str,
