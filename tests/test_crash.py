@@ -142,6 +142,9 @@ async def check_group_matches_database(o: Office_, intakes: list[int]) -> None:
                 if m.from_id == o.api.bot_id and (m.text or "").startswith("📧 <b>Rekap")
             ]  # fmt: skip
             assert [m.message_id for m in summaries] == [batch.summary_message_id]
+            # The summary shows exactly the buttons its batch's tickets now have.
+            markup = keyboard(views.batch_summary(await office.batch_facts(batch)))
+            assert summaries[0].reply_markup == (markup.to_dict() if markup else None)
         pending = await repo.outbox.pending_effects()
         assert pending == 0
     finally:
@@ -237,12 +240,26 @@ async def test_kill_9_at_the_hard_moments_of_an_office_day(office: Office_) -> N
     batch_button = api.button_data(GROUP_ID, summary()[0].message_id, "DWH")
     await api.press(ADB.user_id, GROUP_ID, summary()[0].message_id, batch_button)
     await o.crash_and_restart()
-    await api.wait_until(lambda: all(shows(t, "Sinkron di DWH") for t in range(1, 14)))
+    # A batch of 13 is carried by its summary: the desk's buttons are there, the cards are
+    # not edited for the batch.
+    await api.wait_until(lambda: all(
+        f"#{t} 📣" in str(summary()[0].reply_markup) for t in range(1, 14)
+    ))  # fmt: skip
+    assert all(shows(t, "Sinkron di Konsolidasi") for t in range(1, 14))
 
-    # 6. The desk informs every resident; a clean stop.
+    # 6. The desk informs every resident from the summary, the bot killed once right after
+    #    answering such a tap; a clean stop.
+    where = summary()[0].message_id
     for t in range(1, 14):
-        await tap(STAF, t, "Diinformasikan")
+        if t == 7:
+            api.when("answerCallbackQuery", o.kill)
+        await api.press(
+            STAF.user_id, GROUP_ID, where, api.button_data(GROUP_ID, where, f"#{t} 📣")
+        )
+        if t == 7:
+            await o.crash_and_restart()
     await api.wait_until(lambda: all(shows(t, "Selesai") for t in range(1, 14)))
+    await api.wait_until(lambda: summary()[0].reply_markup is None)
     # Every turn is over: no ping stands in the group (they go a few seconds after the turn).
     await api.wait_until(lambda: not [m for m in api.visible(GROUP_ID)
                                       if m.from_id == api.bot_id

@@ -79,6 +79,16 @@ class Projection:
     async def summary(self, batch: Batch) -> CardView:
         return self.views.batch_summary(await self.office.batch_facts(batch))
 
+    async def carried(self, ticket: Ticket) -> bool:
+        """The ticket's buttons are on the summary of its batch (no reason menu open on its
+        card): its card is not edited for the batch's steps."""
+        if ticket.batch_id is None or ticket.menu_action is not None:
+            return False
+        batch = await self.office.repo.batches.get_batch(ticket.batch_id)
+        if batch is None or not batch.carried:
+            return False
+        return self.views.carries(await self.office.batch_facts(batch), ticket.id)
+
     async def turn(self, ticket: Ticket) -> tuple[int, ...]:
         return tuple(sorted(p.user_id for p in await self.office.turn(ticket)))
 

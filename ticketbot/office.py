@@ -429,8 +429,10 @@ class Office:
             return Invalid()
         assert actor.user_id is not None
         roles = self.config.roles_of(actor.user_id)
-        if ticket.card_message_id != message_id and not await self._being_posted(
-            ticket, message_id
+        if (
+            ticket.card_message_id != message_id
+            and not await self._being_posted(ticket, message_id)
+            and not await self._on_summary(ticket, message_id)
         ):
             if not await self.repo.outbox.replaced_card(chat_id, message_id, ticket.id):
                 return Invalid()
@@ -481,6 +483,30 @@ class Office:
                 return await self._refused(ticket, action, Refusal.WRONG_STATE)
             return ReasonMenu(ticket, True, action)
         return await self._apply(ticket, decision, actor, None)
+
+    async def _on_summary(self, ticket: Ticket, message_id: int) -> bool:
+        """A tap on the ticket's row of the summary that carries its batch: as on its card."""
+        if ticket.batch_id is None:
+            return False
+        batch = await self.repo.batches.get_batch(ticket.batch_id)
+        return batch is not None and batch.carried and batch.summary_message_id == message_id
+
+    async def _summary_follows(self, ticket: Ticket, transition: Transition) -> list[Effect]:
+        """The summary that carries the ticket's batch is edited when the ticket leaves the
+        batch, or when no other ticket keeps buttons there; not at each tap (one group
+        message per ticket is what carrying saves). A stale row still answers who did it.
+        Asked inside the move's transaction: two taps at once cannot both think the other
+        keeps the summary's buttons."""
+        if ticket.batch_id is None:
+            return []
+        batch = await self.repo.batches.get_batch(ticket.batch_id)
+        if batch is None or not batch.carried:
+            return []
+        if not transition.leaves_batch:
+            others = await self.repo.batches.batch_tickets(batch.id)
+            if any(t.id != ticket.id and self.procedure.row_actions(t.state) for t in others):
+                return []
+        return [summary_effect(batch.id)]
 
     async def _being_posted(self, ticket: Ticket, message_id: int) -> bool:
         """A tap on the card a hand-off has just re-posted: before the post is recorded (its
@@ -567,8 +593,9 @@ class Office:
         # ping to whoever's turn it now is (Telegram does not notify on edits).
         implied = [card_effect(ticket.id), ping_effect(ticket.id)]
         outcome = await self.repo.tickets.apply(
-            ticket.id, transition, actor, self.clock(), detail, implied
-        )
+            ticket.id, transition, actor, self.clock(), detail, implied,
+            follow=lambda: self._summary_follows(ticket, transition),
+        )  # fmt: skip
         if not outcome.applied:
             return Refused(
                 outcome.ticket, Refusal.WRONG_STATE, transition.action, outcome.last_event

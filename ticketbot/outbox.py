@@ -141,6 +141,8 @@ class Renderer(Protocol):
 
     async def summary(self, batch: Batch) -> CardView: ...
 
+    async def carried(self, ticket: Ticket) -> bool: ...
+
     async def turn(self, ticket: Ticket) -> tuple[int, ...]: ...
 
     async def ping(
@@ -461,6 +463,11 @@ class OutboxWorker:
             ticket = await stores.tickets.get_ticket(item.target_id)
             if ticket is None:
                 await stores.outbox.effect_failed(item, utcnow(), "no such ticket")
+                return
+            if await renderer.carried(ticket):
+                # Its batch's summary shows it, with its buttons (SPEC §3, the group's
+                # budget): the card waits, as it was, until the ticket is next touched.
+                await self._record(item, lambda: stores.outbox.effect_done(item, utcnow()))
                 return
             ping = await stores.outbox.pending("ping", ticket.id)
             if ping is not None and _may_repost(ticket) and not await self._combined(ticket):

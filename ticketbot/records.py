@@ -64,6 +64,7 @@ class Batch:
     summary_message_id: int | None
     error_kind: str | None = None
     undelivered: str | None = None  # the address whose server returned it for good
+    carried: bool = False  # its summary carries its tickets' buttons (`summary_carries`)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,17 @@ class Effect:
     reply_to: int | None = None
     person_id: int | None = None
     not_before: datetime | None = None  # not delivered before (a photo copy's deletion)
+
+
+CARDS_FOLLOW_UP_TO = 5  # a batch this small: its cards are edited when it is sent, confirmed
+
+
+def summary_carries(batch_size: int) -> bool:
+    """Whether a recap batch of this many tickets is carried by its summary (SPEC §3, the
+    group's budget): while it waits on the DWH and while the desk informs, the summary
+    shows its tickets with their buttons, and the cards it shows so are not edited at each
+    step of the batch (one group message per ticket, twice)."""
+    return batch_size > CARDS_FOLLOW_UP_TO
 
 
 def card_effect(ticket_id: int) -> Effect:

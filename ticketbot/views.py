@@ -6,6 +6,7 @@ telegram_io delivers. Buttons are described neutrally (label + callback data or 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote
@@ -47,6 +48,9 @@ from ticketbot.store.mails import StoredMail
 from ticketbot.texts import Texts, fit_message
 
 BUTTON_LABEL_LIMIT = 60
+# Telegram refuses a keyboard of more than 100 buttons, or of more than about 10 KB of JSON.
+SUMMARY_BUTTONS = 100
+SUMMARY_KEYBOARD_BYTES = 9_000
 
 
 @dataclass(frozen=True)
@@ -174,17 +178,54 @@ class Views:
         return f"https://wa.me/{t.phone.lstrip('+')}?text={quote(redact_numbers(message))}"
 
     def batch_summary(self, facts: BatchFacts) -> CardView:
+        rows: list[tuple[Button, ...]] = []
+        if facts.waiting:
+            rows.append((Button(
+                self.texts.answer("button_batch_dwh", count=facts.waiting),
+                cb.encode(cb.CONFIRM_BATCH, facts.batch.id),
+            ),))  # fmt: skip
+        carried = self.summary_rows(facts) if facts.batch.carried else []
+        shown = _targets(carried)
         text = self.texts.render_fitting(
             "telegram/recap_summary.html", facts.tickets, batch=facts.batch,
             total=len(facts.tickets), waiting=facts.waiting, turn=self.turn(facts.turn),
+            informing=sum(t.state == State.READY_TO_INFORM and t.id in shown
+                          for t in facts.tickets),
         )  # fmt: skip
-        if not facts.waiting:
-            return CardView(text, ())
-        button = Button(
-            self.texts.answer("button_batch_dwh", count=facts.waiting),
-            cb.encode(cb.CONFIRM_BATCH, facts.batch.id),
-        )
-        return CardView(text, ((button,),))
+        return CardView(text, (*rows, *carried))
+
+    def carries(self, facts: BatchFacts, ticket_id: int) -> bool:
+        """Whether the batch's summary shows this ticket with its buttons: its card need not
+        be edited for the batch's steps."""
+        return facts.batch.carried and ticket_id in _targets(self.summary_rows(facts))
+
+    def summary_rows(self, facts: BatchFacts) -> list[tuple[Button, ...]]:
+        """The buttons of the tickets a summary carries, each labelled with its number: a
+        ticket's WhatsApp beside its Diinformasikan; lone buttons (Ulang) two to a row. As
+        many tickets, in order, as Telegram takes on one message (100 buttons, about 10 KB
+        of keyboard); the cards of the rest are edited as for a small batch."""
+        a = self.texts.answer
+        rows: list[tuple[Button, ...]] = []
+        size, count = 0, 1  # the batch's own button
+        for t in facts.tickets:
+            row = []
+            for action in self.procedure.row_actions(t.state):
+                if action == Action.INFORM:
+                    row.append(Button(a("button_row", ticket_id=t.id,
+                                        label=a("button_whatsapp_short")),
+                                      url=self.whatsapp_url(t)))  # fmt: skip
+                button = self.procedure.button(action)
+                label = a("button_row", ticket_id=t.id, label=self.label_of(button.label))
+                row.append(Button(label, cb.encode(button.code, t.id)))
+            size += sum(len(json.dumps([b.label, b.url or b.data])) + 40 for b in row)
+            count += len(row)
+            if size > SUMMARY_KEYBOARD_BYTES or count > SUMMARY_BUTTONS:
+                break
+            if len(row) == 1 and rows and len(rows[-1]) == 1:
+                rows[-1] = (*rows[-1], row[0])
+            elif row:
+                rows.append(tuple(row))
+        return rows
 
     def mail_answer(self, mail: StoredMail, batch: Batch | None) -> CardView:
         """A mail from the DWH side, as a reply to its batch's summary; "Terapkan" while a
@@ -412,6 +453,12 @@ class Views:
         """Whose turn it is, each named (by the role's title when the bot never saw them)."""
         return [Person(p.user_id, p.name or self.texts.label("roles", p.role), p.role)
                 for p in people]  # fmt: skip
+
+
+def _targets(rows: list[tuple[Button, ...]]) -> set[int]:
+    """The tickets whose buttons these are."""
+    presses = (cb.parse(b.data) for row in rows for b in row if b.data)
+    return {p.target_id for p in presses if p is not None}
 
 
 def _sentence_case(label: str) -> str:

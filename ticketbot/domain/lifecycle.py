@@ -191,6 +191,14 @@ class Procedure:
     def step(self, state: str) -> Step:
         return self._steps[state]
 
+    def row_actions(self, state: str) -> tuple[str, ...]:
+        """A ticket's buttons on the summary of a batch that carries it: its step's actions
+        but the DWH confirmation, which the summary's own button gives for the batch."""
+        step = self.step(state)
+        if not step.is_open:
+            return ()
+        return tuple(a for a in step.actions if a != Action.CONFIRM_DWH)
+
     @property
     def first_state(self) -> str:
         """Where a new ticket starts: the table's first step."""

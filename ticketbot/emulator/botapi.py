@@ -33,6 +33,7 @@ MAX_PHOTO_BYTES = 10 * 1024 * 1024  # Telegram: photos up to 10 MB,
 MAX_PHOTO_SIDES = 10_000  # width + height at most 10 000, ratio at most 20
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024  # documents up to 50 MB (bots, cloud Bot API)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_MARKUP_BYTES = 10_240
 MAX_CALLBACK_DATA = 64
 MAX_ANSWER_TEXT = 200
 CALLBACK_ANSWER_WINDOW = 15.0
@@ -582,7 +583,9 @@ class FakeBotApi:
         rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
         if not isinstance(rows, list):
             raise bad_request("can't parse reply keyboard markup JSON object")
-        if sum(len(r) for r in rows) > 100:
+        # Telegram: at most 100 buttons, and about 10 KB of keyboard JSON (tginfo's limits).
+        too_big = len(json.dumps(markup, ensure_ascii=False).encode()) > MAX_MARKUP_BYTES
+        if sum(len(r) for r in rows) > 100 or too_big:
             raise bad_request("reply markup is too long")
         for row in rows:
             for b in row:

@@ -12,6 +12,7 @@ from ticketbot.records import (
     Batch,
     Effect,
     Ticket,
+    summary_carries,
 )
 from ticketbot.store.database import Database
 from ticketbot.store.events import EventStore
@@ -128,6 +129,10 @@ class BatchStore:
             for ticket_id in ids:
                 if await self.tickets.move(ticket_id, send, BOT_ACTOR, stamp, detail):
                     moved.append(ticket_id)
+            if summary_carries(len(moved)):
+                await conn.execute(
+                    "UPDATE recap_batches SET carried = 1 WHERE id = ?", (batch_id,)
+                )
             await self.outbox.add(effects(moved))
         return moved
 

@@ -60,6 +60,7 @@ def batch_from(row: Any) -> Batch:
         summary_message_id=row[10],
         error_kind=row[11],
         undelivered=row[12],
+        carried=bool(row[13]),
     )
 
 
@@ -71,7 +72,7 @@ TICKET_COLUMNS = (
 )
 BATCH_COLUMNS = (
     "id, due_date, created_at, message_id, status, attempts, next_attempt_at, last_error, "
-    "sent_at, late_notified, summary_message_id, error_kind, undelivered"
+    "sent_at, late_notified, summary_message_id, error_kind, undelivered, carried"
 )
 OUTBOX_COLUMNS = (
     "id, kind, key, chat_id, message_id, target_id, text, reply_to, person_id, refused,"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -220,10 +220,14 @@ class TicketStore:
         now: datetime,
         detail: str | None = None,
         effects: Sequence[Effect] = (),
+        follow: Callable[[], Awaitable[Sequence[Effect]]] | None = None,
     ) -> TransitionOutcome:
-        """`move`, plus the group effects it implies, in one transaction."""
+        """`move`, plus the group effects it implies, in one transaction; `follow` asks for
+        more once it moved, inside the transaction (what it reads no other move changes)."""
         async with self.db.transaction(decisive=True):
             applied = await self._move_with(ticket_id, transition, actor, now, detail, effects)
+            if applied and follow is not None:
+                await self.outbox.add(await follow())
         ticket = await self.get_ticket(ticket_id)
         if ticket is None:
             raise LookupError(f"ticket {ticket_id} does not exist")
