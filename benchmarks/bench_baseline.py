@@ -188,12 +188,13 @@ def main() -> None:
         ("peak RSS (MiB)", lambda m: m["rss"]),
     ]  # fmt: skip
     print(f"{n} intakes then {taps} taps, median of {args.runs} runs")
-    print(f"{'':<36} {'bare PTB':>10} {'ticketbot':>10} {'ratio':>7}")
+    print(f"{'':<40} {'bare PTB':>10} {'ticketbot':>10} {'ratio':>7}")
     for name, value in rows:
         if name.startswith("tap") and args.taps == 0:
             continue
         bare, ours = value(med["bare PTB"]), value(med["ticketbot"])
-        print(f"{name:<36} {bare:>10.2f} {ours:>10.2f} {ours / bare:>6.2f}x")
+        ratio = f"{ours / bare:>6.2f}x" if bare else f"{'-':>7}"
+        print(f"{name:<40} {bare:>10.2f} {ours:>10.2f} {ratio}")
 
 
 if __name__ == "__main__":

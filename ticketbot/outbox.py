@@ -41,15 +41,15 @@ from ticketbot import telegram_io
 from ticketbot.records import Batch, OutboxItem, Placed, Ticket, delete_effect, send_effect
 from ticketbot.store import Stores
 from ticketbot.store.mails import StoredMail
-from ticketbot.store.outbox import lane_of
+from ticketbot.store.outbox import LANES, lane_of
 from ticketbot.store.rows import from_db_time
 from ticketbot.views import CardView
 
 log = logging.getLogger(__name__)
 
-MESSAGE_KINDS = ("card", "summary", "send", "ping", "answer")
+MESSAGE_KINDS = LANES["messages"]
 PING_GROUP = 20  # tickets one ping message may name
-DELETE_KINDS = ("delete",)
+DELETE_KINDS = LANES["deletes"]
 FORM_BACK = "form-back:"  # the key of a refused form sent back to its sender
 PROBE_SPAN = 30  # how many message ids after the intent a lost post is looked for in
 PROBE_MISSING = 3  # missing ids in a row that end the search

@@ -22,10 +22,17 @@ from ticketbot.store.rows import (
     to_db_time,
 )
 
+# The worker's lanes and the effect kinds each delivers: messages one at a time, most urgent
+# first; deletions (outside the group's budget) in batches beside them.
+LANES: dict[str, tuple[str, ...]] = {
+    "messages": ("card", "summary", "send", "ping", "answer"),
+    "deletes": ("delete",),
+}
+
 
 def lane_of(kind: str) -> str:
     """The worker's lane that delivers an effect of `kind`."""
-    return "deletes" if kind == "delete" else "messages"
+    return next(lane for lane, kinds in LANES.items() if kind in kinds)
 
 
 @dataclass
@@ -38,7 +45,7 @@ class OutboxStore:
     # Set after a commit that queued effects, one per lane of the worker (messages, and
     # deletions): a lane wakes for its own kinds only.
     changed: dict[str, asyncio.Event] = field(
-        default_factory=lambda: {lane: asyncio.Event() for lane in ("messages", "deletes")}
+        default_factory=lambda: {lane: asyncio.Event() for lane in LANES}
     )
 
     async def add(self, effects: Iterable[Effect]) -> None:
