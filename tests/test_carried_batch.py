@@ -12,10 +12,12 @@ from ticketbot.emulator.botapi import StoredMessage
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, Simulation
 
 
-async def synced(sim: Simulation, count: int) -> list[int]:
+async def synced(sim: Simulation, count: int, lembaga: str = "Bank") -> list[int]:
+    """`count` tickets opened, verified and synced; their cards now."""
     cards = []
     for i in range(count):
-        await sim.say(STAF, form(nik=f"127301450685{i + 1:04d}", lembaga=f"Bank {i}"))
+        name = f"{lembaga} {i:02d}"[-100:]
+        await sim.say(STAF, form(nik=f"127301450685{i + 1:04d}", lembaga=name))
         cards.append(sim.last_bot_message().message_id)
     for card in cards:
         await sim.tap(KASI, card, "Verifikasi")
@@ -154,22 +156,13 @@ async def test_a_summary_carries_what_fits_on_one_message_and_the_other_cards_fo
     """Telegram takes about 10 KB of keyboard on a message (the emulator refuses more): with
     long lembaga names the WhatsApp links of twenty do not fit, so the summary carries the
     first ones and the cards of the rest are edited as for a small batch."""
-    long_name = "Badan Penyelenggara Jaminan Sosial Kesehatan Kantor Cabang Utama Sibolga "
-    cards = []
-    for i in range(20):
-        await sim.say(STAF, form(nik=f"127301450685{i + 1:04d}",
-                                 lembaga=f"{long_name}{i:02d}"[:100]))  # fmt: skip
-        cards.append(sim.last_bot_message().message_id)
-    for card in cards:
-        await sim.tap(KASI, card, "Verifikasi")
-    for card in cards:
-        await sim.tap(ADB, card, "Konsolidasi")
+    long_name = "Badan Penyelenggara Jaminan Sosial Kesehatan Kantor Cabang Utama Sibolga"
+    cards = await synced(sim, 20, long_name)
     await sim.say(ADB, "/rekap kirim")
     await sim.services.outbox.drained()
     [batch] = await sim.services.repo.batches.batches("sent")
     assert batch.summary_message_id is not None
     summary = batch.summary_message_id
-    cards = [sim.card_now(c) for c in cards]
     # Twenty Ulang buttons fit: no card edited by the send.
     assert len([x for x in labels(sim.api.message(GROUP_ID, summary)) if "Ulang" in x]) == 20
     before = len(sim.api.calls)
