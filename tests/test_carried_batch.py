@@ -113,10 +113,17 @@ async def test_ulang_from_the_summary_opens_the_reason_on_the_card(sim: Simulati
     # Not the ADB's: refused, nothing opens.
     query = await sim.tap(STAF, summary, "#2 🔁")
     assert "hanya untuk" in sim.answer_to(query)["text"]
+    # Opened and closed again ("Kembali"): the card shows the ticket as it is now.
     await sim.tap(ADB, summary, "#2 🔁")
     await sim.services.outbox.drained()
     card = sim.api.message(GROUP_ID, sim.card_now(cards[1]))
     assert any(x.startswith("1.") for x in labels(card))  # the reason menu, on the card
+    await sim.tap(ADB, cards[1], "Kembali")
+    await sim.services.outbox.drained()
+    card = sim.api.message(GROUP_ID, sim.card_now(cards[1]))
+    assert "Ulang" in str(labels(card)) and not any(x.startswith("1.") for x in labels(card))
+    await sim.tap(ADB, summary, "#2 🔁")
+    await sim.services.outbox.drained()
     before = len(sim.api.calls)
     await sim.tap(ADB, cards[1], "1.")
     await sim.services.outbox.drained()

@@ -468,7 +468,7 @@ class Office:
         if not isinstance(decision, Transition):
             return await self._refused(ticket, action, decision)
         if press.code == cb.BACK:
-            card = [card_effect(ticket.id)]
+            card = [card_effect(ticket.id, touched=True)]
             await self.repo.tickets.close_menu(ticket.id, ticket.menu_round, card)
             return ReasonMenu(ticket, False, action)
         if press.code == cb.REASON:

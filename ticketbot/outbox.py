@@ -38,7 +38,15 @@ from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from ticketbot import telegram_io
-from ticketbot.records import Batch, OutboxItem, Placed, Ticket, delete_effect, send_effect
+from ticketbot.records import (
+    TOUCHED,
+    Batch,
+    OutboxItem,
+    Placed,
+    Ticket,
+    delete_effect,
+    send_effect,
+)
 from ticketbot.store import Stores
 from ticketbot.store.mails import StoredMail
 from ticketbot.store.outbox import LANES, lane_of
@@ -464,7 +472,7 @@ class OutboxWorker:
             if ticket is None:
                 await stores.outbox.effect_failed(item, utcnow(), "no such ticket")
                 return
-            if await renderer.carried(ticket):
+            if not item.key.endswith(TOUCHED) and await renderer.carried(ticket):
                 # Its batch's summary shows it, with its buttons (SPEC §3, the group's
                 # budget): the card waits, as it was, until the ticket is next touched.
                 await self._record(item, lambda: stores.outbox.effect_done(item, utcnow()))

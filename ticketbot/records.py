@@ -138,8 +138,13 @@ def summary_carries(batch_size: int) -> bool:
     return batch_size > CARDS_FOLLOW_UP_TO
 
 
-def card_effect(ticket_id: int) -> Effect:
-    return Effect("card", f"card:{ticket_id}", target_id=ticket_id)
+TOUCHED = ":touched"
+
+
+def card_effect(ticket_id: int, *, touched: bool = False) -> Effect:
+    """Render the ticket's card now. `touched`: somebody worked on the card itself (closed a
+    reason menu there), so it is edited even while a summary carries the ticket."""
+    return Effect("card", f"card:{ticket_id}{TOUCHED if touched else ''}", target_id=ticket_id)
 
 
 def ping_effect(ticket_id: int) -> Effect:
