@@ -75,8 +75,8 @@ async def test_a_batch_of_six_is_carried_by_its_summary_and_no_card_is_edited(
     ]
     assert all(row[0]["url"].startswith("https://wa.me/62") for row in rows)
     assert "6 pemohon belum diinformasikan" in (shown.plain or "")
-    [ping] = sim.pings()
-    assert f"tg://user?id={STAF.user_id}" in (ping.text or "")
+    [ping] = sim.pings()  # a reply to the summary, where the buttons are
+    assert f"tg://user?id={STAF.user_id}" in (ping.text or "") and ping.reply_to == summary
 
     # The desk informs #3 from its row: the ticket is done and its card (touched) is
     # current; the summary is not edited for it.

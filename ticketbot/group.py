@@ -82,12 +82,24 @@ class Projection:
     async def carried(self, ticket: Ticket) -> bool:
         """The ticket's buttons are on the summary of its batch (no reason menu open on its
         card): its card is not edited for the batch's steps."""
+        return await self._carrier(ticket) is not None
+
+    async def shown_at(self, ticket: Ticket) -> int | None:
+        """The message with the ticket's buttons (a ping replies to it): the summary that
+        carries it, else its card."""
+        batch = await self._carrier(ticket)
+        if batch is not None and batch.summary_message_id is not None:
+            return batch.summary_message_id
+        return ticket.card_message_id
+
+    async def _carrier(self, ticket: Ticket) -> Batch | None:
         if ticket.batch_id is None or ticket.menu_action is not None:
-            return False
+            return None
         batch = await self.office.repo.batches.get_batch(ticket.batch_id)
         if batch is None or not batch.carried:
-            return False
-        return self.views.carries(await self.office.batch_facts(batch), ticket.id)
+            return None
+        carries = self.views.carries(await self.office.batch_facts(batch), ticket.id)
+        return batch if carries else None
 
     async def turn(self, ticket: Ticket) -> tuple[int, ...]:
         return tuple(sorted(p.user_id for p in await self.office.turn(ticket)))

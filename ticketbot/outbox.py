@@ -151,6 +151,8 @@ class Renderer(Protocol):
 
     async def carried(self, ticket: Ticket) -> bool: ...
 
+    async def shown_at(self, ticket: Ticket) -> int | None: ...
+
     async def turn(self, ticket: Ticket) -> tuple[int, ...]: ...
 
     async def ping(
@@ -436,7 +438,9 @@ class OutboxWorker:
         if in_group:
             await self.pacer.acquire(ticket.chat_id, charged=True)
             view = await renderer.ping(tickets, in_group)
-            sent = await telegram_io.send(self.bot, ticket.chat_id, view, ticket.card_message_id)
+            # A reply to the card, or to the summary that carries the ticket's buttons.
+            reply_to = await renderer.shown_at(ticket)
+            sent = await telegram_io.send(self.bot, ticket.chat_id, view, reply_to)
             self.saw(ticket.chat_id, sent.message_id)
             posted = sent.message_id
         await self._record(
