@@ -93,10 +93,10 @@ class Projection:
         return ticket.card_message_id
 
     async def _carrier(self, ticket: Ticket) -> Batch | None:
-        if ticket.batch_id is None or ticket.menu_action is not None:
-            return None
-        batch = await self.office.repo.batches.get_batch(ticket.batch_id)
-        if batch is None or not batch.carried:
+        """The batch whose summary shows the ticket's buttons now (none while a reason menu
+        is open on its card)."""
+        batch = None if ticket.menu_action else await self.office.carried_batch(ticket)
+        if batch is None:
             return None
         carries = self.views.carries(await self.office.batch_facts(batch), ticket.id)
         return batch if carries else None

@@ -484,12 +484,17 @@ class Office:
             return ReasonMenu(ticket, True, action)
         return await self._apply(ticket, decision, actor, None)
 
+    async def carried_batch(self, ticket: Ticket) -> Batch | None:
+        """The ticket's batch, when its summary carries its tickets' buttons."""
+        if ticket.batch_id is None:
+            return None
+        batch = await self.repo.batches.get_batch(ticket.batch_id)
+        return batch if batch is not None and batch.carried else None
+
     async def _on_summary(self, ticket: Ticket, message_id: int) -> bool:
         """A tap on the ticket's row of the summary that carries its batch: as on its card."""
-        if ticket.batch_id is None:
-            return False
-        batch = await self.repo.batches.get_batch(ticket.batch_id)
-        return batch is not None and batch.carried and batch.summary_message_id == message_id
+        batch = await self.carried_batch(ticket)
+        return batch is not None and batch.summary_message_id == message_id
 
     async def _summary_follows(self, ticket: Ticket, transition: Transition) -> list[Effect]:
         """The summary that carries the ticket's batch is edited when the ticket leaves the
@@ -497,10 +502,8 @@ class Office:
         message per ticket is what carrying saves). A stale row still answers who did it.
         Asked inside the move's transaction: two taps at once cannot both think the other
         keeps the summary's buttons."""
-        if ticket.batch_id is None:
-            return []
-        batch = await self.repo.batches.get_batch(ticket.batch_id)
-        if batch is None or not batch.carried:
+        batch = await self.carried_batch(ticket)
+        if batch is None:
             return []
         if not transition.leaves_batch:
             others = await self.repo.batches.batch_tickets(batch.id)

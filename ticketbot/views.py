@@ -7,6 +7,7 @@ telegram_io delivers. Buttons are described neutrally (label + callback data or 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote
@@ -134,12 +135,7 @@ class Views:
         step = self.procedure.step(t.state)
         if not step.is_open:
             return ()
-        offered: list[Button] = []
-        for action in step.actions:
-            if action == Action.INFORM:  # the resident is told by WhatsApp first
-                offered.append(Button(a("button_whatsapp"), url=self.whatsapp_url(t)))
-            button = self.procedure.button(action)
-            offered.append(Button(self.label_of(button.label), cb.encode(button.code, t.id)))
+        offered = self.action_buttons(t, step.actions, a("button_whatsapp"), lambda w: w)
         rows = [tuple(offered[i : i + 2]) for i in range(0, len(offered), 2)]
         if rows and len(rows[-1]) == 1 and len(rows) > 1:
             rows[-1] = (*rows[-1], nik)
@@ -152,6 +148,22 @@ class Views:
             else:
                 rows.append((photo,))
         return tuple(rows)
+
+    def action_buttons(
+        self, t: Ticket, actions: tuple[str, ...], whatsapp: str, label: Callable[[str], str]
+    ) -> list[Button]:
+        """The buttons of these actions of the ticket, `label` putting each one's words on
+        it (the card's as they are, a summary's row numbered): Diinformasikan with the
+        WhatsApp link before it, for the resident is told by WhatsApp first."""
+        offered: list[Button] = []
+        for action in actions:
+            if action == Action.INFORM:
+                offered.append(Button(label(whatsapp), url=self.whatsapp_url(t)))
+            button = self.procedure.button(action)
+            offered.append(
+                Button(label(self.label_of(button.label)), cb.encode(button.code, t.id))
+            )
+        return offered
 
     def label_of(self, label: str) -> str:
         """A button's words: a macro of answers.txt, or the words the table gives."""
@@ -208,15 +220,14 @@ class Views:
         rows: list[tuple[Button, ...]] = []
         size, count = 0, 1  # the batch's own button
         for t in facts.tickets:
-            row = []
-            for action in self.procedure.row_actions(t.state):
-                if action == Action.INFORM:
-                    row.append(Button(a("button_row", ticket_id=t.id,
-                                        label=a("button_whatsapp_short")),
-                                      url=self.whatsapp_url(t)))  # fmt: skip
-                button = self.procedure.button(action)
-                label = a("button_row", ticket_id=t.id, label=self.label_of(button.label))
-                row.append(Button(label, cb.encode(button.code, t.id)))
+
+            def numbered(words: str, ticket_id: int = t.id) -> str:
+                return a("button_row", ticket_id=ticket_id, label=words)
+
+            row = self.action_buttons(
+                t, self.procedure.row_actions(t.state), a("button_whatsapp_short"), numbered
+            )
+            # Each button's words and link or data, and ~40 bytes of JSON keys around them.
             size += sum(len(json.dumps([b.label, b.url or b.data])) + 40 for b in row)
             count += len(row)
             if size > SUMMARY_KEYBOARD_BYTES or count > SUMMARY_BUTTONS:
