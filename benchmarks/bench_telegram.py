@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import form
 from ticketbot.emulator.simulation import GROUP_ID, KASI, STAF, STRANGER, Simulation
+from ticketbot.store.rows import PING_GATHER
 
 GROUP_PER_MINUTE = 20
 
@@ -41,7 +42,9 @@ def cards(sim: Simulation) -> list[int]:
 async def run(burst: int) -> None:
     settings = {"telegram__group_messages_per_minute": GROUP_PER_MINUTE}
     with tempfile.TemporaryDirectory() as tmp:
-        async with Simulation(Path(tmp), settings=settings) as sim:
+        # Turn pings gathered as in production (the tests' simulation sends them at once).
+        gather = PING_GATHER.total_seconds()
+        async with Simulation(Path(tmp), settings=settings, ping_gather=gather) as sim:
             sim.api.group_limit = (GROUP_PER_MINUTE, 60.0)  # Telegram's own rule
             started = time.monotonic()
             for i in range(burst):

@@ -41,6 +41,7 @@ from ticketbot import telegram_io
 from ticketbot.records import (
     TOUCHED,
     Batch,
+    Effect,
     OutboxItem,
     Placed,
     Ticket,
@@ -370,13 +371,9 @@ class OutboxWorker:
         repo = self.stores
         deleted = await telegram_io.delete(self.bot, item.chat_id, item.message_id)
         if not deleted and item.chat_id < 0:
-            # Telegram refuses (the bot is not an admin): people must delete it by hand.
-            text = self.renderer.delete_failed()
             await repo.outbox.enqueue(
-                [send_effect(item.chat_id, text, f"delete-failed:{item.key}",
-                             reply_to=item.message_id)],
-                utcnow(),
-            )  # fmt: skip
+                [self._delete_refused(delete_effect(item.chat_id, item.message_id))]
+            )
         await self._record(item, lambda: repo.outbox.effect_done(item, utcnow()))
 
     async def _send(self, item: OutboxItem) -> None:
@@ -558,17 +555,57 @@ class OutboxWorker:
             view = await renderer.ping([moved], frozenset(blocked))
             ping_at = (await telegram_io.send(self.bot, chat, view, where)).message_id
             self.saw(chat, ping_at)
-        deletions = []
+        old = []
         if old_card is not None and old_card != where:
-            deletions.append(delete_effect(chat, old_card, card_of=ticket.id))
+            old.append(delete_effect(chat, old_card, card_of=ticket.id))
         old_ping = ticket.ping_message_id
         if old_ping and await stores.tickets.ping_sharers(old_ping) <= {ticket.id}:
-            deletions.append(delete_effect(chat, old_ping))
+            old.append(delete_effect(chat, old_ping))
+        # The old card and ping go now, in this round, when they may: the bookkeeping of a
+        # deletion lane round (a transaction, a wake) saved. What cannot go at once is queued
+        # for the deletion lane as before (its retries).
+        queued: list[Effect] = []
+        done: list[Effect] = []
+        for effect in old:
+            outcome = await self._delete_now(effect)
+            (queued if outcome is None else done).append(effect)
+            if outcome is False:
+                queued.append(self._delete_refused(effect))
         await self._record(
             item,
-            lambda: stores.outbox.handed_off(item, ping, ticket.id, where, ping_at, deletions,
-                                             utcnow()),
+            lambda: stores.outbox.handed_off(item, ping, ticket.id, where, ping_at, queued,
+                                             done, utcnow()),
         )  # fmt: skip
+
+    async def _delete_now(self, effect: Effect) -> bool | None:
+        """Delete a message at once, unless something holds it (the bot's budget is spent,
+        a reply to it waits to go first) or Telegram cannot be asked now: None leaves it to
+        the deletion lane. False: Telegram refuses (see `_delete_refused`). A crash before
+        the record deletes it again: a message already gone counts as deleted."""
+        chat, message_id = effect.chat_id, effect.message_id
+        assert chat is not None
+        assert message_id is not None
+        if self.pacer.blocked_for(chat, charged=False) > 0:
+            return None
+        if await self.stores.outbox.reply_waits(chat, message_id, utcnow()):
+            return None
+        await self.pacer.acquire(chat, charged=False)
+        try:
+            return await telegram_io.delete(self.bot, chat, message_id)
+        except RetryAfter as error:
+            self.pacer.refund(chat, charged=False)
+            self.pacer.pause(chat, _seconds(error.retry_after))
+        except TelegramError as error:
+            log.warning("outbox: deleting message %s now failed (%s): queued", message_id,
+                        error.message)  # fmt: skip
+        return None
+
+    def _delete_refused(self, effect: Effect) -> Effect:
+        """Telegram will not delete a message of ours (the bot is not an admin): the group is
+        asked to, in a reply to it."""
+        assert effect.chat_id is not None
+        return send_effect(effect.chat_id, self.renderer.delete_failed(),
+                           f"delete-failed:{effect.key}", reply_to=effect.message_id)  # fmt: skip
 
     async def _combined(self, ticket: Ticket) -> bool:
         """Whether other tickets hand off to the same people in the same few seconds (a batch

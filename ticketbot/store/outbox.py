@@ -262,12 +262,14 @@ class OutboxStore:
 
     async def handed_off(
         self, card: OutboxItem, ping: OutboxItem, ticket_id: int, card_at: int,
-        ping_at: int | None, deletions: Sequence[Effect], now: datetime,
+        ping_at: int | None, deletions: Sequence[Effect], deleted: Sequence[Effect],
+        now: datetime,
     ) -> None:  # fmt: skip
         """A card delivered with its ping (re-posted with its mentions, or edited when every
         one of them was pinged privately): where the card and the ticket's ping now are, both
-        effects done, and the deletion of the old card and old ping queued, in one
-        transaction. A change that came meanwhile keeps its effect pending."""
+        effects done, the deletion of the old card and old ping queued (`deletions`) or
+        recorded as done (`deleted`: a tap on the old card is still told what happened), in
+        one transaction. A change that came meanwhile keeps its effect pending."""
         async with self.db.transaction(synced=False) as conn:
             await conn.execute(
                 "UPDATE tickets SET card_posted_at = CASE WHEN card_message_id IS ? THEN"
@@ -278,6 +280,25 @@ class OutboxStore:
             await self._effect_done(card, now, card_at)
             await self._effect_done(ping, now, ping_at)
             await self.add(deletions)
+            stamp = to_db_time(now)
+            if deleted:
+                await conn.executemany(
+                    "INSERT INTO outbox (kind, key, chat_id, message_id, target_id, created_at,"
+                    " next_attempt_at, status, done_at)"
+                    " VALUES ('delete', ?, ?, ?, ?, ?, ?, 'done', ?)",
+                    [(e.key, e.chat_id, e.message_id, e.target_id, stamp, stamp, stamp)
+                     for e in deleted],
+                )  # fmt: skip
+
+    async def reply_waits(self, chat_id: int, message_id: int, now: datetime) -> bool:
+        """Whether a reply to that message is due and not yet out (the message is deleted
+        after it, so it stays a reply)."""
+        async with self.db.conn.execute(
+            "SELECT 1 FROM outbox WHERE status = 'pending' AND kind = 'send' AND chat_id = ?"
+            " AND reply_to = ? AND next_attempt_at <= ? LIMIT 1",
+            (chat_id, message_id, to_db_time(now)),
+        ) as cur:
+            return await cur.fetchone() is not None
 
     async def effect_retry(
         self, item: OutboxItem, at: datetime, error: str, *, probe_from: int | None = None
