@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,8 @@ from ticketbot.emulator.simulation import (
     STRANGER,
     Simulation,
 )
+from ticketbot.records import delete_effect
+from ticketbot.store.outbox import OutboxStore
 
 TOKEN = "654321:TEST-faults-not-a-real-token-xy"
 
@@ -111,6 +114,36 @@ async def test_a_500_on_delete_is_retried_until_the_intake_is_gone(sim: Simulati
     await sim.services.outbox.drained(timeout=30)
     assert sim.message(intake).deleted
     forget_injected(sim)
+
+
+async def test_a_round_of_deletions_is_recorded_in_one_transaction_and_never_repeated(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deletion lane's bookkeeping for a round is one transaction; when the database
+    refuses it (a full disk), the deletions are remembered, not sent again."""
+    messages = [(await sim.api.post(STAF.user_id, GROUP_ID, f"pesan {i}"))[1] for i in range(5)]
+    await sim.services.outbox.drained()
+    outbox = sim.services.repo.outbox
+    rounds: list[int] = []
+    record = OutboxStore.deletes_done
+
+    async def counted(self: OutboxStore, items: Any, notices: Any, now: Any) -> None:
+        rounds.append(len(items))
+        if len(rounds) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        await record(self, items, notices, now)
+
+    monkeypatch.setattr(OutboxStore, "deletes_done", counted)
+    await outbox.enqueue([delete_effect(GROUP_ID, m) for m in messages])
+    await sim.services.outbox.drained()
+    assert all(sim.api.message(GROUP_ID, m).deleted for m in messages)
+    deletions = [int(c.params["message_id"]) for c in sim.api.calls_of("deleteMessage")]
+    assert sorted(deletions) == messages  # each once
+    assert rounds == [5, 1, 1, 1, 1, 1]  # one round refused, then each remembered one
+    rows = await sim.services.repo.db.conn.execute(
+        "SELECT count(*) FROM outbox WHERE kind = 'delete' AND status = 'pending'"
+    )
+    assert await rows.fetchone() == (0,)
 
 
 async def test_a_409_conflict_on_get_updates_is_survived(sim: Simulation) -> None:

@@ -197,6 +197,35 @@ async def test_a_tap_on_the_card_a_hand_off_replaced_acts_for_nobody(sim: Simula
     sim.api.calls[:] = [c for c in sim.api.calls if c.method != "deleteMessage" or c.status == 200]
 
 
+async def test_a_hand_off_deletes_the_old_card_itself_and_leaves_a_failed_try_to_the_lane(
+    sim: Simulation,
+) -> None:
+    """The old card goes in the hand-off's own round (no deletion queued); when Telegram
+    cannot be asked just then (a 5xx), the deletion lane tries it again."""
+    await sim.say(STAF, VALID_FORM)
+    first = sim.last_bot_message().message_id
+    await sim.tap(KASI, first, "Verifikasi")
+    assert sim.api.message(GROUP_ID, first).deleted
+    [deleted] = [c for c in sim.api.calls_of("deleteMessage")
+                 if int(c.params["message_id"]) == first]  # fmt: skip
+    sent = sim.api.calls_of("sendMessage")[-1]
+    assert sim.api.calls.index(deleted) == sim.api.calls.index(sent) + 1  # right after it
+    await sim.say(STAF, form(nik="1273014506850002"))
+    second = sim.last_bot_message().message_id
+    sim.api.fail_next("deleteMessage", 502)
+    await sim.tap(KASI, second, "Verifikasi")
+    assert await card_of(sim, 2) != second and sim.api.message(GROUP_ID, second).deleted
+    tries = [c.status for c in sim.api.calls if c.method == "deleteMessage"
+             and int(c.params["message_id"]) == second]  # fmt: skip
+    assert tries == [502, 200]
+    rows = await sim.services.repo.db.conn.execute(
+        "SELECT message_id, target_id, status FROM outbox WHERE kind = 'delete'"
+        " AND target_id IS NOT NULL ORDER BY id"
+    )
+    assert await rows.fetchall() == [(first, 1, "done"), (second, 2, "done")]
+    sim.api.calls[:] = [c for c in sim.api.calls if c.status == 200]
+
+
 async def test_a_tap_on_a_re_posted_card_before_its_post_is_recorded_acts(
     sim: Simulation, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,10 +7,15 @@ import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.helpers import get_env_proxy_for_url
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
 from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from yarl import URL
 
+from ticketbot import telegram_http
 from ticketbot.emulator.botapi import FakeBotApi, Upload
 from ticketbot.telegram_http import AiohttpRequest
 
@@ -92,3 +97,49 @@ async def test_a_late_answer_is_timed_out_and_no_server_a_network_error(
         await request.do_request("http://127.0.0.1/", "POST")
     with pytest.raises(NetworkError):
         await nobody.initialize()  # getMe
+
+
+async def test_a_proxy_from_the_environment_carries_the_calls_and_is_looked_up_once(
+    api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY is honoured, as python-telegram-bot's httpx did; it is read once per
+    host, not on every call (aiohttp's trust_env reads it, and ~/.netrc, in a thread each
+    time)."""
+    relayed: list[str] = []
+
+    async def relay(request: web.Request) -> web.Response:
+        relayed.append(request.path.rsplit("/", 1)[-1])
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, str(request.url), data=await request.read(),
+            headers={"Content-Type": request.content_type},
+        ) as answer:  # fmt: skip
+            return web.Response(status=answer.status, body=await answer.read(),
+                                content_type="application/json")  # fmt: skip
+
+    proxy = web.Application()
+    proxy.router.add_route("*", "/{tail:.*}", relay)
+    runner = web.AppRunner(proxy)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    lookups: list[str] = []
+
+    def counted(url: URL) -> tuple[URL, aiohttp.BasicAuth | None]:
+        lookups.append(str(url))
+        return get_env_proxy_for_url(url)
+
+    monkeypatch.setattr(telegram_http, "get_env_proxy_for_url", counted)
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    try:
+        bot = bot_for(api.base_url, api.token)
+        async with bot:  # getMe
+            for _ in range(3):
+                await bot.send_message(GROUP, "lewat proxy")
+        assert relayed == ["getMe", "sendMessage", "sendMessage", "sendMessage"]
+        assert len(api.calls_of("sendMessage")) == 3
+        assert len(lookups) == 1
+    finally:
+        await runner.cleanup()

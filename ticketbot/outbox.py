@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import html
 import logging
 import random
@@ -188,6 +189,7 @@ class OutboxWorker:
         self._busy = 0
         self._last_seen: dict[int, int] = {}
         self._unrecorded: dict[int, Callable[[], Awaitable[object]]] = {}
+        self._deleted: list[tuple[OutboxItem, Effect | None]] = []  # this round's, unrecorded
         self._told_no_group: set[int] = set()  # chats already named in the log
 
     # -- life ------------------------------------------------------------------------------
@@ -276,6 +278,7 @@ class OutboxWorker:
                 self._busy -= 1
                 async with self._changed:
                     self._changed.notify_all()
+        await self._record_deleted()
 
     async def _sleep_until_due(self, kinds: tuple[str, ...]) -> None:
         changed = self.stores.outbox.changed[lane_of(kinds[0])]
@@ -366,15 +369,33 @@ class OutboxWorker:
         await self.stores.outbox.effect_retry(item, utcnow() + timedelta(seconds=at), error)
 
     async def _delete(self, item: OutboxItem) -> None:
+        """One deletion of the lane's round; the round's are recorded together
+        (`_record_deleted`): a crash before that deletes them again, and a message already
+        gone counts as deleted."""
         assert item.chat_id is not None
         assert item.message_id is not None
-        repo = self.stores
         deleted = await telegram_io.delete(self.bot, item.chat_id, item.message_id)
+        notice = None
         if not deleted and item.chat_id < 0:
-            await repo.outbox.enqueue(
-                [self._delete_refused(delete_effect(item.chat_id, item.message_id))]
-            )
-        await self._record(item, lambda: repo.outbox.effect_done(item, utcnow()))
+            notice = self._delete_refused(delete_effect(item.chat_id, item.message_id))
+        self._deleted.append((item, notice))
+
+    async def _record_deleted(self) -> None:
+        """The deletions of one round, and the notices of those Telegram refused, in one
+        transaction."""
+        if not self._deleted:
+            return
+        done, self._deleted = self._deleted, []
+        items = [item for item, _ in done]
+        notices = [notice for _, notice in done if notice is not None]
+        try:
+            await self.stores.outbox.deletes_done(items, notices, utcnow())
+        except sqlite3.Error:
+            log.exception("outbox: %s deletions done could not be recorded yet", len(items))
+            for item, notice in done:  # remembered one by one (see `_record`)
+                self._unrecorded[item.id] = functools.partial(
+                    self.stores.outbox.deletes_done, [item], [notice] if notice else [], utcnow()
+                )
 
     async def _send(self, item: OutboxItem) -> None:
         assert item.chat_id is not None

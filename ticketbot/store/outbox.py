@@ -246,6 +246,16 @@ class OutboxStore:
             )
         return cur.rowcount == 1
 
+    async def deletes_done(
+        self, items: Sequence[OutboxItem], notices: Sequence[Effect], now: datetime
+    ) -> None:
+        """A round of deletions delivered, with the notices of those Telegram refused, in one
+        transaction."""
+        async with self.db.transaction(synced=False):
+            for item in items:
+                await self._effect_done(item, now, None)
+            await self.add(notices)
+
     async def pings_done(
         self, items: Sequence[OutboxItem], ticket_ids: Sequence[int], message_id: int | None,
         now: datetime,
