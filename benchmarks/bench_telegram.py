@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import form
 from ticketbot.emulator.simulation import GROUP_ID, KASI, STAF, STRANGER, Simulation
-from ticketbot.store.rows import PING_GATHER
+from ticketbot.records import PING_GATHER
 
 GROUP_PER_MINUTE = 20
 

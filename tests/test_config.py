@@ -59,6 +59,7 @@ def test_example_is_valid_with_token_in_env(
         ("kasi_minutes = 10", "kasi_minutes = -1", "sla.kasi_minutes: must be greater than 0"),
         ('to = ["admin-dwh@example.go.id"]', 'to = ["admin-dwh"]', "recap.to: 'admin-dwh' is not an email address"),
         ("delete_intake = true", 'delete_intake = "ya"', "privacy.delete_intake: must be true or false"),
+        ("ping_gather_seconds = 3", "ping_gather_seconds = 90", "reminders.ping_gather_seconds: must be between 0 and 60 (seconds)"),
     ],
 )  # fmt: skip
 def test_broken_key_exits_2_naming_it(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from telegram import BotCommand, Update
 from telegram.ext import (
@@ -55,8 +56,9 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
     async def post_init(app: App) -> None:
         # Every transition stores its step's deadline, by this office's calendar.
         repo = await Stores.open(
-            config.database_path, procedure=config.procedure, deadline=deadline_of(config)
-        )
+            config.database_path, procedure=config.procedure, deadline=deadline_of(config),
+            ping_gather=timedelta(seconds=config.reminders.ping_gather_seconds),
+        )  # fmt: skip
         texts = Texts(config.office.timezone, config.procedure.words)
         office = Office(config, repo, clock)
         views = Views(config, texts)

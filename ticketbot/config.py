@@ -42,6 +42,7 @@ from ticketbot.domain.privacy import carries_personal_number
 from ticketbot.domain.province import known_region
 from ticketbot.domain.regions import RETIRED
 from ticketbot.domain.validation import LembagaCatalog, claimed_twice
+from ticketbot.records import PING_GATHER
 
 TOKEN_ENV = "TICKETBOT_TELEGRAM_TOKEN"
 SMTP_PASSWORD_ENV = "TICKETBOT_SMTP_PASSWORD"
@@ -90,10 +91,15 @@ def _integer(value: object) -> int:
 
 
 def _number(value: object) -> float:
+    number = _any_number(value)
+    if number <= 0:
+        refuse("must be greater than 0")
+    return number
+
+
+def _any_number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         refuse("must be a number")
-    if value <= 0:
-        refuse("must be greater than 0")
     return float(value)
 
 
@@ -322,6 +328,12 @@ class RemindersConfig(Section):
     # Turn pings to people who have a private chat with the bot go there (a link to the
     # card), not to the group: the group's 20 messages a minute are what caps an office.
     private_pings: Flag = False
+    # Seconds a turn ping waits, so that pings for the same people within them go as one
+    # message (a burst of intakes, a batch confirmed); 0: each goes at once.
+    ping_gather_seconds: Annotated[
+        float, BeforeValidator(_any_number),
+        _checked(lambda n: 0 <= n <= 60, "must be between 0 and 60 (seconds)"),
+    ] = PING_GATHER.total_seconds()  # fmt: skip
 
 
 class MailboxConfig(Section):

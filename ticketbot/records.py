@@ -4,7 +4,7 @@ read from the database by the repository and passed around everywhere else."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,9 @@ class Effect:
     not_before: datetime | None = None  # not delivered before (a photo copy's deletion)
 
 
+# Turn pings for the same people within these seconds go as one message (the office's
+# reminders.ping_gather_seconds; this is its default).
+PING_GATHER = timedelta(seconds=3)
 CARDS_FOLLOW_UP_TO = 5  # a batch this small: its cards are edited when it is sent, confirmed
 
 

@@ -121,7 +121,8 @@ class Simulation:
             self.api.add_user(p.user_id, p.first_name, p.last_name)
         data = office_settings(
             self.api.base_url, self.api.token, self.directory / "ticketbot.sqlite3",
-            self.smtp.port, **self.settings,
+            self.smtp.port,
+            **{"reminders__ping_gather_seconds": self.ping_gather, **self.settings},
         )  # fmt: skip
         self.config = parse_config(data, {}, self.directory, procedure=self.procedure)
         await self.start_bot()
@@ -145,8 +146,6 @@ class Simulation:
         # Jobs run on the simulated clock, by hand (run_jobs), never on the wall clock.
         assert self.app.job_queue is not None
         self.app.job_queue.scheduler.pause()
-        # Turn pings wait a few seconds to be combined; here only if a test asks.
-        self.services.repo.outbox.ping_gather = timedelta(seconds=self.ping_gather)
 
     async def run_jobs(self) -> None:
         """What the scheduled jobs do, now, on the simulated clock."""

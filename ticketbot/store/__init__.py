@@ -5,10 +5,11 @@ the transaction of the change that implies them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ticketbot.domain.lifecycle import SOP_09, Procedure
+from ticketbot.records import PING_GATHER
 from ticketbot.store.batches import BatchStore
 from ticketbot.store.database import Database
 from ticketbot.store.events import EventStore
@@ -37,10 +38,11 @@ class Stores:
 
     @classmethod
     def on(
-        cls, db: Database, procedure: Procedure = SOP_09, deadline: Deadline | None = None
-    ) -> Stores:
+        cls, db: Database, procedure: Procedure = SOP_09, deadline: Deadline | None = None,
+        ping_gather: timedelta = PING_GATHER,
+    ) -> Stores:  # fmt: skip
         """Every store on `db`, constructed complete, in dependency order."""
-        outbox = OutboxStore(db)
+        outbox = OutboxStore(db, ping_gather)
         events = EventStore(db, outbox)
         search = SearchIndex(db)
         tickets = TicketStore(db, outbox, events, search, procedure, deadline)
@@ -54,9 +56,10 @@ class Stores:
     @classmethod
     async def open(
         cls, path: Path, *, migrate: bool = True, procedure: Procedure = SOP_09,
-        deadline: Deadline | None = None,
+        deadline: Deadline | None = None, ping_gather: timedelta = PING_GATHER,
     ) -> Stores:  # fmt: skip
-        return cls.on(await Database.open(path, migrate=migrate), procedure, deadline)
+        db = await Database.open(path, migrate=migrate)
+        return cls.on(db, procedure, deadline, ping_gather)
 
     async def close(self) -> None:
         await self.db.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ticketbot.records import (
+    PING_GATHER,
     Effect,
     OutboxItem,
     Placed,
@@ -15,7 +16,6 @@ from ticketbot.records import (
 from ticketbot.store.database import Database
 from ticketbot.store.rows import (
     OUTBOX_COLUMNS,
-    PING_GATHER,
     PROMPT_REFUSALS,
     REFUSAL_GAP,
     from_db_time,

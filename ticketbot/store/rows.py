@@ -80,7 +80,6 @@ OUTBOX_COLUMNS = (
 )
 REFUSAL_GAP = timedelta(minutes=1)  # beyond the prompt ones: one combined refusal a minute
 PROMPT_REFUSALS = 3  # refusals to one person within REFUSAL_GAP that go at once
-PING_GATHER = timedelta(seconds=3)  # pings falling within these seconds go as one message
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"
 
 
