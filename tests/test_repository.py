@@ -11,7 +11,7 @@ import pytest
 
 from ticketbot.domain.lifecycle import SOP_09, Action, State
 from ticketbot.domain.validation import TicketForm
-from ticketbot.records import Actor
+from ticketbot.records import Actor, card_effect
 from ticketbot.schema import migration_files, split_statements
 from ticketbot.store import Stores
 
@@ -47,6 +47,52 @@ async def test_migrations_from_the_previous_version(tmp_path: Path) -> None:
         assert await repo.db.schema_version() == latest
         ticket, created = await repo.tickets.open_ticket(FORM, STAF, -1, NOW)
         assert created and ticket.id == 1
+    finally:
+        await repo.close()
+
+
+async def test_a_touched_card_effect_keyed_by_suffix_becomes_one_marked_effect(
+    tmp_path: Path,
+) -> None:
+    """Migration 0016: the "touched" mark moves from the key's suffix to a column, one
+    pending card effect per ticket."""
+    path = tmp_path / "db.sqlite3"
+    repo = await Stores.open(path, migrate=False)
+    await repo.db.migrate(upto=15)
+    rows = [("card:3", 3, "pending"), ("card:3:touched", 3, "pending"),
+            ("card:4:touched", 4, "pending"), ("card:5:touched", 5, "done"),
+            ("card:6", 6, "pending")]  # fmt: skip
+    await repo.db.conn.executemany(
+        "INSERT INTO outbox (kind, key, target_id, status, created_at, next_attempt_at)"
+        " VALUES ('card', ?, ?, ?, '2026-12-07T00:00:00', '2026-12-07T00:00:00')",
+        rows,
+    )
+    await repo.close()
+    repo = await Stores.open(path)
+    try:
+        cur = await repo.db.conn.execute(
+            "SELECT key, status, touched FROM outbox WHERE kind = 'card' ORDER BY id"
+        )
+        assert await cur.fetchall() == [
+            ("card:3", "pending", 1), ("card:3:touched", "done", 0), ("card:4", "pending", 1),
+            ("card:5:touched", "done", 0), ("card:6", "pending", 0),
+        ]  # fmt: skip
+        later = datetime(2026, 12, 8, tzinfo=UTC)
+        [item] = [i for i in await repo.outbox.due_effects(later, ("card",)) if i.target_id == 4]
+        assert item.touched and item.key == "card:4"
+    finally:
+        await repo.close()
+
+
+async def test_a_ticket_has_one_pending_card_effect_touched_once_touched(tmp_path: Path) -> None:
+    repo = await Stores.open(tmp_path / "db.sqlite3")
+    try:
+        for touched in (False, True, False):
+            await repo.outbox.enqueue([card_effect(1, touched=touched)])
+        cur = await repo.db.conn.execute(
+            "SELECT key, touched, generation FROM outbox WHERE status = 'pending'"
+        )
+        assert await cur.fetchall() == [("card:1", 1, 2)]
     finally:
         await repo.close()
 

@@ -40,7 +40,6 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from ticketbot import telegram_io
 from ticketbot.records import (
-    TOUCHED,
     Batch,
     Effect,
     OutboxItem,
@@ -494,7 +493,7 @@ class OutboxWorker:
             if ticket is None:
                 await stores.outbox.effect_failed(item, utcnow(), "no such ticket")
                 return
-            if not item.key.endswith(TOUCHED) and await renderer.carried(ticket):
+            if not item.touched and await renderer.carried(ticket):
                 # Its batch's summary shows it, with its buttons (SPEC §3, the group's
                 # budget): the card waits, as it was, until the ticket is next touched.
                 await self._record(item, lambda: stores.outbox.effect_done(item, utcnow()))

@@ -125,6 +125,7 @@ class Effect:
     reply_to: int | None = None
     person_id: int | None = None
     not_before: datetime | None = None  # not delivered before (a photo copy's deletion)
+    touched: bool = False  # a card edited even while a summary carries it (`card_effect`)
 
 
 # Turn pings for the same people within these seconds go as one message (the office's
@@ -141,13 +142,10 @@ def summary_carries(batch_size: int) -> bool:
     return batch_size > CARDS_FOLLOW_UP_TO
 
 
-TOUCHED = ":touched"
-
-
 def card_effect(ticket_id: int, *, touched: bool = False) -> Effect:
     """Render the ticket's card now. `touched`: somebody worked on the card itself (closed a
     reason menu there), so it is edited even while a summary carries the ticket."""
-    return Effect("card", f"card:{ticket_id}{TOUCHED if touched else ''}", target_id=ticket_id)
+    return Effect("card", f"card:{ticket_id}", target_id=ticket_id, touched=touched)
 
 
 def ping_effect(ticket_id: int) -> Effect:
@@ -204,3 +202,4 @@ class OutboxItem:
     probe_from: int | None
     attempts: int
     next_attempt_at: str = ""  # when it is due (database time)
+    touched: bool = False  # see `card_effect`

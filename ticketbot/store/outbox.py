@@ -60,7 +60,7 @@ class OutboxStore:
             values = {"kind": e.kind, "key": e.key, "chat_id": e.chat_id,
                       "message_id": e.message_id, "target_id": e.target_id, "text": e.text,
                       "reply_to": e.reply_to, "person_id": e.person_id, "stamp": stamp,
-                      "due": stamp}  # fmt: skip
+                      "due": stamp, "touched": e.touched}  # fmt: skip
             # A person at a human pace hears every refusal at once (SPEC §3): only beyond
             # the first few in a minute are they combined, one a minute.
             flood = (
@@ -82,16 +82,17 @@ class OutboxStore:
                 # card is never held back.
                 values["due"] = gathered
             conflict = (
+                # Rendered once more; once touched, touched until delivered.
                 "ON CONFLICT (key) WHERE status = 'pending' DO UPDATE SET"
-                " generation = generation + 1"
+                " generation = generation + 1, touched = max(touched, excluded.touched)"
                 if e.kind in ("card", "summary", "ping", "answer")
                 else "ON CONFLICT DO NOTHING"
             )
             await self.db.conn.execute(
                 "INSERT INTO outbox (kind, key, chat_id, message_id, target_id, text, reply_to,"
-                " person_id, created_at, next_attempt_at) VALUES (:kind, :key, :chat_id,"
-                " :message_id, :target_id, :text, :reply_to, :person_id, :stamp, :due) "
-                + conflict,
+                " person_id, created_at, next_attempt_at, touched) VALUES (:kind, :key,"
+                " :chat_id, :message_id, :target_id, :text, :reply_to, :person_id, :stamp,"
+                " :due, :touched) " + conflict,
                 values,
             )
 

@@ -76,7 +76,7 @@ BATCH_COLUMNS = (
 )
 OUTBOX_COLUMNS = (
     "id, kind, key, chat_id, message_id, target_id, text, reply_to, person_id, refused,"
-    " generation, probe_from, attempts, next_attempt_at"
+    " generation, probe_from, attempts, next_attempt_at, touched"
 )
 REFUSAL_GAP = timedelta(minutes=1)  # beyond the prompt ones: one combined refusal a minute
 PROMPT_REFUSALS = 3  # refusals to one person within REFUSAL_GAP that go at once
