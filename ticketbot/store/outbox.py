@@ -16,6 +16,7 @@ from ticketbot.records import (
 from ticketbot.store.database import Database
 from ticketbot.store.rows import (
     OUTBOX_COLUMNS,
+    PLACE_CARD,
     PROMPT_REFUSALS,
     REFUSAL_GAP,
     from_db_time,
@@ -218,8 +219,8 @@ class OutboxStore:
             if placed is not None and message_id is not None:
                 if placed.card is not None:  # a post (an edit records no message id)
                     await conn.execute(
-                        "UPDATE tickets SET card_message_id = ?, card_posted_at = ? WHERE id = ?",
-                        (message_id, to_db_time(now), placed.card),
+                        PLACE_CARD,
+                        {"card": message_id, "now": to_db_time(now), "ticket": placed.card},
                     )
                 if placed.summary is not None:
                     await conn.execute(
@@ -283,10 +284,10 @@ class OutboxStore:
         one transaction. A change that came meanwhile keeps its effect pending."""
         async with self.db.transaction(synced=False) as conn:
             await conn.execute(
-                "UPDATE tickets SET card_posted_at = CASE WHEN card_message_id IS ? THEN"
-                " card_posted_at ELSE ? END, card_message_id = ?, ping_message_id = ?"
-                " WHERE id = ?",
-                (card_at, to_db_time(now), card_at, ping_at, ticket_id),
+                PLACE_CARD, {"card": card_at, "now": to_db_time(now), "ticket": ticket_id}
+            )
+            await conn.execute(
+                "UPDATE tickets SET ping_message_id = ? WHERE id = ?", (ping_at, ticket_id)
             )
             await self._effect_done(card, now, card_at)
             await self._effect_done(ping, now, ping_at)

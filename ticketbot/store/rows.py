@@ -78,6 +78,13 @@ OUTBOX_COLUMNS = (
     "id, kind, key, chat_id, message_id, target_id, text, reply_to, person_id, refused,"
     " generation, probe_from, attempts, next_attempt_at, touched"
 )
+# Where a ticket's card is now (named parameters: card, now, ticket). When it was posted
+# changes only with the message: the bot may delete a message for 48 hours after sending it
+# (a hand-off re-posts a card only within them).
+PLACE_CARD = (
+    "UPDATE tickets SET card_posted_at = CASE WHEN card_message_id IS :card THEN card_posted_at"
+    " ELSE :now END, card_message_id = :card WHERE id = :ticket"
+)
 REFUSAL_GAP = timedelta(minutes=1)  # beyond the prompt ones: one combined refusal a minute
 PROMPT_REFUSALS = 3  # refusals to one person within REFUSAL_GAP that go at once
 EVENT_COLUMNS = "id, ticket_id, actor_id, actor_name, action, from_state, to_state, at, detail"

@@ -24,6 +24,7 @@ from ticketbot.store.rows import (
     BATCH_COLUMNS,
     EVENT_COLUMNS,
     MASKED_SQL,
+    PLACE_CARD,
     PURGE_CHUNK,
     STEP_SINCE_SQL,
     TICKET_COLUMNS,
@@ -203,8 +204,8 @@ class TicketStore:
         """Where a card whose post's answer was lost is (a tap on it said): posted just now."""
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE tickets SET card_message_id = ?, card_posted_at = ? WHERE id = ?",
-                (message_id, to_db_time(datetime.now(UTC)), ticket_id),
+                PLACE_CARD,
+                {"card": message_id, "now": to_db_time(datetime.now(UTC)), "ticket": ticket_id},
             )
 
     async def count_tickets(self) -> int:
