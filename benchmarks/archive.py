@@ -90,14 +90,16 @@ def _rows(
         sent = len(path) >= 3  # the recap of its day took it: one batch a day
         batch = (opened - start).days + 1 if sent else None
         phone = f"+62812{ticket_id:08d}"
-        ticket = (
+        ticket: tuple[object, ...] = (
             ticket_id, f"1273{ticket_id:012d}", f"1273{ticket_id + 10**11:012d}", lembaga,
             lembaga.lower(), phone, name_of(ticket_id), "", None, state.value, STAF,
             stamp(opened), stamp(last), step_since, None, GROUP_ID, ticket_id, batch, None,
             None, None, None, None, None, None, 0, 0, "loket", reversed_digits(phone),
             None,  # card_posted_at: unknown, as for cards from before it was recorded
         )  # fmt: skip
-        events = [(ticket_id, STAF, "Sari Staf", "open", None, "new", stamp(opened), None)]
+        events: list[tuple[object, ...]] = [
+            (ticket_id, STAF, "Sari Staf", "open", None, "new", stamp(opened), None)
+        ]
         source = State.NEW
         for action, actor, target, offset in path:
             events.append(

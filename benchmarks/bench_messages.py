@@ -60,6 +60,7 @@ async def happy_path(count: int, *, private: bool) -> float:
                     await sim.tap(STAF, card, "Diinformasikan")
             else:  # the summary carries the batch: the desk informs from its rows (and
                 # from the cards of any that did not fit on it)
+                assert batch.summary_message_id is not None
                 rows = str(sim.api.message(GROUP_ID, batch.summary_message_id).reply_markup)
                 for ticket_id, card in enumerate(cards, 1):
                     if f"#{ticket_id} 📣" in rows:
