@@ -28,7 +28,7 @@ from ticketbot.domain.calendar import WorkCalendar
 from ticketbot.domain.lifecycle import Action, State
 from ticketbot.domain.mail import XLSX_TYPE as XLSX_MEDIA_TYPE
 from ticketbot.mailer import DeliveryError, FailureKind, send_email
-from ticketbot.records import Batch, Event, Ticket, card_effect, summary_effect
+from ticketbot.records import Batch, Event, Ticket, card_effect, summary_carries, summary_effect
 from ticketbot.store import Stores
 from ticketbot.store.rows import events_by_ticket
 from ticketbot.store.snapshot import recap_snapshot
@@ -213,6 +213,7 @@ class RecapDesk:
             batch.id, send, self.clock(), f"rekap {batch.due_date.isoformat()}",
             # The cards that moved and the batch's summary, committed with the move.
             effects=lambda moved: [*map(card_effect, moved), summary_effect(batch.id)],
+            carries=summary_carries,
         )  # fmt: skip
         sent = await self.repo.batches.get_batch(batch.id)
         assert sent is not None

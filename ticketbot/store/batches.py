@@ -12,7 +12,6 @@ from ticketbot.records import (
     Batch,
     Effect,
     Ticket,
-    summary_carries,
 )
 from ticketbot.store.database import Database
 from ticketbot.store.events import EventStore
@@ -107,9 +106,11 @@ class BatchStore:
         now: datetime,
         detail: str,
         effects: Callable[[list[int]], Sequence[Effect]] = lambda _: (),
+        carries: Callable[[int], bool] = lambda _: False,
     ) -> list[int]:
         """After the SMTP server accepted: the batch is sent, its tickets move to
-        sent_to_dwh and the group effects are queued, all in one transaction. Returns the
+        sent_to_dwh, whether its summary carries them is stored (`carries`, asked with how
+        many moved) and the group effects are queued, all in one transaction. Returns the
         tickets moved."""
         stamp = to_db_time(now)
         moved = []
@@ -129,7 +130,7 @@ class BatchStore:
             for ticket_id in ids:
                 if await self.tickets.move(ticket_id, send, BOT_ACTOR, stamp, detail):
                     moved.append(ticket_id)
-            if summary_carries(len(moved)):
+            if carries(len(moved)):
                 await conn.execute(
                     "UPDATE recap_batches SET carried = 1 WHERE id = ?", (batch_id,)
                 )
