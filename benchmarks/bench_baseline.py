@@ -4,9 +4,12 @@ API, same machine, same load. Prints a table with ratios; asserts nothing.
     .venv/bin/python benchmarks/bench_baseline.py [--updates 200] [--runs 3]
 
 Each bot runs as its own process (`ticketbot run`, and benchmarks/bare_ptb.py), so its CPU
-time (user + system, from /proc) and peak resident memory (VmHWM) are its own. The load:
-N intakes, each answered by a card (and the intake deleted), then N taps on those cards,
-one at a time (the cost of an update, not of a queue of them).
+time (each thread's schedstat, in ns) and peak resident memory (VmHWM) are its own. The
+load: N intakes, each answered by a card (and the intake deleted), then N taps on those
+cards, one at a time (the cost of an update, not of a queue of them). ticketbot runs with
+`reminders.ping_gather_seconds = 0`: a hand-off goes at once instead of after the seconds
+that combine pings (a tap alone has nothing to combine with: the same code path), so a
+tap's span holds its work, not idle time.
 CPU is given per update and per Bot API call the bot made (ticketbot does more per update:
 a hand-off re-posts the card and deletes the old one; the bare bot edits it). The bare bot
 uses python-telegram-bot's default transport (httpx); ticketbot its own (aiohttp).
