@@ -4,7 +4,8 @@ Effects are committed with the change that implies them (repository `_enqueue`);
 delivers them in order, paced by Telegram's real rules, retrying what can be retried:
 - messages sent and edits count against the group's budget (20 a minute) and the bot's
   (30 a second); deletions only against the bot's, in a lane of their own, so a flood of
-  deletions never holds up a card; callback answers never come here at all;
+  deletions never holds up a card (a round's recorded in one transaction); callback answers
+  never come here at all;
 - a 429 pauses only the chat it names, for the `retry_after` it gives;
 - a card or summary is never posted twice: the intent (the first message id it could get)
   is stored before the call, and after an outcome we cannot know (a timeout, a crash) the
@@ -12,8 +13,9 @@ delivers them in order, paced by Telegram's real rules, retrying what can be ret
 - a card is rendered when it is delivered, from the database, so many changes to one card
   while it waits become one edit;
 - a card that changes together with whose turn it is goes with its ping: re-posted with the
-  mention and the old one deleted (one group message, not an edit and a ping), or edited
-  beside the others' under one combined ping when several hand off to the same people.
+  mention and the old one deleted right after it when nothing holds that (one group
+  message, not an edit and a ping; one round, not two), or edited beside the others' under
+  one combined ping when several hand off to the same people.
 At start-up the worker simply continues with whatever is pending.
 """
 
