@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import form
 from ticketbot.emulator.botapi import FakeBotApi
-from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF
+from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, Simulation
 
 TOKEN = "424242:BENCH-baseline-not-a-real-token-x"
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +86,19 @@ def bot_calls(api: FakeBotApi) -> int:
     return len([c for c in api.calls if c.method != "getUpdates"])
 
 
-async def one_run(bot: str, n: int, tmp: Path, taps: int | None = None) -> dict[str, float]:
+async def ticketbot_card() -> dict[str, object]:
+    """The card ticketbot sends for an intake (text and keyboard), for the bare bot to send
+    the same message (`--same-card`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Simulation(Path(tmp)) as sim:
+            await sim.say(STAF, form(nik="1273014506850001", lembaga="BPJS"))
+            sent = sim.api.calls_of("sendMessage")[-1].params
+    return {"text": sent["text"], "reply_markup": sent["reply_markup"]}
+
+
+async def one_run(
+    bot: str, n: int, tmp: Path, taps: int | None = None, card_json: Path | None = None
+) -> dict[str, float]:
     api = FakeBotApi(token=TOKEN)
     base_url = await api.start()
     api.add_group(GROUP_ID)
@@ -97,6 +110,7 @@ async def one_run(bot: str, n: int, tmp: Path, taps: int | None = None) -> dict[
             argv = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *argv]
     else:
         argv = [str(ROOT / "benchmarks" / "bare_ptb.py"), base_url, TOKEN, str(GROUP_ID)]
+        argv += [str(card_json)] if card_json is not None else []
     process = await asyncio.create_subprocess_exec(
         sys.executable, *argv, cwd=tmp, env={**os.environ, "TICKETBOT_TELEGRAM_TOKEN": TOKEN},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -165,12 +179,23 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--taps", type=int, help="taps after the intakes (default: as many)")
+    parser.add_argument(
+        "--same-card",
+        action="store_true",
+        help="the bare bot sends ticketbot's card (its text and keyboard)",
+    )
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {"bare PTB": [], "ticketbot": []}
-    for _ in range(args.runs):
-        for bot, runs in results.items():
-            with tempfile.TemporaryDirectory() as tmp:
-                runs.append(asyncio.run(one_run(bot, args.updates, Path(tmp), args.taps)))
+    with tempfile.TemporaryDirectory() as cards:
+        card = None
+        if args.same_card:
+            card = Path(cards) / "card.json"
+            card.write_text(json.dumps(asyncio.run(ticketbot_card())))
+        for _ in range(args.runs):
+            for bot, runs in results.items():
+                with tempfile.TemporaryDirectory() as tmp:
+                    runs.append(asyncio.run(one_run(bot, args.updates, Path(tmp), args.taps,
+                                                    card)))  # fmt: skip
     n = args.updates
     med = {bot: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
            for bot, runs in results.items()}  # fmt: skip
@@ -199,7 +224,8 @@ def main() -> None:
          lambda m: busy(m, "tap") / m["tap_calls"] * 1000),
         ("peak RSS (MiB)", lambda m: m["rss"]),
     ]  # fmt: skip
-    print(f"{n} intakes then {taps} taps, median of {args.runs} runs")
+    same = " (the bare bot sends ticketbot's card)" if args.same_card else ""
+    print(f"{n} intakes then {taps} taps, median of {args.runs} runs{same}")
     print(f"{'':<40} {'bare PTB':>10} {'ticketbot':>10} {'ratio':>7}")
     for name, value in rows:
         if name.startswith("tap") and args.taps == 0:
