@@ -113,6 +113,7 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
             await app.bot_data.services.repo.close()
 
     tg = config.telegram
+    updates = AiohttpRequest(2)  # a second connection: the final getUpdates on stop goes at once
     app: App = (
         ApplicationBuilder()
         .token(tg.token.get_secret_value())
@@ -121,14 +122,15 @@ def build_application(config: Config, *, clock: Clock = now_utc) -> App:
         .context_types(ContextTypes(bot_data=BotData))
         # Bot API calls over aiohttp (telegram_http.py): a fifth of httpx's CPU per call.
         .request(AiohttpRequest())
-        # A second connection lets the final getUpdates on stop go out at once.
-        .get_updates_request(AiohttpRequest(2))
+        .get_updates_request(updates)
         # Updates are fetched and run by the durable inbox (inbox.py), not PTB's Updater.
         .updater(None)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
     )
+    # The inbox stores each update as Telegram sent it (no second serialisation per update).
+    app.bot_data.last_updates = lambda: updates.last_body
     # Who may do what is the procedure's table of roles (SPEC §3): anyone with a role may
     # ask; those who open tickets open them; those who press buttons give reasons.
     staff = filters.User(user_id=sorted({i for ids in config.roles.values() for i in ids}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,9 @@ class BotData:
         # Updates whose handler met a storage fault (a full disk): run again, not lost.
         self._storage_faults: set[int] = set()
         self.albums = Albums()
+        # The body of the last getUpdates answer, as Telegram sent it (app.py wires it to the
+        # getUpdates transport; telegram_http.AiohttpRequest.last_body).
+        self.last_updates: Callable[[], bytes] = lambda: b""
 
     def storage_fault(self, update_id: int) -> None:
         self._storage_faults.add(update_id)

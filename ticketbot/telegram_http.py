@@ -48,6 +48,9 @@ class AiohttpRequest(BaseRequest):
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
         self._session: aiohttp.ClientSession | None = None
+        # The body of the last answer: for the getUpdates request, what Telegram sent, which
+        # the inbox stores as it came (inbox.raw_updates) instead of serialising it again.
+        self.last_body = b""
         # (scheme, host) -> the proxy and its credentials from the environment, or None
         self._proxies: dict[tuple[str, str], tuple[URL, aiohttp.BasicAuth | None] | None] = {}
 
@@ -113,7 +116,9 @@ class AiohttpRequest(BaseRequest):
                 proxy=proxy,
                 proxy_auth=proxy_auth,
             ) as response:
-                return response.status, await response.read()
+                body = await response.read()
+                self.last_body = body
+                return response.status, body
         except TimeoutError as error:  # aiohttp's timeouts are asyncio's (TimeoutError)
             raise TimedOut from error
         except aiohttp.ClientError as error:
