@@ -115,6 +115,10 @@ async def one_run(
         sys.executable, *argv, cwd=tmp, env={**os.environ, "TICKETBOT_TELEGRAM_TOKEN": TOKEN},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+
+    def intakes_gone() -> bool:
+        return all(m.deleted for m in api.messages.values() if m.from_id == STAF.user_id)
+
     try:
         await api.wait_for_call("getMe" if bot != "ticketbot" else "setMyCommands",
                                 timeout=60)  # fmt: skip
@@ -123,7 +127,8 @@ async def one_run(
         await api.wait_until(lambda: len(cards(api)) == 1, timeout=60)
         out: dict[str, float] = {}
         # Idle CPU (timers, the long poll), shown apart: a span's idle share is subtracted.
-        await asyncio.sleep(1)
+        # Measured once the first intake is gone too (its deletion is the last call).
+        await api.wait_until(intakes_gone, timeout=60)
         cpu, started = cpu_seconds(process.pid), time.perf_counter()
         await asyncio.sleep(IDLE_SECONDS)
         out["idle_rate"] = (cpu_seconds(process.pid) - cpu) / (time.perf_counter() - started)
@@ -135,9 +140,7 @@ async def one_run(
                 form(nik=f"127301{(i % 28) + 1:02d}0685{i + 1:04d}", lembaga=f"B{i}"),
             )
             await api.wait_until(lambda i=i: len(cards(api)) > i + 1)  # type: ignore[misc]
-        await api.wait_until(lambda: all(
-            m.deleted for m in api.messages.values() if m.from_id == STAF.user_id
-        ), timeout=300)  # fmt: skip
+        await api.wait_until(intakes_gone, timeout=300)
         out["intake_s"] = time.perf_counter() - started
         out["intake_cpu"] = cpu_seconds(process.pid) - cpu
         out["intake_calls"] = bot_calls(api) - calls
@@ -162,7 +165,6 @@ async def one_run(
         out["rss"] = peak_rss_mib(process.pid)
         # Idle again, after the taps: the estimate is the mean of the two (the idle CPU comes
         # in lumps: the lanes' and the long poll's timers, the minute's jobs).
-        await asyncio.sleep(4)  # the last hand-off's ping gathering
         cpu, started = cpu_seconds(process.pid), time.perf_counter()
         await asyncio.sleep(IDLE_SECONDS)
         after = (cpu_seconds(process.pid) - cpu) / (time.perf_counter() - started)

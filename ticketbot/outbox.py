@@ -378,7 +378,7 @@ class OutboxWorker:
         deleted = await telegram_io.delete(self.bot, item.chat_id, item.message_id)
         notice = None
         if not deleted and item.chat_id < 0:
-            notice = self._delete_refused(delete_effect(item.chat_id, item.message_id))
+            notice = self._delete_refused(item.chat_id, item.message_id, item.key)
         self._deleted.append((item, notice))
 
     async def _record_deleted(self) -> None:
@@ -592,7 +592,9 @@ class OutboxWorker:
             outcome = await self._delete_now(effect)
             (queued if outcome is None else done).append(effect)
             if outcome is False:
-                queued.append(self._delete_refused(effect))
+                assert effect.chat_id is not None
+                assert effect.message_id is not None
+                queued.append(self._delete_refused(effect.chat_id, effect.message_id, effect.key))
         await self._record(
             item,
             lambda: stores.outbox.handed_off(item, ping, ticket.id, where, ping_at, queued,
@@ -622,12 +624,11 @@ class OutboxWorker:
                         error.message)  # fmt: skip
         return None
 
-    def _delete_refused(self, effect: Effect) -> Effect:
+    def _delete_refused(self, chat_id: int, message_id: int, key: str) -> Effect:
         """Telegram will not delete a message of ours (the bot is not an admin): the group is
-        asked to, in a reply to it."""
-        assert effect.chat_id is not None
-        return send_effect(effect.chat_id, self.renderer.delete_failed(),
-                           f"delete-failed:{effect.key}", reply_to=effect.message_id)  # fmt: skip
+        asked to, in a reply to it (once per deletion `key`)."""
+        return send_effect(chat_id, self.renderer.delete_failed(), f"delete-failed:{key}",
+                           reply_to=message_id)  # fmt: skip
 
     async def _combined(self, ticket: Ticket) -> bool:
         """Whether other tickets hand off to the same people in the same few seconds (a batch

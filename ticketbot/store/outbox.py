@@ -31,6 +31,14 @@ LANES: dict[str, tuple[str, ...]] = {
 }
 
 
+# A message is deleted once the reply to it is out (it stays a reply), unless that reply
+# waits (refusals to one person go once a minute): whether a reply to it is due and not out.
+REPLY_WAITS = (
+    "EXISTS (SELECT 1 FROM outbox AS r WHERE r.status = 'pending' AND r.kind = 'send'"
+    " AND r.chat_id = {chat} AND r.reply_to = {message} AND r.next_attempt_at <= :now)"
+)
+
+
 def lane_of(kind: str) -> str:
     """The worker's lane that delivers an effect of `kind`."""
     return next(lane for lane, kinds in LANES.items() if kind in kinds)
@@ -150,11 +158,10 @@ class OutboxStore:
         async with self.db.conn.execute(
             f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
             f" AND next_attempt_at <= :now AND kind IN ({marks})"
-            # A message is deleted once the reply to it is out (it stays a reply), unless
-            # that reply waits (refusals to one person go once a minute).
-            " AND (kind != 'delete' OR NOT EXISTS (SELECT 1 FROM outbox AS r"
-            "   WHERE r.status = 'pending' AND r.kind = 'send' AND r.chat_id = outbox.chat_id"
-            "   AND r.reply_to = outbox.message_id AND r.next_attempt_at <= :now))"
+            # A deletion waits while a reply to its message is due (REPLY_WAITS).
+            " AND (kind != 'delete' OR NOT "
+            + REPLY_WAITS.format(chat="outbox.chat_id", message="outbox.message_id")
+            + ")"
             # What people wait for first (a new card, a reply, a notice), then hand-offs (a
             # card that takes its ping along, before the ping that waits for it), then pings,
             # then re-renders of cards already standing (e.g. thirty turning TERLAMBAT at once).
@@ -306,11 +313,11 @@ class OutboxStore:
         """Whether a reply to that message is due and not yet out (the message is deleted
         after it, so it stays a reply)."""
         async with self.db.conn.execute(
-            "SELECT 1 FROM outbox WHERE status = 'pending' AND kind = 'send' AND chat_id = ?"
-            " AND reply_to = ? AND next_attempt_at <= ? LIMIT 1",
-            (chat_id, message_id, to_db_time(now)),
+            "SELECT " + REPLY_WAITS.format(chat=":chat", message=":message"),
+            {"chat": chat_id, "message": message_id, "now": to_db_time(now)},
         ) as cur:
-            return await cur.fetchone() is not None
+            row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def effect_retry(
         self, item: OutboxItem, at: datetime, error: str, *, probe_from: int | None = None
