@@ -165,3 +165,62 @@ async def test_a_transaction_cancelled_while_it_waits_for_the_lock_leaves_none_o
     finally:
         locker.close()
         await db.close()
+
+
+async def test_unsynced_commits_stay_on_the_loop_and_checkpoints_go_to_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unsynced COMMIT only writes to the WAL: it runs on the event loop, no hop to the
+    database thread; a synced one (its fsync) goes there. SQLite's automatic checkpoint is
+    off (it would fsync the database file inside whichever COMMIT crossed the threshold,
+    on the loop): once the WAL outgrows the threshold, a checkpoint runs in the thread and
+    the rows reach the database file itself."""
+    path = tmp_path / "office.sqlite3"
+    db = await Database.open(path)
+    hops: list[str] = []
+    run = db.conn.run
+
+    async def counted(fn: object) -> object:
+        hops.append(getattr(fn, "__name__", getattr(getattr(fn, "func", None), "__name__", "?")))
+        return await run(fn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db.conn, "run", counted)
+
+    async def remember(user_id: int, *, synced: bool) -> None:
+        async with db.transaction(synced=synced) as conn:
+            await conn.execute(
+                "INSERT INTO people (user_id, name, seen_at) VALUES (?, 'Sari', '2026-12-07')",
+                (user_id,),
+            )
+
+    def in_database_file(user_id: int) -> bool:
+        """Read the main database file alone (a copy without its WAL)."""
+        copy = tmp_path / "main-only.sqlite3"
+        copy.write_bytes(path.read_bytes())
+        reader = sqlite3.connect(copy)
+        try:
+            found = reader.execute("SELECT 1 FROM people WHERE user_id = ?", (user_id,))
+            return found.fetchone() is not None
+        finally:
+            reader.close()
+            copy.unlink()
+
+    try:
+        async with db.conn.execute("PRAGMA wal_autocheckpoint") as cur:
+            assert await cur.fetchone() == (0,)
+        await db.checkpoint()  # the schema in the database file
+        for user_id in range(1, 51):
+            await remember(user_id, synced=False)
+        assert hops == []  # fifty commits, none in the thread
+        assert not in_database_file(50)  # in the WAL only: nothing checkpointed on the loop
+        await remember(51, synced=True)
+        assert hops == ["_commit"]
+        monkeypatch.setattr("ticketbot.store.database.WAL_CHECKPOINT_BYTES", 1)
+        await remember(52, synced=False)
+        await db.conn.idle()  # the checkpoint: not waited for by the commit
+        assert in_database_file(52)
+        assert hops == ["_commit"]  # the checkpoint went by `later`, the commit stayed here
+        async with db.conn.execute("SELECT count(*) FROM people") as cur:
+            assert await cur.fetchone() == (52,)
+    finally:
+        await db.close()

@@ -16,9 +16,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from telegram import Update
@@ -28,7 +30,9 @@ from ticketbot.emulator.botapi import FakeBotApi
 from ticketbot.emulator.simulation import ADB, GROUP_ID, KASI, STAF, STRANGER, Simulation
 from ticketbot.emulator.smtp import SmtpSink
 from ticketbot.inbox import payload_of, raw_updates
+from ticketbot.office import Office
 from ticketbot.outbox import Pacer
+from ticketbot.store.database import _fsync
 
 TOKEN = "654321:TEST-inbox-not-a-real-token-xyz"
 
@@ -367,18 +371,30 @@ class SyncedCommits:
         elif statement == "COMMIT" and self.full:
             self.count += 1
 
+    def wal_fsync(self, path: Path) -> None:
+        """The inbox's own fsync of the WAL (store/database.py `_fsync`), counted too."""
+        self.count += 1
+        _fsync(path)
+
     def take(self) -> int:
         count, self.count = self.count, 0
         return count
 
 
-async def test_only_what_a_power_cut_must_not_take_is_fsyncd(tmp_path: Path) -> None:
-    """A form's store (Telegram forgets it next), its ticket and its card's post intent are
-    fsync'd; a tap's store is not (its decision's fsync makes it durable, and a tap lost
-    with the power went unanswered, so it is tapped again): a hand-off tap costs its
-    decision and its re-post's intent, a tap that only edits its decision alone."""
+async def test_only_what_a_power_cut_must_not_take_is_fsyncd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A form's ticket and its card's post intent are fsync'd, and the ticket's fsync
+    carries the form's store to disk too (the next getUpdates waits for it: below); a
+    tap's store is not (its decision's fsync makes it durable, and a tap lost with the
+    power went unanswered, so it is tapped again): a hand-off tap costs its decision and
+    its re-post's intent, a tap that only edits its decision alone."""
+    # However slow this machine is, the form's own change carries its store (no fsync of
+    # the inbox's own after a wait).
+    monkeypatch.setattr("ticketbot.inbox.DURABLE_WITHIN", 60.0)
     async with Simulation(tmp_path) as sim:
         synced = SyncedCommits()
+        monkeypatch.setattr("ticketbot.store.database._fsync", synced.wal_fsync)
         await sim.services.repo.db.conn.run(lambda db: db.set_trace_callback(synced))
         # Each person's first update (their name learnt) is not what is counted here.
         await sim.say(STAF, form(nik=nik(1)))
@@ -390,7 +406,7 @@ async def test_only_what_a_power_cut_must_not_take_is_fsyncd(tmp_path: Path) -> 
         await sim.say(STAF, form(nik=nik(2)))
         card = sim.last_bot_message().message_id
         await sim.services.outbox.drained()
-        assert synced.take() == 3  # the form stored, the ticket opened, the post intended
+        assert synced.take() == 2  # the ticket opened (the form's store with it), the post
         await sim.tap(KASI, card, "Verifikasi")  # to the ADB: the card re-posted
         await sim.services.outbox.drained()
         assert synced.take() == 2  # the decision, the re-post intended
@@ -437,3 +453,91 @@ async def test_the_inbox_never_serialises_an_update_again(
         "SELECT count(*) FROM inbox WHERE handled_at IS NULL"
     )
     assert await rows.fetchone() == (0,)
+
+
+@contextlib.contextmanager
+def intake_held(monkeypatch: pytest.MonkeyPatch) -> Iterator[asyncio.Event]:
+    """A form's handler waits (before its change) until the event is set."""
+    release = asyncio.Event()
+    intake = Office.intake
+
+    async def held(self: Office, *args: object, **kwargs: object) -> object:
+        await release.wait()
+        return await intake(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Office, "intake", held)
+    try:
+        yield release
+    finally:
+        release.set()
+
+
+def polls_past(api: FakeBotApi, update_id: int) -> list[float]:
+    """When Telegram was told it may forget `update_id` (a getUpdates offset past it)."""
+    return [at for offset, at in api.offsets if offset > update_id]
+
+
+async def test_telegram_forgets_a_form_only_once_its_store_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox stores a form without an fsync of its own; the getUpdates that confirms it
+    to Telegram waits until it is on disk. Its handler's change (fsync'd) usually carries
+    it there; a handler that takes longer than DURABLE_WITHIN does not hold the next
+    updates: the inbox fsyncs the WAL itself, and only then polls past the form."""
+    monkeypatch.setattr("ticketbot.inbox.DURABLE_WITHIN", 0.0)
+    fsyncs: list[int] = []  # polls past the form already made, at each fsync of the inbox's
+    async with Simulation(tmp_path) as sim:
+        await sim.say(STAF, form(nik=nik(1)))  # a first update: names learnt, warm
+        with intake_held(monkeypatch) as release:
+            update_id = 0
+
+            def wal_fsync(path: Path) -> None:
+                fsyncs.append(len(polls_past(sim.api, update_id)))
+                _fsync(path)
+
+            monkeypatch.setattr("ticketbot.store.database._fsync", wal_fsync)
+            update_id, _ = await sim.api.post(STAF.user_id, GROUP_ID, form(nik=nik(2)))
+            await sim.api.wait_until(lambda: bool(polls_past(sim.api, update_id)))
+            assert fsyncs == [0]  # on disk before Telegram was told it may forget
+            async with sim.services.repo.db.conn.execute(
+                "SELECT payload != '' FROM inbox WHERE update_id = ?", (update_id,)
+            ) as cur:
+                assert await cur.fetchone() == (1,)  # stored, its handler still waiting
+            release.set()
+            assert sim.inbox is not None
+            await sim.inbox.runner.wait_handled(update_id)
+        assert (await sim.services.repo.tickets.get_ticket(2)) is not None
+
+
+async def test_a_forms_own_change_carries_its_store_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With time to wait, the getUpdates past a form comes once the form's ticket is
+    committed (fsync'd, and the store with it), with no fsync of the inbox's own."""
+    monkeypatch.setattr("ticketbot.inbox.DURABLE_WITHIN", 60.0)
+    own: list[Path] = []
+    durable: list[tuple[float, int]] = []  # when, and up to which commit
+    stored: dict[int, int] = {}  # update id -> its store's commit
+    async with Simulation(tmp_path) as sim:
+        await sim.say(STAF, form(nik=nik(1)))
+        monkeypatch.setattr("ticketbot.store.database._fsync", own.append)
+        db, inbox = sim.services.repo.db, sim.services.repo.inbox
+        made_durable, store_updates = db._made_durable, inbox.store_updates
+
+        def durable_now(upto: int) -> None:
+            durable.append((time.monotonic(), upto))
+            made_durable(upto)
+
+        async def store(updates: list[tuple[int, str]], *args: Any, **kwargs: Any) -> int:
+            commit = await store_updates(updates, *args, **kwargs)
+            stored.update({update_id: commit for update_id, _ in updates})
+            return commit
+
+        monkeypatch.setattr(db, "_made_durable", durable_now)
+        monkeypatch.setattr(inbox, "store_updates", store)
+        update_id, _ = await sim.api.post(STAF.user_id, GROUP_ID, form(nik=nik(2)))
+        await sim.api.wait_until(lambda: bool(polls_past(sim.api, update_id)))
+        told = polls_past(sim.api, update_id)[0]
+        assert own == []
+        assert any(at <= told and upto >= stored[update_id] for at, upto in durable)
+        assert (await sim.services.repo.tickets.get_ticket(2)) is not None

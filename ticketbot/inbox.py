@@ -42,6 +42,9 @@ BACKOFF_MAX = 30.0
 STORAGE_RETRY = 5.0  # seconds before an update whose handler met a storage fault runs again
 STAFF_FIRST = 2.0  # seconds an outsider's tap waits at most for staff taps being decided
 KEEP_DISPATCHED = 5000  # ids remembered below the offset (getUpdates never returns them)
+# How long the next getUpdates waits for a handler's fsync'd change to carry the stored
+# messages to disk before fsyncing them itself (a form's own change takes milliseconds).
+DURABLE_WITHIN = 0.05
 
 
 def storage_fault(error: BaseException | None) -> bool:
@@ -268,15 +271,17 @@ class Inbox:
         # another chat; a stranger's private message) keeps only its id (SPEC §3).
         fleeting = outsiders | {u.update_id for u, _ in cleaned if not self._kept(u)}
         marked = set(self._early)  # written as handled with the store
-        # A message (a form) must survive a power cut once Telegram forgets it: its store is
-        # fsync'd. Staff taps need not be: one lost with the power in the moment before its
-        # decision commits (that commit is fsync'd and makes this store durable too) went
-        # unanswered, so its presser taps again; kill -9 loses neither.
-        synced = any(u.callback_query is None and u.update_id not in fleeting
-                     for u, _ in cleaned)  # fmt: skip
-        await self.services.repo.inbox.store_updates(
+        # A message (a form) must survive a power cut once Telegram forgets it, at the next
+        # getUpdates: that waits until the store is on disk (below). The store itself is not
+        # fsync'd: its handler's change, fsync'd moments later, makes it durable too (one
+        # fsync per form, not two). Staff taps need not be: one lost with the power in the
+        # moment before its decision commits went unanswered, so its presser taps again;
+        # kill -9 loses neither.
+        durable = any(u.callback_query is None and u.update_id not in fleeting
+                      for u, _ in cleaned)  # fmt: skip
+        stored = await self.services.repo.inbox.store_updates(
             [(u.update_id, "" if u.update_id in fleeting else p) for u, p in cleaned],
-            datetime.now(UTC), handled=marked | fleeting, synced=synced,
+            datetime.now(UTC), handled=marked | fleeting, synced=False,
         )  # fmt: skip
         self._unstored -= {u.update_id for u, _ in cleaned}
         self._early -= marked
@@ -293,6 +298,8 @@ class Inbox:
             if update.update_id not in self._dispatched:
                 self._dispatched.add(update.update_id)
                 await self._dispatch(update)
+        if durable:  # the offset moves past these messages once they are on disk
+            await self.services.repo.db.durable(stored, within=DURABLE_WITHIN)
         last = updates[-1].update_id
         self._dispatched = {i for i in self._dispatched if i > last - KEEP_DISPATCHED}
         return last + 1

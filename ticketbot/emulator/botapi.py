@@ -158,6 +158,10 @@ class FakeBotApi:
         self._users: dict[int, dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
+        self.last_update_id = 0
+        # Each getUpdates offset as received (getUpdates calls are not in `calls`): from
+        # then on Telegram has forgotten every update below it.
+        self.offsets: list[tuple[int, float]] = []
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._query_ids = itertools.count(1)
         self._callbacks: dict[str, CallbackRecord] = {}
@@ -291,12 +295,17 @@ class FakeBotApi:
 
     async def _push(self, update: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
+        self.last_update_id = update_id
         update["update_id"] = update_id
         assert self._changed is not None, "start() the server first"
         async with self._changed:
             self._updates.append(update)
             self._changed.notify_all()
         return update_id
+
+    @property
+    def next_update_id(self) -> int:
+        return self.last_update_id + 1
 
     async def post(
         self,
@@ -558,6 +567,7 @@ class FakeBotApi:
             self._allowed = [str(a) for a in allowed]  # Telegram remembers the last list
         async with self._changed:
             if offset:
+                self.offsets.append((offset, time.monotonic()))
                 self._updates = [u for u in self._updates if u["update_id"] >= offset]
             if not self._deliverable() and timeout > 0:
                 with contextlib.suppress(TimeoutError):

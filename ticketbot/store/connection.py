@@ -4,9 +4,9 @@ aiosqlite runs every call in its own thread: each is a queue put, a thread switc
 wake-up of the event loop, ~90 µs of CPU where the statement itself takes ~4 µs (a point
 read or write in the page cache). Here a statement runs on the event loop, unless it may
 take long:
-- `COMMIT` (its fsync, a checkpoint) goes to the database thread (`run`), and `BEGIN
-  IMMEDIATE` when another process holds the write lock (it waits there): one hop per
-  transaction;
+- a synced `COMMIT` (its fsync) goes to the database thread (`run`), as do the WAL's
+  checkpoints and `BEGIN IMMEDIATE` when another process holds the write lock (it waits
+  there): one hop per synced transaction, none for an unsynced one (database.py);
 - statements marked `off_loop` (searches and reports that scan at a million tickets) go
   there too, statement and first rows in one hop;
 - inside a write transaction nothing waits for a lock (it is held), and in WAL mode a read
@@ -148,16 +148,23 @@ class Connection:
         await self.call(self.raw._conn.backup, target._conn, off_loop=True)
 
     async def close(self) -> None:
+        await self.idle()
+        await self.raw.close()
+
+    async def idle(self) -> None:
+        """Until the database thread has done all it was given (`later`'s work included)."""
         while self._in_thread:
             await self._thread_idle.wait()
-        await self.raw.close()
 
     def later(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         """`fn(connection)` in the database thread, after what is queued there, not waited
-        for (an error is logged by asyncio)."""
-        task = asyncio.ensure_future(self.call(fn, self.raw._conn, off_loop=True))
-        self._later.add(task)
-        task.add_done_callback(self._later.discard)
+        for (an error is logged by asyncio). The thread has the connection from now on."""
+        self._in_thread += 1
+        self._thread_idle.clear()
+        work = asyncio.ensure_future(self.raw._execute(fn, self.raw._conn))
+        work.add_done_callback(self._left_thread)
+        self._later.add(work)
+        work.add_done_callback(self._later.discard)
 
     def _left_thread(self, _: asyncio.Future[Any]) -> None:
         self._in_thread -= 1

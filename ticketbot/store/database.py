@@ -4,12 +4,20 @@ writer), its migrations, its backup, and the write transaction every store share
 Writes run inside `BEGIN IMMEDIATE` under an asyncio lock, so a transition is one
 compare-and-set plus its event and the group effects it implies, atomically; `kill -9`
 loses nothing acknowledged.
+
+What may block stays off the event loop: a synced COMMIT (its fsync) runs in the database
+thread; an unsynced one only writes to the WAL, so it runs on the loop, and the WAL's
+checkpoints (which fsync the database file) are not left to whichever COMMIT crosses
+SQLite's threshold (`wal_autocheckpoint` is off): they run in the thread once the WAL has
+grown past `WAL_CHECKPOINT_BYTES`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +48,8 @@ HANDLING: ContextVar[Handling | None] = ContextVar("handling", default=None)
 # Another process (a backup, a second reader) may hold the write lock a while: wait rather
 # than lose a tap; the tap is answered meanwhile (handlers.py).
 BUSY_TIMEOUT_MS = 60_000
+# SQLite's own automatic checkpoint threshold (1000 pages of 4 KiB), kept.
+WAL_CHECKPOINT_BYTES = 4_096_000
 
 
 def _begin_at_once(db: sqlite3.Connection, *, synced: bool) -> bool:
@@ -67,7 +77,7 @@ def _begin(db: sqlite3.Connection, *, synced: bool) -> None:
         raise
 
 
-def _commit(db: sqlite3.Connection, mark: Handling | None, *, synced: bool) -> bool:
+def _commit(db: sqlite3.Connection, *, mark: Handling | None, synced: bool) -> bool:
     """Commit (marking the update handled in it); False when there was no update to mark."""
     marked = False
     if mark is not None:  # no row: a tap handled before its update was stored
@@ -76,6 +86,19 @@ def _commit(db: sqlite3.Connection, mark: Handling | None, *, synced: bool) -> b
     db.execute("COMMIT")
     _restore(db, synced=synced)
     return marked
+
+
+def _fsync(path: Path) -> None:
+    """What the WAL holds, on disk. No WAL (just checkpointed and truncated): what it held
+    is in the database file, which the checkpoint fsync'd."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _roll_back(db: sqlite3.Connection, *, synced: bool) -> None:
@@ -99,6 +122,11 @@ class Database:
         self.conn = conn
         self._write_lock = asyncio.Lock()
         self._after_commit: list[Callable[[], None]] = []
+        self._wal = path.with_name(path.name + "-wal")
+        self._checkpointing = False
+        self.commits = 0  # this connection's commits so far
+        self._durable = 0  # how many of them an fsync has made durable
+        self._durable_changed = asyncio.Event()  # set, and replaced, at each change
 
     @classmethod
     async def open(cls, path: Path, *, migrate: bool = True) -> Database:
@@ -109,6 +137,7 @@ class Database:
             await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = FULL")
+            await conn.execute("PRAGMA wal_autocheckpoint = 0")  # in the thread (see above)
             await conn.execute("PRAGMA foreign_keys = ON")
             # Erasure is real (SPEC §6): what a purge or a handled update gives up is
             # overwritten with zeros, not left in free pages.
@@ -134,8 +163,9 @@ class Database:
         transition): the update is marked handled in it, not in a transaction of its own.
         `synced` False: bookkeeping that may be lost with the machine's power (what the
         outbox delivered; a lost record means a re-edit, or a post found by its probe):
-        committed to the WAL without an fsync of its own; the next synced commit makes it
-        durable too. A killed process loses neither kind."""
+        committed to the WAL without an fsync of its own, on the event loop (no hop to the
+        database thread); the next synced commit makes it durable too. A killed process
+        loses neither kind."""
         async with self._write_lock:
             handling = HANDLING.get() if decisive else None
             mark = handling if handling is not None and not handling.marked else None
@@ -158,14 +188,60 @@ class Database:
                 await self.conn.now(lambda db: _roll_back(db, synced=synced))
                 raise
             try:
-                marked = await self.conn.run(lambda db: _commit(db, mark, synced=synced))
+                commit = functools.partial(_commit, mark=mark, synced=synced)
+                marked = await (self.conn.run(commit) if synced else self.conn.now(commit))
             except BaseException:
                 await self.conn.run(lambda db: _roll_back(db, synced=synced))
                 raise
             if mark is not None and marked:
                 mark.marked = True
+            self.commits += 1
+            if synced:  # the WAL's fsync makes every earlier commit durable too
+                self._made_durable(self.commits)
+            self._checkpoint_if_grown()
             for callback in self._after_commit:
                 callback()
+
+    async def durable(self, commit: int, *, within: float) -> None:
+        """Once this connection's commit number `commit` (`commits`, read right after it) is
+        on disk, power cut included: the next synced commit makes it so; if none comes
+        within `within` seconds, the WAL is fsync'd here."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while self._durable < commit:
+                    await self._durable_changed.wait()
+        if self._durable >= commit:
+            return
+        upto = self.commits  # written to the WAL already: the fsync covers them
+        await asyncio.to_thread(_fsync, self._wal)
+        self._made_durable(upto)
+
+    def _made_durable(self, upto: int) -> None:
+        if upto > self._durable:
+            self._durable = upto
+            self._durable_changed.set()
+            self._durable_changed = asyncio.Event()
+
+    def _checkpoint_if_grown(self) -> None:
+        """A PASSIVE checkpoint in the database thread, not waited for, once the WAL has
+        outgrown SQLite's own threshold (one at a time)."""
+        if self._checkpointing:
+            return
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            return
+        if size < WAL_CHECKPOINT_BYTES:
+            return
+        self._checkpointing = True
+
+        def checkpoint(db: sqlite3.Connection) -> None:
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                self._checkpointing = False
+
+        self.conn.later(checkpoint)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Inside a transaction: run `callback` once it has committed."""

@@ -23,10 +23,10 @@ class InboxStore:
         *,
         handled: set[int],
         synced: bool = True,
-    ) -> None:
+    ) -> int:
         """Store fetched updates; those in `handled` (already done, or never to be handled)
-        keep only their id. `synced` False: nothing in them is lost for good with the
-        machine's power (see Inbox._round)."""
+        keep only their id. `synced` False: committed without an fsync of its own (see
+        Inbox._round). Returns the commit's number (for `Database.durable`)."""
         stamp = to_db_time(now)
         async with self.db.transaction(synced=synced) as conn:
             await conn.executemany(
@@ -35,6 +35,7 @@ class InboxStore:
                 [(u, "" if u in handled else payload, stamp, stamp if u in handled else None)
                  for u, payload in updates],
             )  # fmt: skip
+        return self.db.commits
 
     async def unhandled_updates(self) -> list[tuple[int, str]]:
         async with self.db.conn.execute(
