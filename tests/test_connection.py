@@ -173,8 +173,8 @@ async def test_unsynced_commits_stay_on_the_loop_and_checkpoints_go_to_the_threa
     """An unsynced COMMIT only writes to the WAL: it runs on the event loop, no hop to the
     database thread; a synced one (its fsync) goes there. SQLite's automatic checkpoint is
     off (it would fsync the database file inside whichever COMMIT crossed the threshold,
-    on the loop): once the WAL outgrows the threshold, a checkpoint runs in the thread and
-    the rows reach the database file itself."""
+    on the loop): every CHECKPOINT_EVERY commits a checkpoint runs in the thread and the
+    rows reach the database file itself."""
     path = tmp_path / "office.sqlite3"
     db = await Database.open(path)
     hops: list[str] = []
@@ -215,7 +215,7 @@ async def test_unsynced_commits_stay_on_the_loop_and_checkpoints_go_to_the_threa
         assert not in_database_file(50)  # in the WAL only: nothing checkpointed on the loop
         await remember(51, synced=True)
         assert hops == ["_commit"]
-        monkeypatch.setattr("ticketbot.store.database.WAL_CHECKPOINT_BYTES", 1)
+        monkeypatch.setattr("ticketbot.store.database.CHECKPOINT_EVERY", 1)
         await remember(52, synced=False)
         await db.conn.idle()  # the checkpoint: not waited for by the commit
         assert in_database_file(52)

@@ -8,8 +8,9 @@ loses nothing acknowledged.
 What may block stays off the event loop: a synced COMMIT (its fsync) runs in the database
 thread; an unsynced one only writes to the WAL, so it runs on the loop, and the WAL's
 checkpoints (which fsync the database file) are not left to whichever COMMIT crosses
-SQLite's threshold (`wal_autocheckpoint` is off): they run in the thread once the WAL has
-grown past `WAL_CHECKPOINT_BYTES`.
+SQLite's threshold (`wal_autocheckpoint` is off): one runs in the thread every
+`CHECKPOINT_EVERY` commits. (Not by the WAL file's size: SQLite reuses the file from its
+start after a checkpoint, so its size never falls.)
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ HANDLING: ContextVar[Handling | None] = ContextVar("handling", default=None)
 # Another process (a backup, a second reader) may hold the write lock a while: wait rather
 # than lose a tap; the tap is answered meanwhile (handlers.py).
 BUSY_TIMEOUT_MS = 60_000
-# SQLite's own automatic checkpoint threshold (1000 pages of 4 KiB), kept.
-WAL_CHECKPOINT_BYTES = 4_096_000
+# About SQLite's own automatic checkpoint threshold (1000 pages): a transaction here writes
+# a handful of pages.
+CHECKPOINT_EVERY = 200
 
 
 def _begin_at_once(db: sqlite3.Connection, *, synced: bool) -> bool:
@@ -88,6 +90,10 @@ def _commit(db: sqlite3.Connection, *, mark: Handling | None, synced: bool) -> b
     return marked
 
 
+def _checkpoint(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def _fsync(path: Path) -> None:
     """What the WAL holds, on disk. No WAL (just checkpointed and truncated): what it held
     is in the database file, which the checkpoint fsync'd."""
@@ -123,7 +129,7 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._after_commit: list[Callable[[], None]] = []
         self._wal = path.with_name(path.name + "-wal")
-        self._checkpointing = False
+        self._unchecked = 0  # commits since the last checkpoint began
         self.commits = 0  # this connection's commits so far
         self._durable = 0  # how many of them an fsync has made durable
         self._durable_changed = asyncio.Event()  # set, and replaced, at each change
@@ -198,7 +204,11 @@ class Database:
             self.commits += 1
             if synced:  # the WAL's fsync makes every earlier commit durable too
                 self._made_durable(self.commits)
-            self._checkpoint_if_grown()
+            self._unchecked += 1
+            if self._unchecked >= CHECKPOINT_EVERY:
+                self._unchecked = 0
+                # PASSIVE: never waits for readers; not waited for here.
+                self.conn.later(_checkpoint)
             for callback in self._after_commit:
                 callback()
 
@@ -221,27 +231,6 @@ class Database:
             self._durable = upto
             self._durable_changed.set()
             self._durable_changed = asyncio.Event()
-
-    def _checkpoint_if_grown(self) -> None:
-        """A PASSIVE checkpoint in the database thread, not waited for, once the WAL has
-        outgrown SQLite's own threshold (one at a time)."""
-        if self._checkpointing:
-            return
-        try:
-            size = os.stat(self._wal).st_size
-        except OSError:
-            return
-        if size < WAL_CHECKPOINT_BYTES:
-            return
-        self._checkpointing = True
-
-        def checkpoint(db: sqlite3.Connection) -> None:
-            try:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            finally:
-                self._checkpointing = False
-
-        self.conn.later(checkpoint)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Inside a transaction: run `callback` once it has committed."""
