@@ -384,11 +384,11 @@ class SyncedCommits:
 async def test_only_what_a_power_cut_must_not_take_is_fsyncd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A form's ticket and its card's post intent are fsync'd, and the ticket's fsync
-    carries the form's store to disk too (the next getUpdates waits for it: below); a
-    tap's store is not (its decision's fsync makes it durable, and a tap lost with the
-    power went unanswered, so it is tapped again): a hand-off tap costs its decision and
-    its re-post's intent, a tap that only edits its decision alone."""
+    """One fsync per update: a form's ticket is fsync'd, and carries to disk the form's
+    store (the next getUpdates waits for it: below) and its card's post intent (stored
+    with the card's effect); a tap's store is not fsync'd (its decision's fsync makes it
+    durable, and a tap lost with the power went unanswered, so it is tapped again): a
+    hand-off tap costs its decision, which holds its re-post's intent."""
     # However slow this machine is, the form's own change carries its store (no fsync of
     # the inbox's own after a wait).
     monkeypatch.setattr("ticketbot.inbox.DURABLE_WITHIN", 60.0)
@@ -406,10 +406,10 @@ async def test_only_what_a_power_cut_must_not_take_is_fsyncd(
         await sim.say(STAF, form(nik=nik(2)))
         card = sim.last_bot_message().message_id
         await sim.services.outbox.drained()
-        assert synced.take() == 2  # the ticket opened (the form's store with it), the post
+        assert synced.take() == 1  # the ticket opened (the form's store, the post's intent)
         await sim.tap(KASI, card, "Verifikasi")  # to the ADB: the card re-posted
         await sim.services.outbox.drained()
-        assert synced.take() == 2  # the decision, the re-post intended
+        assert synced.take() == 1  # the decision (the re-post's intent with it)
         assert sim.card_now(card) != card
         await sim.tap(ADB, card, "Konsolidasi")  # nobody's turn next: the card edited
         await sim.services.outbox.drained()

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from telegram import Message, Update, User
+from telegram import CallbackQuery, Message, Update, User
 from telegram.constants import MessageEntityType
 
 from ticketbot import callback_data, group, telegram_io
@@ -133,6 +133,12 @@ async def on_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None:
         return
+    # The tap's answer first, then the group messages its decision queued.
+    async with context.bot_data.services.outbox.answer_first():
+        await _decide_and_answer(query, context)
+
+
+async def _decide_and_answer(query: CallbackQuery, context: Context) -> None:
     s = context.bot_data.services
     message = query.message
     decision = asyncio.ensure_future(

@@ -515,7 +515,7 @@ class Office:
         """A tap on the card a hand-off has just re-posted: before the post is recorded (its
         intent is: the search for a lost post would start there), or recorded since the
         ticket was read."""
-        if await self.repo.outbox.posting_card(ticket.id, message_id):
+        if await self.repo.outbox.posting_card(ticket.chat_id, ticket.id, message_id):
             return True
         now = await self.repo.tickets.get_ticket(ticket.id)
         return now is not None and now.card_message_id == message_id

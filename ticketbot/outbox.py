@@ -32,7 +32,7 @@ import re
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -70,6 +70,7 @@ MAX_RETRY = 300.0
 # so our own pacing never meets a 429.
 MARGIN = 0.25
 HOLD_AT_MOST = 1.0  # seconds a lane waits for a chat's budget before it moves on to others
+ANSWER_FIRST = 0.5  # seconds group messages wait at most for taps being answered
 # Telegram deletes a message only within 48 hours of sending it: a card older than this is
 # not re-posted at a hand-off (its old copy would stay).
 REPOST_WITHIN = timedelta(hours=47)
@@ -192,6 +193,9 @@ class OutboxWorker:
         self._unrecorded: dict[int, Callable[[], Awaitable[object]]] = {}
         self._deleted: list[tuple[OutboxItem, Effect | None]] = []  # this round's, unrecorded
         self._told_no_group: set[int] = set()  # chats already named in the log
+        self._answering = 0  # taps being decided and answered (`answer_first`)
+        self._answered = asyncio.Event()
+        self._answered.set()
 
     # -- life ------------------------------------------------------------------------------
 
@@ -209,6 +213,26 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    @contextlib.asynccontextmanager
+    async def answer_first(self) -> AsyncIterator[None]:
+        """Around a tap's decision and its answer: the group messages the decision queued
+        go after the answer (the presser's spinner stops first), unless the answer takes
+        longer than ANSWER_FIRST."""
+        self._answering += 1
+        self._answered.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if not self._answering:
+                self._answered.set()
+
+    async def _after_answers(self) -> None:
+        if self._answering:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ANSWER_FIRST):
+                    await self._answered.wait()
 
     def wake(self) -> None:
         for changed in self.stores.outbox.changed.values():
@@ -257,6 +281,8 @@ class OutboxWorker:
         if not items:
             await self._sleep_until_due(kinds)
             return
+        if "card" in kinds:
+            await self._after_answers()
         for item in items:
             self._busy += 1
             try:
@@ -470,7 +496,9 @@ class OutboxWorker:
         """reminders.private_pings: each person with a private chat gets the ping there (the
         group's budget is spared); returns who was reached. Someone who blocked the bot is
         pinged in the group, now and from then on."""
-        reached = set()
+        reached: set[int] = set()
+        if not who:
+            return reached
         view = await self.renderer.private_ping(tickets)
         for user_id in who:
             if not await self.stores.people.has_private_chat(user_id):
@@ -530,8 +558,8 @@ class OutboxWorker:
 
         await self.pacer.acquire(chat, charged=True)
         found = False
-        if where is None and item.probe_from is not None:
-            where = await self._find_lost_post(chat, item.probe_from, view)
+        if where is None and self._maybe_posted(item):
+            where = await self._find_lost_post(chat, item, view)
             found = where is not None
         if where is not None and await telegram_io.edit(self.bot, chat, where, view):
             self.saw(chat, where)
@@ -559,8 +587,8 @@ class OutboxWorker:
         view = await renderer.card(ticket, mention)
         await self.pacer.acquire(chat, charged=True)
         where = None
-        if item.probe_from is not None:  # a post whose outcome was lost: found, and current
-            found = await self._find_lost_post(chat, item.probe_from, view)
+        if self._maybe_posted(item):  # a post whose outcome was lost: found, and current
+            found = await self._find_lost_post(chat, item, view)
             if found is not None and await telegram_io.edit(self.bot, chat, found, view):
                 where = found
         if where is None and not mention and old_card is not None:
@@ -672,15 +700,26 @@ class OutboxWorker:
             lambda: self.stores.outbox.effect_done(item, utcnow(), message_id, placed=place),
         )
 
+    def _maybe_posted(self, item: OutboxItem) -> bool:
+        """An intent is stored and an attempt may have posted it (by this process, or by one
+        that died): look for the post before posting."""
+        return item.probe_from is not None and item.id not in self.stores.outbox.fresh
+
     async def _post_intended(
         self, item: OutboxItem, chat: int, view: CardView, reply_to: int | None = None
     ) -> int:
         """Post, the intent stored first: if the answer is lost, the post is looked for from
-        there on."""
-        probe_from = self._last_seen.get(chat, 0) + 1
-        if self._last_seen.get(chat) is None:
-            probe_from = await self._first_unknown_id(chat)
-        await self.stores.outbox.effect_retry(item, utcnow(), "posting", probe_from=probe_from)
+        there on. An effect created by this process and not tried yet has its intent
+        already (stored with it, in its change's fsync'd transaction): no write before the
+        post."""
+        fresh = self.stores.outbox.fresh
+        if item.id in fresh and item.probe_from is not None:
+            fresh.discard(item.id)  # tried from now on
+        else:
+            probe_from = self._last_seen.get(chat, 0) + 1
+            if self._last_seen.get(chat) is None:
+                probe_from = await self.stores.outbox.first_unknown_id(chat)
+            await self.stores.outbox.effect_retry(item, utcnow(), "posting", probe_from=probe_from)
         try:
             sent = await telegram_io.send(self.bot, chat, view, reply_to)
         except (RetryAfter, BadRequest, Forbidden):
@@ -690,16 +729,14 @@ class OutboxWorker:
         self.saw(chat, sent.message_id)
         return sent.message_id
 
-    async def _first_unknown_id(self, chat: int) -> int:
-        known = await self.stores.outbox.known_bot_messages(chat, 0, 2**62)
-        return (max(known) + 1) if known else 1
-
-    async def _find_lost_post(self, chat: int, start: int, view: CardView) -> int | None:
-        """After an outcome we could not see: a message of ours after `start` that we never
-        recorded, and that is this card, is the lost post. Editing its buttons to the same
-        ones answers "not modified" only on that card (the buttons name the ticket);
+    async def _find_lost_post(self, chat: int, item: OutboxItem, view: CardView) -> int | None:
+        """After an outcome we could not see: a message of ours from where the intent says
+        (`probe_start`) that we never recorded, and that is this card, is the lost post.
+        Editing its buttons to the same ones answers "not modified" only on that card (the
+        buttons name the ticket);
         messages of others cannot be edited; a message of ours that is something else is
         left as it was."""
+        start = await self.stores.outbox.probe_start(chat, item)
         known = await self.stores.outbox.known_bot_messages(chat, start, start + PROBE_SPAN)
         markup = telegram_io.keyboard(view)
         if markup is None:

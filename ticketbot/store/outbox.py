@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,14 @@ REPLY_WAITS = (
 )
 
 
+# Effects that post a message of their own (a card, a recap summary, an answer) are created
+# with their post's intent: `probe_from` is PROBE_AT_RECOVERY, "if this process dies, look
+# for the post from the first message id of ours we do not know". Created in the change's
+# own fsync'd transaction, the intent needs no transaction of its own before the post.
+PLACED_KINDS = ("card", "summary", "answer")
+PROBE_AT_RECOVERY = 0
+
+
 def kinds_sql(kinds: Iterable[str]) -> str:
     """Effect kinds as SQL literals (a closed set, checked). Not bound parameters: a bound
     `kind` makes SQLite prepare the statement again at every run (~30 µs), since the
@@ -67,6 +76,9 @@ class OutboxStore:
     changed: dict[str, asyncio.Event] = field(
         default_factory=lambda: {lane: asyncio.Event() for lane in LANES}
     )
+    # Placed effects created by this process and not tried yet: their intent, stored with
+    # them, still holds (after a restart none is fresh: each is looked for before it posts).
+    fresh: set[int] = field(default_factory=set)
 
     async def add(self, effects: Iterable[Effect]) -> None:
         """Inside a write transaction. A card or summary already waiting is not queued
@@ -108,13 +120,18 @@ class OutboxStore:
                 if e.kind in ("card", "summary", "ping", "answer")
                 else "ON CONFLICT DO NOTHING"
             )
-            await self.db.conn.execute(
+            placed = e.kind in PLACED_KINDS
+            values["probe"] = PROBE_AT_RECOVERY if placed else None
+            async with self.db.conn.execute(
                 "INSERT INTO outbox (kind, key, chat_id, message_id, target_id, text, reply_to,"
-                " person_id, created_at, next_attempt_at, touched) VALUES (:kind, :key,"
-                " :chat_id, :message_id, :target_id, :text, :reply_to, :person_id, :stamp,"
-                " :due, :touched) " + conflict,
+                " person_id, created_at, next_attempt_at, touched, probe_from) VALUES (:kind,"
+                " :key, :chat_id, :message_id, :target_id, :text, :reply_to, :person_id,"
+                " :stamp, :due, :touched, :probe) " + conflict + " RETURNING id, generation",
                 values,
-            )
+            ) as cur:
+                row = await cur.fetchone()
+            if placed and row is not None and row[1] == 0:  # new, not one waiting already
+                self.db.after_commit(functools.partial(self.fresh.add, int(row[0])))
 
     async def _standing(self, e: Effect) -> bool:
         async with self.db.conn.execute(
@@ -380,11 +397,24 @@ class OutboxStore:
                 known |= {int(r[0]) for r in await cur.fetchall()}
         return known
 
-    async def posting_card(self, ticket_id: int, message_id: int) -> bool:
+    async def posting_card(self, chat_id: int, ticket_id: int, message_id: int) -> bool:
         """Whether that message may be the ticket's card being posted right now: its post's
         intent is stored (the search for a lost post would start at or before it)."""
         item = await self.pending("card", ticket_id)
-        return item is not None and item.probe_from is not None and message_id >= item.probe_from
+        if item is None or item.probe_from is None:
+            return False
+        return message_id >= await self.probe_start(chat_id, item)
+
+    async def probe_start(self, chat_id: int, item: OutboxItem) -> int:
+        """Where a lost post of `item` would be: from its stored intent on, or, for an
+        intent stored with the effect, from the first message id of ours not recorded."""
+        if item.probe_from is not None and item.probe_from != PROBE_AT_RECOVERY:
+            return item.probe_from
+        return await self.first_unknown_id(chat_id)
+
+    async def first_unknown_id(self, chat_id: int) -> int:
+        known = await self.known_bot_messages(chat_id, 0, 2**62)
+        return (max(known) + 1) if known else 1
 
     async def replaced_card(self, chat_id: int, message_id: int, ticket_id: int) -> bool:
         """Whether that message was the ticket's card before a hand-off re-posted it."""
