@@ -414,6 +414,8 @@ async def test_only_what_a_power_cut_must_not_take_is_fsyncd(
         await sim.tap(ADB, card, "Konsolidasi")  # nobody's turn next: the card edited
         await sim.services.outbox.drained()
         assert synced.take() == 1  # the decision
+        # Every effect was tried: none is left taken for untried (an edit included).
+        assert sim.services.repo.outbox.fresh == set()
         await sim.services.repo.db.conn.run(lambda db: db.set_trace_callback(None))
         states = {t.id: t.state for t in await sim.services.repo.tickets.open_tickets()}
         assert states == {1: "verified", 2: "synced"}

@@ -302,6 +302,8 @@ class OutboxWorker:
                 log.exception("outbox: delivering effect %s failed", item.id)
                 await self._retry(item, "internal error")
             finally:
+                # Tried (or stepped aside): from now on its intent is not taken as untried.
+                self.stores.outbox.fresh.discard(item.id)
                 self._busy -= 1
                 async with self._changed:
                     self._changed.notify_all()
