@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import form
 from ticketbot.emulator.simulation import GROUP_ID, KASI, STAF, Simulation
-from ticketbot.outbox import Pacer
+from ticketbot.outbox import HOLD_AT_MOST, Pacer
 
 BUDGET = 3  # messages a minute in the group, for both the bot and the fake
 
@@ -107,3 +107,25 @@ async def test_a_restart_edits_only_cards_whose_text_changed(tmp_path: Path) -> 
         await sim.run_jobs()
         edited = {int(c.params["message_id"]) for c in sim.api.calls_of("editMessageText")[edits:]}
         assert edited == {sim.card_now(card)}  # where the hand-off re-posted it
+
+
+async def test_a_new_card_that_waited_for_the_budget_is_posted_not_searched_for(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A card steps aside while the group's minute is spent: it was not tried, so when it
+    goes it is posted at once, not first looked for as a post whose answer was lost (that
+    search edits, and Telegram counts edits against the group's budget)."""
+    pacer = sim.services.outbox.pacer
+    spent = iter([HOLD_AT_MOST + 0.1])  # the first look at the group's budget: spent
+
+    def blocked_for(chat_id: int | None, *, charged: bool) -> float:
+        return next(spent, None) or Pacer.blocked_for(pacer, chat_id, charged=charged)
+
+    monkeypatch.setattr(pacer, "blocked_for", blocked_for)
+    await sim.api.post(STAF.user_id, GROUP_ID, form(nik="1273014506850001"))
+    await sim.api.wait_until(lambda: len(cards(sim)) == 1)
+    assert next(spent, None) is None  # it did step aside
+    await sim.services.outbox.drained()
+    assert [c for c in sim.api.calls if c.method == "editMessageReplyMarkup"] == []
+    assert len([c for c in sim.api.calls_of("sendMessage")
+                if str(c.params["text"]).startswith("📋")]) == 1  # fmt: skip

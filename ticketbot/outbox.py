@@ -294,16 +294,19 @@ class OutboxWorker:
                     continue
                 chat = await self._chat_of(item)
                 if await self._postponed(item, chat):
-                    continue
-                await self._handle(item, chat)
+                    continue  # not tried: still untried, its intent stands
+                try:
+                    await self._handle(item, chat)
+                finally:
+                    # Tried: from now on a post of it may have happened (an edit too: it
+                    # leaves the set).
+                    self.stores.outbox.fresh.discard(item.id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox: delivering effect %s failed", item.id)
                 await self._retry(item, "internal error")
             finally:
-                # Tried (or stepped aside): from now on its intent is not taken as untried.
-                self.stores.outbox.fresh.discard(item.id)
                 self._busy -= 1
                 async with self._changed:
                     self._changed.notify_all()
@@ -735,9 +738,8 @@ class OutboxWorker:
         """After an outcome we could not see: a message of ours from where the intent says
         (`probe_start`) that we never recorded, and that is this card, is the lost post.
         Editing its buttons to the same ones answers "not modified" only on that card (the
-        buttons name the ticket);
-        messages of others cannot be edited; a message of ours that is something else is
-        left as it was."""
+        buttons name the ticket); messages of others cannot be edited; a message of ours
+        that is something else is left as it was."""
         start = await self.stores.outbox.probe_start(chat, item)
         known = await self.stores.outbox.known_bot_messages(chat, start, start + PROBE_SPAN)
         markup = telegram_io.keyboard(view)
