@@ -5,13 +5,16 @@ and counts every call; the tests wait on the fake's own conditions, never on the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import form
 from ticketbot.emulator.simulation import GROUP_ID, KASI, STAF, Simulation
-from ticketbot.outbox import HOLD_AT_MOST, Pacer
+from ticketbot.outbox import HOLD_AT_MOST, MESSAGE_KINDS, TOGETHER, Pacer
+from ticketbot.store import Stores
+from ticketbot.store.rows import to_db_time
 
 BUDGET = 3  # messages a minute in the group, for both the bot and the fake
 
@@ -129,3 +132,27 @@ async def test_a_new_card_that_waited_for_the_budget_is_posted_not_searched_for(
     assert [c for c in sim.api.calls if c.method == "editMessageReplyMarkup"] == []
     assert len([c for c in sim.api.calls_of("sendMessage")
                 if str(c.params["text"]).startswith("📋")]) == 1  # fmt: skip
+
+
+async def test_effects_due_in_the_same_moment_go_most_urgent_first(tmp_path: Path) -> None:
+    """Effects that stepped aside for the same slot of the group's budget get due times a
+    few microseconds apart. The lane takes what is due within TOGETHER as one: a new card
+    waiting for that slot goes before a combined ping whose time came a microsecond sooner
+    (else the ping takes the slot, and the burst needs another minute)."""
+    repo = await Stores.open(tmp_path / "db.sqlite3")
+    try:
+        slot = datetime(2026, 12, 8, 2, 0, tzinfo=UTC)
+        async with repo.db.transaction() as conn:
+            for kind, key, due in (("ping", "ping:7", slot),
+                                   ("send", "reply:1", slot + timedelta(microseconds=10))):  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO outbox (kind, key, chat_id, target_id, text, created_at,"
+                    " next_attempt_at) VALUES (?, ?, ?, 7, 'x', ?, ?)",
+                    (kind, key, GROUP_ID, to_db_time(slot), to_db_time(due)),
+                )
+        alone = await repo.outbox.due_effects(slot, MESSAGE_KINDS, 1)
+        assert [e.kind for e in alone] == ["ping"]  # strictly by the clock: the ping
+        together = await repo.outbox.due_effects(slot + TOGETHER, MESSAGE_KINDS, 1)
+        assert [e.kind for e in together] == ["send"]
+    finally:
+        await repo.close()

@@ -71,6 +71,10 @@ MAX_RETRY = 300.0
 MARGIN = 0.25
 HOLD_AT_MOST = 1.0  # seconds a lane waits for a chat's budget before it moves on to others
 ANSWER_FIRST = 0.5  # seconds group messages wait at most for taps being answered
+# Effects that stepped aside for the same slot of a chat's budget get due times microseconds
+# apart (each computed when it stepped aside): taken together, the most urgent first, so a
+# combined ping whose time came a microsecond earlier does not take a new card's slot.
+TOGETHER = timedelta(milliseconds=50)
 # Telegram deletes a message only within 48 hours of sending it: a card older than this is
 # not re-posted at a hand-off (its old copy would stay).
 REPOST_WITHIN = timedelta(hours=47)
@@ -277,7 +281,9 @@ class OutboxWorker:
     async def _lane_round(self, kinds: tuple[str, ...]) -> None:
         # Messages one at a time: what is most urgent is chosen again before each (a new
         # card overtakes thirty re-renders); deletions go in batches.
-        items = await self.stores.outbox.due_effects(utcnow(), kinds, 1 if "card" in kinds else 20)
+        items = await self.stores.outbox.due_effects(
+            utcnow() + TOGETHER, kinds, 1 if "card" in kinds else 20
+        )
         if not items:
             await self._sleep_until_due(kinds)
             return
