@@ -284,3 +284,29 @@ async def test_delivered_effects_and_handled_updates_are_pruned_after_a_week(
     assert updates == 0  # the newest update stays: it holds the offset
     assert await repo.outbox.pending_effects() == 0
     assert await repo.inbox.last_update_id() is not None
+
+
+async def test_the_search_for_a_lost_post_is_paced_as_the_edits_it_is(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an unknown outcome (a 500 on the card's post) the search edits ids that may
+    hold the post; Telegram counts every edit against the group, so the bot's pacer charges
+    each one to the group's budget too, as it does the post."""
+    pacer = sim.services.outbox.pacer
+    charges: list[bool] = []
+    acquire = pacer.acquire
+
+    async def counted(chat_id: int | None, *, charged: bool) -> None:
+        if chat_id == GROUP_ID:
+            charges.append(charged)
+        await acquire(chat_id, charged=charged)
+
+    monkeypatch.setattr(pacer, "acquire", counted)
+    sim.api.fail_next("sendMessage", 500)
+    await sim.say(STAF, VALID_FORM)
+    await sim.services.outbox.drained()
+    searched = [c for c in sim.api.calls if c.method == "editMessageReplyMarkup"]
+    posted = [c for c in sim.api.calls if c.method == "sendMessage" and not c.injected]
+    assert searched  # it did search
+    assert charges.count(True) == len(searched) + len(posted) + 1  # + the post that failed
+    forget_injected(sim)

@@ -755,7 +755,8 @@ class OutboxWorker:
         for message_id in range(start, start + PROBE_SPAN):
             if message_id in known:
                 continue
-            await self.pacer.acquire(chat, charged=False)
+            # An edit, even one that finds nothing: Telegram counts it against the group.
+            await self.pacer.acquire(chat, charged=True)
             try:
                 edited = await self.bot.edit_message_reply_markup(
                     chat, message_id, reply_markup=markup
