@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import form
 from ticketbot.domain.lifecycle import SOP_09, Action, State
 from ticketbot.domain.validation import TicketForm
+from ticketbot.emulator import simulation as people
+from ticketbot.emulator.simulation import GROUP_ID, Simulation
 from ticketbot.records import Actor, card_effect
 from ticketbot.schema import migration_files, split_statements
 from ticketbot.store import Stores
@@ -188,3 +191,25 @@ async def test_an_updates_decisive_change_marks_it_handled_in_the_same_transacti
     finally:
         HANDLING.set(None)
         await repo.close()
+
+
+async def test_the_first_unknown_message_id_is_one_past_every_message_recorded(
+    sim: Simulation,
+) -> None:
+    """Read from the end of each record's index, it agrees with the whole set of messages
+    of ours recorded (cards, pings, replies, summaries): where a search for a lost post
+    begins after a restart."""
+    outbox = sim.services.repo.outbox
+    assert await outbox.first_unknown_id(GROUP_ID) == 1
+    await sim.say(people.STAF, form(nik="1273014506850001"))
+    await sim.say(people.STAF, form(nik="1273014506850002"))
+    await sim.tap(people.KASI, sim.last_bot_message().message_id, "Verifikasi")
+    await sim.say(people.STAF, form(nik="12730145068500"))  # refused: a reply
+    await sim.services.outbox.drained()
+    known = await outbox.known_bot_messages(GROUP_ID, 0, 2**62)
+    assert len(known) >= 3
+    assert await outbox.first_unknown_id(GROUP_ID) == max(known) + 1
+    assert (
+        await outbox.first_unknown_id(-100999)
+        == max(await outbox.known_bot_messages(-100999, 0, 2**62), default=0) + 1
+    )

@@ -723,10 +723,7 @@ class OutboxWorker:
         there on. An effect created by this process and not tried yet has its intent
         already (stored with it, in its change's fsync'd transaction): no write before the
         post."""
-        fresh = self.stores.outbox.fresh
-        if item.id in fresh and item.probe_from is not None:
-            fresh.discard(item.id)  # tried from now on
-        else:
+        if self._maybe_posted(item) or item.probe_from is None:
             probe_from = self._last_seen.get(chat, 0) + 1
             if self._last_seen.get(chat) is None:
                 probe_from = await self.stores.outbox.first_unknown_id(chat)

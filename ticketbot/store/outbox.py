@@ -59,6 +59,18 @@ def kinds_sql(kinds: Iterable[str]) -> str:
     return ",".join(f"'{k}'" for k in chosen)
 
 
+# Where the messages the bot sent are recorded: table, column, and the condition for one
+# chat (summaries and mail answers are always in the group). `+chat_id`: a ping's newest is
+# read from the ping index, not by walking every card of the chat.
+OUR_MESSAGES = (
+    ("tickets", "card_message_id", "chat_id = :chat"),
+    ("tickets", "ping_message_id", "+chat_id = :chat"),
+    ("outbox", "message_id", "kind != 'delete' AND status = 'done' AND chat_id = :chat"),
+    ("recap_batches", "summary_message_id", "1"),
+    ("mails", "group_message_id", "1"),
+)
+
+
 def lane_of(kind: str) -> str:
     """The worker's lane that delivers an effect of `kind`."""
     return next(lane for lane, kinds in LANES.items() if kind in kinds)
@@ -376,24 +388,12 @@ class OutboxStore:
     async def known_bot_messages(self, chat_id: int, low: int, high: int) -> set[int]:
         """Every message of ours in [low, high] whose id we recorded: cards, summaries,
         pings, reminders, notices and replies (a lost post is none of them)."""
-        args = (chat_id, low, high)
         known: set[int] = set()
-        for sql in (
-            "SELECT card_message_id FROM tickets WHERE chat_id = ? AND card_message_id"
-            " BETWEEN ? AND ?",
-            "SELECT ping_message_id FROM tickets WHERE chat_id = ? AND ping_message_id"
-            " BETWEEN ? AND ?",
-            "SELECT message_id FROM outbox WHERE kind != 'delete' AND status = 'done'"
-            " AND chat_id = ? AND message_id BETWEEN ? AND ?",
-        ):
-            async with self.db.conn.execute(sql, args) as cur:
-                known |= {int(r[0]) for r in await cur.fetchall()}
-        for sql in (
-            "SELECT summary_message_id FROM recap_batches"
-            " WHERE summary_message_id BETWEEN ? AND ?",
-            "SELECT group_message_id FROM mails WHERE group_message_id BETWEEN ? AND ?",
-        ):
-            async with self.db.conn.execute(sql, (low, high)) as cur:
+        for table, column, where in OUR_MESSAGES:
+            async with self.db.conn.execute(
+                f"SELECT {column} FROM {table} WHERE {where} AND {column} BETWEEN :low AND :high",
+                {"chat": chat_id, "low": low, "high": high},
+            ) as cur:
                 known |= {int(r[0]) for r in await cur.fetchall()}
         return known
 
@@ -413,8 +413,18 @@ class OutboxStore:
         return await self.first_unknown_id(chat_id)
 
     async def first_unknown_id(self, chat_id: int) -> int:
-        known = await self.known_bot_messages(chat_id, 0, 2**62)
-        return (max(known) + 1) if known else 1
+        """One past the newest message of ours recorded in that chat: each record's newest,
+        read from the end of its index (a tap on an old card may ask, at a million tickets)."""
+        newest = 0
+        for table, column, where in OUR_MESSAGES:
+            async with self.db.conn.execute(
+                f"SELECT {column} FROM {table} WHERE {where} AND {column} IS NOT NULL"
+                f" ORDER BY {column} DESC LIMIT 1",
+                {"chat": chat_id},
+            ) as cur:
+                row = await cur.fetchone()
+            newest = max(newest, int(row[0])) if row else newest
+        return newest + 1
 
     async def replaced_card(self, chat_id: int, message_id: int, ticket_id: int) -> bool:
         """Whether that message was the ticket's card before a hand-off re-posted it."""
